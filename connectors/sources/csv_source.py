@@ -1,0 +1,83 @@
+"""The two-file CSV export of DESIGN.md §9: UTF-8, UTF-8 with BOM or GB18030, headers configurable."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from syncd.source import RawRecord, SourceError
+
+_SAMPLE_BYTES = 256 * 1024
+REQUIRED_PEOPLE_FIELDS = ("employee_id",)
+REQUIRED_DEPARTMENT_FIELDS = ("id",)
+
+
+def detect_encoding(path: Path) -> str:
+    """`utf-8-sig` when the file starts with a BOM, `utf-8` when its start decodes as UTF-8, else GB18030.
+
+    Excel on a Chinese Windows saves "CSV" as GB18030 (GBK); every other tool writes UTF-8.
+    A GB18030 file with Chinese text fails UTF-8 decoding within its first characters.
+    """
+    with path.open("rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+class CsvSource:
+    """HR records from `departments.csv` and `people.csv`, headers mapped to field names."""
+
+    def __init__(self, people: Path, departments: Path, people_columns: Mapping[str, str],
+                 department_columns: Mapping[str, str], encoding: str = "auto") -> None:
+        self._people = people
+        self._departments = departments
+        self._people_columns = dict(people_columns)
+        self._department_columns = dict(department_columns)
+        self._encoding = encoding
+
+    def departments(self) -> Iterator[RawRecord]:
+        """Every department row."""
+        return self._rows(self._departments, self._department_columns, REQUIRED_DEPARTMENT_FIELDS)
+
+    def people(self) -> Iterator[RawRecord]:
+        """Every person row."""
+        return self._rows(self._people, self._people_columns, REQUIRED_PEOPLE_FIELDS)
+
+    def _rows(self, path: Path, columns: Mapping[str, str], required: tuple[str, ...]) -> Iterator[RawRecord]:
+        try:
+            encoding = detect_encoding(path) if self._encoding == "auto" else self._encoding
+            with path.open(encoding=encoding, newline="") as handle:
+                yield from _records(csv.reader(handle), path.name, columns, required)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise SourceError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _records(reader: Iterator[list[str]], name: str, columns: Mapping[str, str],
+             required: tuple[str, ...]) -> Iterator[RawRecord]:
+    header = next(reader, None)
+    if header is None:
+        raise SourceError(f"{name}: empty file, no header row")
+    positions = header_positions(header, columns)
+    missing = [f"{field} ({columns[field]!r})" for field in required if field not in positions]
+    if missing:
+        raise SourceError(f"{name}: header has no column for {', '.join(missing)}")
+    line = 1
+    for row in reader:
+        line = getattr(reader, "line_num", line + 1)
+        if not any(cell.strip() for cell in row):
+            continue  # blank and trailing empty rows
+        fields = {field: (row[i] if i < len(row) else "") for field, i in positions.items()}
+        yield RawRecord(fields, name, line)
+
+
+def header_positions(header: list[str], columns: Mapping[str, str]) -> dict[str, int]:
+    """Field name → column index, for the headers present (trimmed; a BOM left by a tool is ignored)."""
+    index = {cell.strip().lstrip("\ufeff"): i for i, cell in enumerate(header) if cell.strip()}
+    return {field: index[title] for field, title in columns.items() if title in index}

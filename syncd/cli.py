@@ -1,0 +1,187 @@
+"""The `syncd` command (DESIGN.md §9). Exit codes: 0 success, 1 run failed, 2 usage or configuration, 3 held."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syncd import log as logging_setup
+from syncd.config import DEFAULT_PATH, Config, ConfigError, load
+from syncd.cycle import CycleResult
+from syncd.model import Plan, Rejection
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _load_config(ctx: click.Context) -> Config:
+    path: Path = ctx.obj["config_path"]
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        click.echo(f"syncd: configuration {path} is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    logging_setup.configure(config.logging.format, config.logging.level, config.logging.show_personal_data)
+    return config
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="SYNCD_CONFIG",
+              default=DEFAULT_PATH, show_default=True, help="Configuration file.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path) -> None:
+    """syncd keeps a unit's part of the Zhengzhengding directory equal to its HR records."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@main.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the configuration; print every problem with its key, and exit 2 when there is one."""
+    config = _load_config(ctx)
+    problems = []
+    for key in ("people", "departments"):
+        path = getattr(config.source, key)
+        if config.source.kind in ("csv", "xlsx") and path is not None and not path.is_file():
+            problems.append(f"source.{key}: got {str(path)!r}; expected an existing file")
+    if problems:
+        click.echo(f"syncd: configuration {ctx.obj['config_path']} is not valid:", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    click.echo(f"configuration {ctx.obj['config_path']} is valid (unit {config.unit.name}, "
+               f"source {config.source.kind}, target {config.target.base_url})")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
+    """Run one cycle now, then exit."""
+    from syncd.cycle import run_cycle
+    from syncd.state.store import StateStore
+    from syncd.wiring import build_source, build_target
+
+    config = _load_config(ctx)
+    store = StateStore(config.state.url)
+    try:
+        result = run_cycle(config, build_source(config), build_target(config, dry_run=dry_run), store,
+                           trigger="manual", dry_run=dry_run)
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(json.dumps(result_json(result), ensure_ascii=False, indent=2))
+    else:
+        print_rejections(result.snapshot.rejections)
+        print_plan(result.plan, title="Plan (dry run: nothing written)" if dry_run else "Plan")
+        if not dry_run:
+            print_outcomes(result)
+    ctx.exit(result.exit_code)
+
+
+def print_rejections(rejections: list[Rejection]) -> None:
+    """Rejected records as HR reads them: where, which field, why."""
+    if not rejections:
+        return
+    click.echo(f"Rejected records ({len(rejections)}):")
+    for r in rejections:
+        click.echo(f"  {r.location()}  {r.kind} {r.key or '?'}  {r.field}: {r.reason}")
+
+
+def print_plan(plan: Plan, title: str = "Plan") -> None:
+    """The plan grouped by change kind, with counts."""
+    groups = plan.by_kind()
+    click.echo(f"{title}: {len(plan)} change(s)" + ("" if plan.changes else " — the directory is up to date"))
+    for kind, changes in groups.items():
+        click.echo(f"  {kind.value} ({len(changes)})")
+        for change in changes:
+            click.echo(f"    {change.describe()}")
+
+
+def print_outcomes(result: CycleResult) -> None:
+    """Per failed change what went wrong, then the run's counts."""
+    failed = [o for o in result.report.outcomes if o.state != "done"]
+    for outcome in failed:
+        click.echo(f"  FAILED {outcome.change.describe()}: {outcome.category}: {outcome.message}")
+    done = len(result.report.outcomes) - len(failed)
+    click.echo(f"Run {result.run_id}: {result.outcome}; {done} done, {len(failed)} failed, "
+               f"{len(result.snapshot.rejections)} record(s) rejected")
+
+
+def result_json(result: CycleResult) -> dict[str, Any]:
+    """The plan and outcomes for machines (field names, never personal values)."""
+    return {
+        "run_id": result.run_id,
+        "outcome": result.outcome,
+        "complete": result.snapshot.complete,
+        "counts": {kind.value: len(changes) for kind, changes in result.plan.by_kind().items()},
+        "changes": [
+            {"kind": c.kind.value, "subject": c.subject, "fields": sorted(c.fields),
+             "department": c.department, "from_department": c.from_department, "reason": c.reason}
+            for c in result.plan.changes
+        ],
+        "failed": [
+            {"kind": o.change.kind.value, "subject": o.change.subject, "category": o.category, "message": o.message}
+            for o in result.report.outcomes if o.state != "done"
+        ],
+        "rejections": [
+            {"location": r.location(), "kind": r.kind, "key": r.key, "field": r.field, "reason": r.reason}
+            for r in result.snapshot.rejections
+        ],
+    }
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8470, show_default=True)
+@click.option("--tenant-id", type=int, default=196729, show_default=True)
+@click.option("--app-key", default="demo-app-key", show_default=True)
+@click.option("--app-secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the app secret (default: the demo secret).")
+@click.option("--root-code", default="GO_" + "0" * 31 + "1", show_default=True, help="Root organisationCode.")
+@click.option("--root-name", default="郑州市审计局", show_default=True)
+@click.option("--admin-token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the token of the /_sim admin endpoints (default: the demo token).")
+@click.option("--state-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keep the directory in this JSON file across restarts.")
+def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_file: Path | None,
+              root_code: str, root_name: str, admin_token_file: Path | None, state_file: Path | None) -> None:
+    """Serve the bundled Zhengzhengding simulator (demo, tests) until interrupted."""
+    from connectors.zzd.simulator.server import SimTenant, serve
+
+    logging_setup.configure()
+    tenant = SimTenant(
+        tenant_id=tenant_id, app_key=app_key,
+        app_secret=app_secret_file.read_text().strip() if app_secret_file else DEMO_SECRET,
+        root_code=root_code, root_name=root_name,
+        admin_token=admin_token_file.read_text().strip() if admin_token_file else DEMO_ADMIN_TOKEN,
+        state_file=state_file,
+    )
+    click.echo(f"simulator for tenant {tenant_id} on http://{host}:{port} (root {root_code})", err=True)
+    serve(tenant, host, port)
+
+
+DEMO_SECRET = "demo-secret-not-for-production"
+DEMO_ADMIN_TOKEN = "demo-admin-token"
+
+
+@main.command()
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the demo's files (configuration, exports, state) in this directory.")
+def demo(keep: Path | None) -> None:
+    """The whole job on bundled synthetic data against the bundled simulator."""
+    from syncd.demo import run_demo
+
+    sys.exit(run_demo(keep))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,323 @@
+"""Configuration: one TOML file, `SYNCD_SECTION__KEY` overrides, validated in one place.
+
+Every problem is reported with its key path, the offending value (secrets masked) and what was
+expected, so that `syncd check-config` can list them all at once and the daemon fails at start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
+
+DEFAULT_PATH = Path("/etc/syncd/syncd.toml")
+ENV_PREFIX = "SYNCD_"
+SECRET_KEY_PARTS = ("secret", "password", "token")
+
+DEFAULT_PEOPLE_COLUMNS: dict[str, str] = {
+    "employee_id": "工号", "name": "姓名", "gender": "性别", "mobile": "手机号", "department": "部门编号",
+    "establishment": "编制", "rank": "职级", "political_status": "政治面貌", "role": "人员角色",
+    "post": "职务", "post_level": "职务层次", "office_phone": "办公电话", "leader_duties": "领导分工",
+    "status": "人员状态", "order": "排序",
+}
+DEFAULT_DEPARTMENT_COLUMNS: dict[str, str] = {
+    "id": "部门编号", "name": "部门名称", "short_name": "简称", "parent": "上级部门编号", "order": "排序",
+}
+
+
+class _Section(BaseModel):
+    # A misspelt key is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def resolve_secret(value: str | None, file: Path | None, key: str) -> str:
+    """The secret's current text: from the file (re-read every call) or `env:NAME` or literal."""
+    if file is not None:
+        return file.read_text(encoding="utf-8").strip()
+    if value is None:
+        raise ConfigError([Problem(key, None, "a secret: set it or its *_file")])
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError([Problem(key, value, f"environment variable {name} to be set")])
+        return os.environ[name]
+    return value
+
+
+class UnitConfig(_Section):
+    """`[unit]`: which unit this is and where its part of the directory starts."""
+
+    name: str = Field(min_length=1)
+    root_department: str = Field(min_length=1)
+    root_organization_code: str = Field(pattern=r"^GO_[0-9a-zA-Z]+$")
+    operator: str = Field(default="syncd", min_length=1)
+
+
+class ColumnsConfig(_Section):
+    """`[source.columns]`: header names of the CSV/XLSX export, by field."""
+
+    people: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PEOPLE_COLUMNS))
+    departments: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DEPARTMENT_COLUMNS))
+
+    @field_validator("people")
+    @classmethod
+    def _known_people_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_PEOPLE_COLUMNS, **_known(value, PERSON_FIELDS)}
+
+    @field_validator("departments")
+    @classmethod
+    def _known_department_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_DEPARTMENT_COLUMNS, **_known(value, DEPARTMENT_FIELDS)}
+
+
+def _known(mapping: dict[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        raise ValueError(f"field names from {', '.join(allowed)}; unknown: {', '.join(unknown)}")
+    return mapping
+
+
+class SourceConfig(_Section):
+    """`[source]`: where HR's truth is read from."""
+
+    kind: Literal["csv", "xlsx", "ldap", "sql"] = "csv"
+    people: Path | None = None
+    departments: Path | None = None
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "gb18030"] = "auto"
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    code_tables: Path | None = None
+
+    @model_validator(mode="after")
+    def _files_for_file_kinds(self) -> SourceConfig:
+        if self.kind in ("csv", "xlsx"):
+            missing = [k for k in ("people", "departments") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"source.{missing[0]}: a file path when source.kind is {self.kind!r}")
+        return self
+
+
+class TargetConfig(_Section):
+    """`[target]`: the Zhengzhengding gateway and the app's credentials."""
+
+    base_url: str = Field(pattern=r"^https?://[^\s/]+")
+    app_key: str = Field(min_length=1)
+    app_secret: SecretStr | None = None
+    app_secret_file: Path | None = None
+    tenant_id: int = Field(gt=0)
+    rate_limit: float = Field(default=10.0, gt=0, le=1000)
+    timeout: float = Field(default=5.0, gt=0, le=300)
+    error_codes: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TargetConfig:
+        if (self.app_secret is None) == (self.app_secret_file is None):
+            raise ValueError("target.app_secret: exactly one of target.app_secret and target.app_secret_file")
+        if self.app_secret_file is not None and not self.app_secret_file.is_file():
+            raise ValueError(f"target.app_secret_file: a readable file, not {str(self.app_secret_file)!r}")
+        if self.app_secret is not None and self.app_secret.get_secret_value().startswith("env:"):
+            name = self.app_secret.get_secret_value()[4:]
+            if name not in os.environ:
+                raise ValueError(f"target.app_secret: environment variable {name} to be set")
+        return self
+
+    def secret(self) -> str:
+        """The app secret now; a secret file is re-read on every call so rotation needs no restart."""
+        value = None if self.app_secret is None else self.app_secret.get_secret_value()
+        return resolve_secret(value, self.app_secret_file, "target.app_secret")
+
+
+class StateConfig(_Section):
+    """`[state]`: where links, runs and the journal live."""
+
+    url: str = Field(default="sqlite:////var/lib/syncd/state.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
+
+
+_DURATION = re.compile(r"^(\d+)(s|m|h)$")
+
+
+class ScheduleConfig(_Section):
+    """`[schedule]`: the daemon's cycles."""
+
+    incremental_every: str = Field(default="60s", pattern=_DURATION.pattern)
+    full_at: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    def incremental_seconds(self) -> int:
+        """`incremental_every` in seconds."""
+        match = _DURATION.match(self.incremental_every)
+        assert match is not None  # validated by the pattern
+        return int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+class SafetyConfig(_Section):
+    """`[safety]`: the guards on a plan."""
+
+    max_deactivations: int = Field(default=50, ge=0)
+    max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
+    structure_changes: Literal["hold", "apply"] = "hold"
+    quarantine_failure_share: float = Field(default=0.4, gt=0, le=1)
+
+
+class Admin(_Section):
+    """One administrator on an escalation level."""
+
+    name: str
+    account_id: int | None = None
+    email: str | None = None
+
+
+class EscalationConfig(_Section):
+    """`[escalation]`: who hears of problems, and when."""
+
+    unit_admins: list[Admin] = Field(default_factory=list)
+    higher_admins: list[Admin] = Field(default_factory=list)
+    deadline_workdays: int = Field(default=3, ge=1, le=30)
+    failed_runs_before_escalation: int = Field(default=3, ge=1)
+    channels: list[Literal["work_notification", "email", "webhook"]] = Field(
+        default_factory=lambda: ["work_notification"]
+    )
+
+
+class ApiConfig(_Section):
+    """`[api]`: the control API for resyncs."""
+
+    listen: str = Field(default="127.0.0.1:8480", pattern=r"^[\w.:\[\]-]+:\d{1,5}$")
+    tokens_file: Path | None = None
+
+
+class LoggingConfig(_Section):
+    """`[logging]`."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    show_personal_data: bool = False
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    unit: UnitConfig
+    source: SourceConfig
+    target: TargetConfig
+    state: StateConfig = Field(default_factory=StateConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One configuration problem: where, what was found, what was expected."""
+
+    key: str
+    value: Any
+    expected: str
+
+    def __str__(self) -> str:
+        shown = _mask(self.key, self.value)
+        return f"{self.key}: got {shown}; expected {self.expected}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+
+def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate; raise ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([Problem("(file)", str(path), "an existing TOML configuration file")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem("(file)", str(path), f"valid TOML ({exc})")]) from exc
+    _apply_env_overrides(raw, environ)
+    _resolve_relative_paths(raw, path.parent)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_problem(error) for error in exc.errors()]) from exc
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """`SYNCD_TARGET__RATE_LIMIT=20` sets target.rate_limit; values are TOML literals or text."""
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name == "SYNCD_CONFIG":
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[keys[-1]] = _env_value(text)
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+# Paths in the file are relative to the file, so a configuration directory can move as a whole.
+_PATH_KEYS = (("source", "people"), ("source", "departments"), ("source", "code_tables"),
+              ("target", "app_secret_file"), ("api", "tokens_file"))
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    for section, key in _PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            raw[section][key] = str((base / value).resolve())
+    state = raw.get("state")
+    if isinstance(state, dict) and isinstance(state.get("url"), str):
+        prefix = "sqlite:///"
+        url = state["url"]
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            state["url"] = prefix + str((base / url[len(prefix):]).resolve())
+
+
+_KEYED_MESSAGE = re.compile(r"^([a-z_]+\.[a-z_.]+): (.*)$", re.DOTALL)
+
+
+def _problem(error: Mapping[str, Any]) -> Problem:
+    key = ".".join(str(part) for part in error["loc"]) or "(file)"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    value = error.get("input")
+    keyed = _KEYED_MESSAGE.match(message)
+    if keyed:  # a check across keys names the key it is about
+        key, message, value = keyed[1], keyed[2], None
+    if error["type"] == "extra_forbidden":
+        message = "no such key (misspelt, or in the wrong section)"
+    elif error["type"] == "missing":
+        message = "this key to be set"
+    return Problem(key, value, message)
+
+
+def _mask(key: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if any(part in key.lower() for part in SECRET_KEY_PARTS) and not key.lower().endswith("_file"):
+        return "'****'"
+    if isinstance(value, dict):
+        return "a table"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"

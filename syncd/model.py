@@ -1,0 +1,194 @@
+"""The domain: HR records, the snapshot a source yields, and the changes a plan is made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+
+
+class PersonStatus(StrEnum):
+    """`人员状态` of the HR export: only 在职 people belong in the directory as active."""
+
+    IN_POST = "在职"
+    TRANSFERRED_OUT = "调离"
+    RETIRED = "退休"
+    RESIGNED = "离职"
+    DECEASED = "死亡"
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    """One HR department, normalised. `parent` is None only for the unit's root department."""
+
+    id: str
+    name: str
+    short_name: str = ""
+    parent: str | None = None
+    order: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One HR person record, normalised; codes (gender, political status) already mapped."""
+
+    employee_id: str
+    name: str
+    gender: str = ""
+    mobile: str = ""
+    department: str = ""
+    establishment: str = ""
+    rank: str = ""
+    political_status: str = ""
+    role: str = ""
+    post: str = ""
+    post_level: str = ""
+    office_phone: str = ""
+    leader_duties: str = ""
+    status: PersonStatus = PersonStatus.IN_POST
+    order: int | None = None
+
+    def pushed_fields(self) -> dict[str, str]:
+        """The fields syncd writes to the directory, as text: what a link stores as last pushed."""
+        return {name: _text(getattr(self, name)) for name in PUSHED_PERSON_FIELDS}
+
+
+# Fields of a person that reach the directory. `employee_id` is the anchor (stored on the link),
+# `department` becomes the position's organisation and `status` the lifecycle; neither is a field.
+PUSHED_PERSON_FIELDS: tuple[str, ...] = (
+    "name", "gender", "mobile", "establishment", "rank", "political_status",
+    "role", "post", "post_level", "office_phone", "leader_duties", "order",
+)
+PERSON_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Person))
+DEPARTMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Department))
+
+
+def department_pushed_fields(dept: Department) -> dict[str, str]:
+    """The fields of a department that reach the directory, as text."""
+    return {"name": dept.name, "short_name": dept.short_name, "order": _text(dept.order)}
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A source record that was not accepted: where it came from, which field, and why."""
+
+    kind: str  # "person" | "department"
+    key: str  # employee id / department id when known, else ""
+    field: str
+    reason: str
+    source: str = ""  # file name, LDAP DN, query …
+    line: int | None = None
+
+    def location(self) -> str:
+        """`people.csv:17` or the DN: where an HR user finds the record."""
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What a source read: accepted records, rejected ones, and whether every page arrived."""
+
+    departments: dict[str, Department] = field(default_factory=dict)
+    people: dict[str, Person] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    complete: bool = True
+
+
+class ChangeKind(StrEnum):
+    """Every kind of change a plan can hold (DESIGN.md §4), in apply order."""
+
+    DEPT_CREATE = "dept_create"
+    DEPT_UPDATE = "dept_update"
+    DEPT_MOVE = "dept_move"
+    TRANSFER = "transfer"
+    UPDATE = "update"
+    REJOIN = "rejoin"
+    ADOPT = "adopt"
+    JOIN = "join"
+    TRANSFER_OUT = "transfer_out"
+    LEAVE = "leave"
+    DEPT_RETIRE = "dept_retire"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One planned change: its kind, its subject (HR id) and what it needs to be applied.
+
+    `fields` holds the values to push (all of them for a create, only the changed ones for an
+    update); `department` is the HR department the change lands in; `from_department` is
+    where a transfer comes from.
+    """
+
+    kind: ChangeKind
+    subject: str
+    fields: dict[str, str] = field(default_factory=dict)
+    department: str | None = None
+    from_department: str | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        """A line for an operator: kind, subject, what changes (field names, never values)."""
+        extra = f" [{', '.join(sorted(self.fields))}]" if self.kind in _FIELD_KINDS else ""
+        where = ""
+        if self.kind is ChangeKind.TRANSFER:
+            where = f" {self.from_department} → {self.department}"
+        elif self.department and self.kind in (ChangeKind.JOIN, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_MOVE):
+            where = f" in {self.department}"
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"{self.kind.value} {self.subject}{where}{extra}{reason}"
+
+
+_FIELD_KINDS = frozenset({ChangeKind.UPDATE, ChangeKind.DEPT_UPDATE})
+
+
+@dataclass(slots=True)
+class Plan:
+    """The ordered changes of one cycle."""
+
+    changes: list[Change] = field(default_factory=list)
+
+    def by_kind(self) -> dict[ChangeKind, list[Change]]:
+        """Changes grouped by kind, kinds in apply order, empty kinds left out."""
+        groups: dict[ChangeKind, list[Change]] = {}
+        for change in self.changes:
+            groups.setdefault(change.kind, []).append(change)
+        return {kind: groups[kind] for kind in ChangeKind if kind in groups}
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedDepartment:
+    """What the state knows of a department syncd manages: its organisation and what was pushed."""
+
+    organization_code: str
+    parent: str | None
+    pushed: dict[str, str]
+    status: str = "active"  # active | retired
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedPerson:
+    """What the state knows of a person syncd manages: directory ids, position, what was pushed."""
+
+    employee_code: str
+    account_id: int | None
+    department: str
+    organization_code: str
+    pushed: dict[str, str]
+    status: str = "active"  # active | inactive
+    frozen: bool = False
+
+
+@dataclass(slots=True)
+class LinkState:
+    """Every link, as reconcile sees them: HR id → linked object."""
+
+    departments: dict[str, LinkedDepartment] = field(default_factory=dict)
+    people: dict[str, LinkedPerson] = field(default_factory=dict)

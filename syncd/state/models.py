@@ -1,0 +1,77 @@
+"""The state tables (SQLAlchemy 2.0). Schema changes are Alembic migrations in `migrations/`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every state table."""
+
+
+class DepartmentLink(Base):
+    """An HR department linked to its organisation in the directory, with what was last pushed."""
+
+    __tablename__ = "department_links"
+
+    hr_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_code: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_hr_id: Mapped[str | None] = mapped_column(String(64))
+    pushed: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | retired
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PersonLink(Base):
+    """An HR person (工号) linked to a directory employee, with the fields last pushed."""
+
+    __tablename__ = "person_links"
+
+    employee_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    employee_code: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    department: Mapped[str] = mapped_column(String(64))  # HR department id of the main position
+    organization_code: Mapped[str] = mapped_column(String(64))
+    pushed: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | inactive
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Run(Base):
+    """One cycle: how it was triggered, when, how it ended, what it counted."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))  # incremental | full
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # success | partial | failed | held
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class JournalEntry(Base):
+    """One change of one run: planned → sent → done | failed | held, with its deadline."""
+
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_state", "state"), Index("ix_journal_subject", "subject"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # position in the plan
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    change: Mapped[dict[str, object]] = mapped_column(JSON)  # what to do, so another run can finish it
+    state: Mapped[str] = mapped_column(String(16), default="planned")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_category: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,181 @@
+"""The state store: links, runs and the journal, behind a small API the engine calls.
+
+Each method is its own short transaction: the engine never holds one open across an HTTP call,
+and a change's link is written only after the directory accepted it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.model import Change, LinkedDepartment, LinkedPerson, LinkState
+from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, Run
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file readable by the service user only (mode 0600)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL keeps readers (status, approve) from blocking a running cycle; NORMAL sync is crash-safe in WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class StateStore:
+    """Links, runs and the change journal in one database (SQLite by default, PostgreSQL for several nodes)."""
+
+    def __init__(self, url: str) -> None:
+        _private_sqlite_file(url)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # -- links -------------------------------------------------------------------------------
+
+    def links(self) -> LinkState:
+        """Every link, as reconcile's input."""
+        state = LinkState()
+        with self._session() as session:
+            for d in session.scalars(select(DepartmentLink)):
+                state.departments[d.hr_id] = LinkedDepartment(d.organization_code, d.parent_hr_id, d.pushed, d.status)
+            rows = session.execute(select(
+                PersonLink.employee_id, PersonLink.employee_code, PersonLink.account_id, PersonLink.department,
+                PersonLink.organization_code, PersonLink.pushed, PersonLink.status, PersonLink.frozen))
+            for row in rows:
+                state.people[row[0]] = LinkedPerson(*row[1:])
+        return state
+
+    def save_department(self, hr_id: str, link: LinkedDepartment, session: Session) -> None:
+        """Insert or replace a department link (inside the caller's transaction)."""
+        row = session.get(DepartmentLink, hr_id) or DepartmentLink(hr_id=hr_id)
+        row.organization_code = link.organization_code
+        row.parent_hr_id = link.parent
+        row.pushed = dict(link.pushed)
+        row.status = link.status
+        row.updated_at = _now()
+        session.add(row)
+
+    def save_person(self, employee_id: str, link: LinkedPerson, session: Session) -> None:
+        """Insert or replace a person link (inside the caller's transaction)."""
+        row = session.get(PersonLink, employee_id) or PersonLink(employee_id=employee_id)
+        row.employee_code = link.employee_code
+        row.account_id = link.account_id
+        row.department = link.department
+        row.organization_code = link.organization_code
+        row.pushed = dict(link.pushed)
+        row.status = link.status
+        row.frozen = link.frozen
+        row.updated_at = _now()
+        session.add(row)
+
+    # -- runs and journal --------------------------------------------------------------------
+
+    def start_run(self, trigger: str, mode: str, dry_run: bool) -> str:
+        """Record a new run and return its id."""
+        run_id = uuid.uuid4().hex[:12]
+        with self._session.begin() as session:
+            session.add(Run(id=run_id, trigger=trigger, mode=mode, dry_run=dry_run, started_at=_now(), counts={}))
+        return run_id
+
+    def finish_run(self, run_id: str, outcome: str, counts: dict[str, int]) -> None:
+        """Record how a run ended."""
+        with self._session.begin() as session:
+            session.execute(update(Run).where(Run.id == run_id).values(
+                finished_at=_now(), outcome=outcome, counts=counts))
+
+    def journal_plan(self, run_id: str, changes: Iterable[Change], detected_at: datetime, due: date) -> list[int]:
+        """Journal every change of a plan as planned; return their entry ids in plan order."""
+        now = _now()
+        with self._session.begin() as session:
+            entries = [
+                JournalEntry(run_id=run_id, seq=seq, kind=change.kind.value, subject=change.subject,
+                             change=_change_payload(change), state="planned", attempts=0,
+                             detected_at=detected_at, due_at=due, updated_at=now)
+                for seq, change in enumerate(changes)
+            ]
+            session.add_all(entries)
+            session.flush()
+            return [entry.id for entry in entries]
+
+    def mark_sent(self, entry_id: int) -> None:
+        """The change is about to be sent: a crash from here on needs a check before any resend."""
+        with self._session.begin() as session:
+            session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+                state="sent", attempts=JournalEntry.attempts + 1, updated_at=_now()))
+
+    def mark_done(self, entry_id: int, department: tuple[str, LinkedDepartment] | None = None,
+                  person: tuple[str, LinkedPerson] | None = None) -> None:
+        """The directory accepted the change: write its link and close the entry in one transaction."""
+        with self._session.begin() as session:
+            if department is not None:
+                self.save_department(*department, session=session)
+            if person is not None:
+                self.save_person(*person, session=session)
+            session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+                state="done", error_category=None, error_message=None, updated_at=_now()))
+
+    def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
+        """The change did not land (or waits on another): keep why."""
+        with self._session.begin() as session:
+            session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+                state=state, error_category=category, error_message=message[:2000], updated_at=_now()))
+
+    def journal_states(self, run_id: str) -> dict[str, int]:
+        """Count of entries per state for a run."""
+        with self._session() as session:
+            rows = session.execute(select(JournalEntry.state, func.count()).where(
+                JournalEntry.run_id == run_id).group_by(JournalEntry.state))
+            return {state: count for state, count in rows}
+
+    def runs(self, limit: int = 10) -> list[Run]:
+        """The latest runs, newest first."""
+        with self._session() as session:
+            return list(session.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
+
+
+def _change_payload(change: Change) -> dict[str, object]:
+    return {"fields": change.fields, "department": change.department,
+            "from_department": change.from_department, "reason": change.reason}

@@ -1,0 +1,76 @@
+"""The contract between the engine and the contacts directory it writes to.
+
+The engine speaks HR field names (`syncd.model.PUSHED_PERSON_FIELDS`); the Zhengzhengding
+adapter in `connectors/zzd/` maps them onto the API of `zzd-api.md`. Organisation codes and
+employee codes are the directory's own identifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedPerson:
+    """What the directory returns for a new person: the employee and the login account."""
+
+    employee_code: str
+    account_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryPerson:
+    """A person found in the directory by mobile (`get_by_mobiles`)."""
+
+    employee_code: str
+    account_id: int | None
+    status: str  # "A" active | "F" inactive
+
+
+class Target(Protocol):
+    """The verbs the engine needs from a contacts directory (zzd-api.md §5)."""
+
+    def create_department(self, fields: Mapping[str, str], parent_code: str, ext_code: str) -> str:
+        """Create an organisation under `parent_code`; return its organisationCode.
+
+        `fields` has `name`, `short_name`, `order`; `ext_code` is the HR department id."""
+
+    def find_department(self, ext_code: str) -> str | None:
+        """The organisationCode whose extOrgCode is this HR department id, or None."""
+
+    def update_department(self, code: str, fields: Mapping[str, str]) -> None:
+        """Change `name` / `short_name` / `order` of an organisation (only the keys given)."""
+
+    def create_person(self, fields: Mapping[str, str], org_code: str) -> CreatedPerson:
+        """Create a person with a main position in `org_code` (all pushed fields given)."""
+
+    def find_person_by_mobile(self, mobile: str) -> DirectoryPerson | None:
+        """The person holding this mobile in the tenant, or None."""
+
+    def update_person(self, employee_code: str, org_code: str, fields: Mapping[str, str]) -> None:
+        """Push changed fields: person fields to the person, position fields to the position in
+        `org_code`; only the keys given are written."""
+
+    def move_person(self, employee_code: str, from_code: str, to_code: str) -> None:
+        """Move the person's position from one organisation to another."""
+
+    def deactivate_person(self, employee_code: str) -> None:
+        """Set the person inactive (status F): the 离职/退休 call. Never a delete."""
+
+
+class TargetError(Exception):
+    """The directory refused a call or could not be reached.
+
+    `category` is one of zzd-api.md §3 (auth, throttled, unavailable, scope, not_found, conflict,
+    invalid, state, duplicate_message). Connectors raise subclasses; the engine decides per
+    change by category and never needs the connector's own classes.
+    """
+
+    category: str = "unavailable"
+
+    @property
+    def stops_run(self) -> bool:
+        """Auth problems are configuration or clock problems: no later call can succeed."""
+        return self.category == "auth"

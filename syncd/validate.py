@@ -1,0 +1,252 @@
+"""Normalise and validate raw HR records into a snapshot; every rejected record gets a field and a reason.
+
+Shared by all sources: whatever a source yields goes through `build_snapshot`, so CSV, XLSX,
+LDAP and SQL data are held to the same rules. One bad record never stops the read.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from syncd.model import Department, Person, PersonStatus, Rejection, Snapshot
+from syncd.source import RawRecord, Source, SourceError
+
+BUNDLED_CODE_TABLES = Path(__file__).resolve().parent.parent / "config" / "codes"
+
+# Full-width digits and Latin letters (U+FF10–FF19, FF21–FF3A, FF41–FF5A) and the ideographic
+# space become ASCII; Chinese punctuation such as （） is left alone, it belongs to names.
+_FULL_WIDTH = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+               for cp in range(r[0], r[1] + 1)}
+_FULL_WIDTH[0x3000] = 0x20
+_Record = TypeVar("_Record", Department, Person)
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_MOBILE_NOISE = re.compile(r"[\s\-()（）]")
+_NAME_MAX = 80
+_POST_MAX = 64
+
+
+def normalise_text(value: str | None) -> str:
+    """Trimmed text with full-width digits and letters made ASCII."""
+    return (value or "").translate(_FULL_WIDTH).strip()
+
+
+def normalise_mobile(value: str) -> str:
+    """A mobile without spaces, dashes or the +86 / 0086 country prefix."""
+    digits = _MOBILE_NOISE.sub("", normalise_text(value))
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix):]
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return digits
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTables:
+    """Label → code tables for coded person fields (GB/T 2261.1 gender, GB/T 4762 political status)."""
+
+    gender: Mapping[str, str]
+    political_status: Mapping[str, str]
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> CodeTables:
+        """Read `gender.toml` and `political_status.toml` from the directory (bundled by default)."""
+        directory = directory or BUNDLED_CODE_TABLES
+        tables = {}
+        for name in ("gender", "political_status"):
+            with (directory / f"{name}.toml").open("rb") as handle:
+                tables[name] = dict(tomllib.load(handle)["codes"])
+        return cls(**tables)
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+
+
+def _coded(value: str, table: Mapping[str, str], field: str) -> str:
+    if not value:
+        return ""
+    if value in table:
+        return table[value]
+    if value in table.values():  # already a code
+        return value
+    raise _Invalid(field, f"unknown value {value!r}; expected one of {', '.join(sorted(set(table)))}")
+
+
+def _order(value: str) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise _Invalid("order", f"not a whole number: {value!r}") from None
+
+
+def _required(fields: Mapping[str, str], name: str) -> str:
+    value = fields.get(name, "")
+    if not value:
+        raise _Invalid(name, "missing")
+    return value
+
+
+def parse_department(fields: Mapping[str, str]) -> Department:
+    """A department from normalised raw fields, or _Invalid."""
+    dept_id = _required(fields, "id")
+    name = _required(fields, "name")
+    if len(name) > _NAME_MAX:
+        raise _Invalid("name", f"longer than {_NAME_MAX} characters")
+    return Department(
+        id=dept_id, name=name, short_name=fields.get("short_name", ""),
+        parent=fields.get("parent") or None, order=_order(fields.get("order", "")),
+    )
+
+
+def parse_person(fields: Mapping[str, str], codes: CodeTables) -> Person:
+    """A person from normalised raw fields, or _Invalid naming the first bad field."""
+    employee_id = _required(fields, "employee_id")
+    name = _required(fields, "name")
+    if len(name) > _NAME_MAX:
+        raise _Invalid("name", f"longer than {_NAME_MAX} characters")
+    mobile = normalise_mobile(fields.get("mobile", ""))
+    if not mobile:
+        raise _Invalid("mobile", "missing; the login account is the mobile number")
+    if not _MOBILE.match(mobile):
+        raise _Invalid("mobile", "not an 11-digit mainland mobile number (1[3-9] and 9 digits)")
+    status_text = fields.get("status", "") or PersonStatus.IN_POST.value
+    try:
+        status = PersonStatus(status_text)
+    except ValueError:
+        labels = ", ".join(s.value for s in PersonStatus)
+        raise _Invalid("status", f"unknown value {status_text!r}; expected one of {labels}") from None
+    post = fields.get("post", "")
+    if len(post) > _POST_MAX:
+        raise _Invalid("post", f"longer than {_POST_MAX} characters")
+    return Person(
+        employee_id=employee_id,
+        name=name,
+        gender=_coded(fields.get("gender", ""), codes.gender, "gender"),
+        mobile=mobile,
+        department=_required(fields, "department"),
+        establishment=fields.get("establishment", ""),
+        rank=fields.get("rank", ""),
+        political_status=_coded(fields.get("political_status", ""), codes.political_status, "political_status"),
+        role=fields.get("role", ""),
+        post=post,
+        post_level=fields.get("post_level", ""),
+        office_phone=fields.get("office_phone", ""),
+        leader_duties=fields.get("leader_duties", ""),
+        status=status,
+        order=_order(fields.get("order", "")),
+    )
+
+
+def _reject(kind: str, record: RawRecord, key_field: str, field: str, reason: str) -> Rejection:
+    key = normalise_text(record.fields.get(key_field))
+    return Rejection(kind, key, field, reason, record.source, record.line)
+
+
+def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> Snapshot:
+    """Read the source to the end, keep the valid records, reject the rest with reasons.
+
+    A source that breaks off part-way yields an incomplete snapshot: what was read is kept,
+    but the engine must not conclude that anyone missing has left.
+    """
+    snapshot = Snapshot()
+    try:
+        raw_departments = list(source.departments())
+        departments = _accept(raw_departments, "department", "id", parse_department, snapshot)
+        _check_tree(departments, root_department, snapshot)
+        raw_people = source.people()
+        people = _accept(raw_people, "person", "employee_id", lambda f: parse_person(f, codes), snapshot)
+    except SourceError as exc:
+        snapshot.complete = False
+        snapshot.rejections.append(Rejection("source", "", "", f"read broke off: {exc}", type(source).__name__))
+        return snapshot
+    for record, person in people:
+        if person.department not in snapshot.departments:
+            snapshot.rejections.append(_reject(
+                "person", record, "employee_id", "department",
+                f"unknown department {person.department!r} (not in the departments export, or rejected)"))
+            continue
+        snapshot.people[person.employee_id] = person
+    return snapshot
+
+
+def _accept(records: Iterable[RawRecord], kind: str, key_field: str,
+            parse: Callable[[Mapping[str, str]], _Record], snapshot: Snapshot) -> list[tuple[RawRecord, _Record]]:
+    """Parse every record; a key that appears twice rejects every record carrying it."""
+    parsed: list[tuple[RawRecord, _Record]] = []
+    for record in records:
+        fields = {name: normalise_text(value) for name, value in record.fields.items()}
+        try:
+            parsed.append((record, parse(fields)))
+        except _Invalid as bad:
+            snapshot.rejections.append(_reject(kind, record, key_field, bad.field, bad.reason))
+    counts = Counter(_key(item) for _, item in parsed)
+    accepted = []
+    for record, item in parsed:
+        key = _key(item)
+        if counts[key] > 1:
+            snapshot.rejections.append(_reject(
+                kind, record, key_field, key_field, f"{key!r} appears {counts[key]} times; every copy is rejected"))
+        else:
+            accepted.append((record, item))
+    return accepted
+
+
+def _key(item: Department | Person) -> str:
+    return item.employee_id if isinstance(item, Person) else item.id
+
+
+def _tree_problem(
+    dept_id: str, parents: Mapping[str, str | None], root: str, memo: dict[str, str | None]
+) -> str | None:
+    """None when the department reaches the root through known parents, else why not."""
+    path: list[str] = []
+    node: str = dept_id
+    while True:
+        if node in memo:
+            result = memo[node] and f"under a rejected department ({node}: {memo[node]})"
+            break
+        if node == root:
+            result = None
+            break
+        if node in path:
+            result = "department cycle: " + " → ".join([*path[path.index(node):], node])
+            break
+        path.append(node)
+        if node not in parents:
+            result = f"unknown parent department {node!r} (path {' → '.join(path)})"
+            break
+        parent = parents[node]
+        if parent is None:
+            result = f"no parent, and not the unit's root department {root!r}"
+            break
+        node = parent
+    for visited in path:
+        memo.setdefault(visited, result)
+    return memo.get(dept_id, result)
+
+
+def _check_tree(departments: list[tuple[RawRecord, Department]], root: str, snapshot: Snapshot) -> None:
+    """Keep the departments that reach the root through known parents; reject the rest with the path."""
+    parents = {dept.id: dept.parent for _, dept in departments}
+    memo: dict[str, str | None] = {}
+    for record, dept in departments:
+        if dept.id == root:
+            # The root's parent is the level above the unit, which syncd never touches.
+            snapshot.departments[dept.id] = Department(dept.id, dept.name, dept.short_name, None, dept.order)
+            continue
+        reason = _tree_problem(dept.id, parents, root, memo)
+        if reason is None:
+            snapshot.departments[dept.id] = dept
+        else:
+            snapshot.rejections.append(_reject("department", record, "id", "parent", reason))

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# What the tests need from the machine: OpenLDAP (slapd, ldap-utils) installed, PostgreSQL running
+# when it is installed. Idempotent; uses sudo when not root.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if ! command -v slapd >/dev/null 2>&1 && [ ! -x /usr/sbin/slapd ]; then
+  echo "installing slapd and ldap-utils from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null
+  # The tests run their own slapd on a random port; the packaged service is not needed.
+  $SUDO systemctl disable --now slapd >/dev/null 2>&1 || $SUDO service slapd stop >/dev/null 2>&1 || true
+fi
+
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _port status _rest; do
+    if [ "$status" != "online" ]; then
+      echo "starting PostgreSQL $version/$cluster" >&2
+      $SUDO pg_ctlcluster "$version" "$cluster" start || true
+    fi
+  done
+fi

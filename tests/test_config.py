@@ -1,0 +1,102 @@
+"""Configuration: one file, environment overrides, every problem named by its key; exit 2 on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from syncd.cli import main
+from syncd.config import ConfigError, load
+
+GOOD = """
+[unit]
+name = "郑州市审计局"
+root_department = "D0001"
+root_organization_code = "GO_0123abcd"
+
+[source]
+kind = "csv"
+people = "people.csv"
+departments = "departments.csv"
+
+[target]
+base_url = "http://127.0.0.1:1"
+app_key = "k"
+app_secret = "env:SYNCD_TEST_SECRET"
+tenant_id = 196729
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_good_file_loads_with_defaults_and_paths_relative_to_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SECRET", "x")
+    config = load(write(tmp_path, GOOD))
+    assert config.target.rate_limit == 10
+    assert config.safety.structure_changes == "hold"
+    assert config.source.people == tmp_path / "people.csv"
+
+
+def test_environment_overrides_any_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SECRET", "x")
+    config = load(write(tmp_path, GOOD), {"SYNCD_TARGET__RATE_LIMIT": "25", "SYNCD_SAFETY__STRUCTURE_CHANGES": "apply"})
+    assert config.target.rate_limit == 25
+    assert config.safety.structure_changes == "apply"
+
+
+def test_two_secrets_are_refused_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s")
+    text = GOOD.replace('app_secret = "env:SYNCD_TEST_SECRET"', 'app_secret = "hunter2"\napp_secret_file = "secret"')
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text))
+    assert [p.key for p in info.value.problems] == ["target.app_secret"]
+    assert "hunter2" not in str(info.value)
+
+
+def test_secret_is_read_from_file_each_time(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("one\n")
+    config = load(write(tmp_path, GOOD.replace('app_secret = "env:SYNCD_TEST_SECRET"', 'app_secret_file = "secret"')))
+    assert config.target.secret() == "one"
+    secret.write_text("two\n")
+    assert config.target.secret() == "two"
+
+
+def test_every_problem_is_listed_with_its_key_value_and_expectation(tmp_path: Path) -> None:
+    text = GOOD.replace("tenant_id = 196729", "tenant_id = -1\nrate_limt = 5").replace(
+        'app_secret = "env:SYNCD_TEST_SECRET"', 'app_secret = "hunter2"\napp_secret_file = "nope"')
+    text += '\n[safety]\nmax_deactivation_share = 1.5\n'
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text))
+    by_key = {p.key: p for p in info.value.problems}
+    assert "target.tenant_id" in by_key and by_key["target.tenant_id"].value == -1
+    assert "target.rate_limt" in by_key and "no such key" in by_key["target.rate_limt"].expected
+    assert "safety.max_deactivation_share" in by_key
+    assert "hunter2" not in str(info.value)
+
+
+def test_check_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("tenant_id = 196729", 'tenant_id = "many"'))
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 2
+    assert "target.tenant_id" in result.output and "'many'" in result.output
+
+
+def test_check_config_masks_secrets(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('app_secret = "env:SYNCD_TEST_SECRET"', "app_secret = 12345"))
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 2
+    assert "target.app_secret" in result.output and "12345" not in result.output
+
+
+def test_a_missing_file_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "absent.toml"), "check-config"])
+    assert result.exit_code == 2
+    assert "absent.toml" in result.output

@@ -1,0 +1,48 @@
+"""The state store: migrations from the first table, a private SQLite file, links and the journal."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from syncd.model import Change, ChangeKind, LinkedPerson
+from syncd.state.store import StateStore
+
+
+def test_a_new_sqlite_database_is_private_and_migrated(tmp_path: Path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        mode = stat.S_IMODE((tmp_path / "state.db").stat().st_mode)
+        assert mode == 0o600
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"department_links", "person_links", "runs", "journal", "alembic_version"} <= tables
+    finally:
+        store.close()
+
+
+def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    StateStore(url).close()
+    store = StateStore(url)
+    store.close()
+
+
+def test_a_change_is_journaled_planned_sent_done_with_its_link(tmp_path: Path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        run = store.start_run("manual", "incremental", dry_run=False)
+        change = Change(ChangeKind.JOIN, "A1", {"name": "张明"}, department="D2")
+        [entry] = store.journal_plan(run, [change], datetime.now(UTC), date(2026, 12, 1))
+        assert store.journal_states(run) == {"planned": 1}
+        store.mark_sent(entry)
+        assert store.journal_states(run) == {"sent": 1}
+        store.mark_done(entry, person=("A1", LinkedPerson("GE_1", 7, "D2", "GO_2", {"name": "张明"})))
+        assert store.journal_states(run) == {"done": 1}
+        assert store.links().people["A1"].account_id == 7
+        store.finish_run(run, "success", {"join.done": 1})
+        assert store.runs()[0].outcome == "success"
+    finally:
+        store.close()

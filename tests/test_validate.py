@@ -1,0 +1,107 @@
+"""Normalisation and validation: every rejected record names its field and reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from syncd.model import PersonStatus
+from syncd.source import RawRecord, SourceError
+from syncd.validate import CodeTables, build_snapshot, normalise_mobile, normalise_text
+
+CODES = CodeTables.load()
+
+
+class ListSource:
+    """A source over in-memory records (the edge is faked, validation is real)."""
+
+    def __init__(self, departments: list[dict[str, str]], people: list[dict[str, str]], break_after: int = -1):
+        self._departments = departments
+        self._people = people
+        self._break_after = break_after
+
+    def departments(self) -> Iterator[RawRecord]:
+        for i, fields in enumerate(self._departments, start=2):
+            yield RawRecord(fields, "departments.csv", i)
+
+    def people(self) -> Iterator[RawRecord]:
+        for i, fields in enumerate(self._people, start=2):
+            if i - 2 == self._break_after:
+                raise SourceError("connection reset")
+            yield RawRecord(fields, "people.csv", i)
+
+
+DEPTS = [{"id": "D1", "name": "市审计局"}, {"id": "D2", "name": "办公室", "parent": "D1"}]
+
+
+def good(employee_id: str = "A1", **extra: str) -> dict[str, str]:
+    return {"employee_id": employee_id, "name": "张明", "mobile": "13800000001", "department": "D2", **extra}
+
+
+def test_full_width_digits_and_letters_become_ascii_but_chinese_punctuation_stays() -> None:
+    assert normalise_text("  Ａ０１２３ 审计处（机关）\u3000") == "A0123 审计处（机关）"
+
+
+@pytest.mark.parametrize("raw", ["+86 138-0000-0001", "0086 13800000001", "138 0000 0001", "１３８００００００01"])
+def test_mobile_prefixes_spaces_and_dashes_are_removed(raw: str) -> None:
+    assert normalise_mobile(raw) == "13800000001"
+
+
+def test_labels_are_mapped_to_national_codes() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good(gender="女", political_status="中共党员")]), "D1", CODES)
+    person = snapshot.people["A1"]
+    assert (person.gender, person.political_status) == ("2", "01")
+
+
+@pytest.mark.parametrize(("fields", "field", "reason"), [
+    ({"mobile": "1380000abcd"}, "mobile", "11-digit"),
+    ({"mobile": ""}, "mobile", "missing"),
+    ({"name": ""}, "name", "missing"),
+    ({"name": "张" * 81}, "name", "80"),
+    ({"gender": "其他"}, "gender", "unknown value"),
+    ({"status": "在岗"}, "status", "unknown value"),
+    ({"order": "first"}, "order", "whole number"),
+    ({"department": "D9"}, "department", "unknown department"),
+])
+def test_a_bad_person_is_rejected_with_line_field_and_reason_and_the_rest_is_kept(
+        fields: dict[str, str], field: str, reason: str) -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1"), good("A2", **fields)]), "D1", CODES)
+    assert list(snapshot.people) == ["A1"]
+    [rejection] = snapshot.rejections
+    assert (rejection.key, rejection.field, rejection.location()) == ("A2", field, "people.csv:3")
+    assert reason in rejection.reason
+
+
+def test_a_minority_name_with_middle_dot_is_accepted() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good(name="阿依古丽·买买提")]), "D1", CODES)
+    assert snapshot.people["A1"].name == "阿依古丽·买买提"
+
+
+def test_a_duplicated_employee_id_rejects_every_row_carrying_it() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1"), good("A1"), good("A2")]), "D1", CODES)
+    assert list(snapshot.people) == ["A2"]
+    assert [(r.key, r.field, r.line) for r in snapshot.rejections] == [("A1", "employee_id", 2),
+                                                                         ("A1", "employee_id", 3)]
+
+
+def test_empty_status_means_in_post() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good(status="")]), "D1", CODES)
+    assert snapshot.people["A1"].status is PersonStatus.IN_POST
+
+
+def test_department_cycles_and_unknown_parents_are_rejected_with_the_path() -> None:
+    departments = [*DEPTS, {"id": "D3", "name": "甲", "parent": "D4"}, {"id": "D4", "name": "乙", "parent": "D3"},
+                   {"id": "D5", "name": "丙", "parent": "D9"}, {"id": "D6", "name": "丁", "parent": "D5"}]
+    snapshot = build_snapshot(ListSource(departments, []), "D1", CODES)
+    assert set(snapshot.departments) == {"D1", "D2"}
+    reasons = {r.key: r.reason for r in snapshot.rejections}
+    assert "cycle" in reasons["D3"] and "D3 → D4 → D3" in reasons["D3"]
+    assert "unknown parent department 'D9'" in reasons["D5"]
+    assert "D5" in reasons["D6"]
+
+
+def test_a_read_that_breaks_off_is_incomplete() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1"), good("A2")], break_after=1), "D1", CODES)
+    assert snapshot.complete is False
+    assert snapshot.rejections[-1].kind == "source"
