@@ -31,6 +31,13 @@ DEFAULT_PEOPLE_COLUMNS: dict[str, str] = {
 DEFAULT_DEPARTMENT_COLUMNS: dict[str, str] = {
     "id": "部门编号", "name": "部门名称", "short_name": "简称", "parent": "上级部门编号", "order": "排序",
 }
+DEFAULT_LDAP_PEOPLE_ATTRIBUTES: dict[str, str] = {
+    "employee_id": "employeeNumber", "name": "cn", "mobile": "mobile", "department": "departmentNumber",
+    "post": "title", "office_phone": "telephoneNumber", "status": "employeeType",
+}
+DEFAULT_LDAP_DEPARTMENT_ATTRIBUTES: dict[str, str] = {
+    "id": "ou", "name": "description", "parent": "", "order": "",
+}
 
 
 class _Section(BaseModel):
@@ -85,6 +92,72 @@ def _known(mapping: dict[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
     return mapping
 
 
+class LdapConfig(_Section):
+    """`[source.ldap]`: a directory server holding HR's people and departments."""
+
+    url: str = Field(pattern=r"^ldaps?://[^\s/]+")
+    start_tls: bool = False
+    # Plain ldap:// sends the bind password in clear: only when an operator says so explicitly.
+    allow_plaintext: bool = False
+    ca_file: Path | None = None
+    bind_dn: str = Field(min_length=1)
+    password_file: Path
+    people_base: str = Field(min_length=1)
+    people_filter: str = "(objectClass=inetOrgPerson)"
+    departments_base: str = Field(min_length=1)
+    departments_filter: str = "(objectClass=organizationalUnit)"
+    page_size: int = Field(default=500, ge=1, le=10000)
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    # Where a person's department comes from: an attribute (people_attributes.department) or the
+    # entry's parent DN, matched against the departments read.
+    department_from: Literal["attribute", "dn"] = "attribute"
+    people_attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LDAP_PEOPLE_ATTRIBUTES))
+    department_attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LDAP_DEPARTMENT_ATTRIBUTES))
+
+    @field_validator("people_attributes")
+    @classmethod
+    def _known_people_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return _known(value, PERSON_FIELDS)
+
+    @field_validator("department_attributes")
+    @classmethod
+    def _known_department_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return _known(value, DEPARTMENT_FIELDS)
+
+    @model_validator(mode="after")
+    def _secure_transport(self) -> LdapConfig:
+        if self.url.startswith("ldap://") and not self.start_tls and not self.allow_plaintext:
+            raise ValueError("source.ldap.url: ldaps://, or start_tls = true, or allow_plaintext = true explicitly")
+        if not self.password_file.is_file():
+            raise ValueError(f"source.ldap.password_file: a readable file, not {str(self.password_file)!r}")
+        return self
+
+    def password(self) -> str:
+        """The bind password, re-read from its file on every bind."""
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+
+class SqlConfig(_Section):
+    """`[source.sql]`: an HR database, any SQLAlchemy URL, two queries with column mapping."""
+
+    url: str = Field(min_length=1)
+    people_query: str = Field(min_length=1)
+    departments_query: str = Field(min_length=1)
+    password_file: Path | None = None
+    people_columns: dict[str, str] = Field(default_factory=dict)  # field = "column"; default: same name
+    department_columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("people_columns")
+    @classmethod
+    def _known_people_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return _known(value, PERSON_FIELDS)
+
+    @field_validator("department_columns")
+    @classmethod
+    def _known_department_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return _known(value, DEPARTMENT_FIELDS)
+
+
 class SourceConfig(_Section):
     """`[source]`: where HR's truth is read from."""
 
@@ -94,6 +167,8 @@ class SourceConfig(_Section):
     encoding: Literal["auto", "utf-8", "utf-8-sig", "gb18030"] = "auto"
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     code_tables: Path | None = None
+    ldap: LdapConfig | None = None
+    sql: SqlConfig | None = None
 
     @model_validator(mode="after")
     def _files_for_file_kinds(self) -> SourceConfig:
@@ -101,6 +176,8 @@ class SourceConfig(_Section):
             missing = [k for k in ("people", "departments") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"source.{missing[0]}: a file path when source.kind is {self.kind!r}")
+        elif getattr(self, self.kind) is None:
+            raise ValueError(f"source.{self.kind}: a [source.{self.kind}] section when source.kind is {self.kind!r}")
         return self
 
 
@@ -278,6 +355,8 @@ def _env_value(text: str) -> Any:
 # Paths in the file are relative to the file, so a configuration directory can move as a whole.
 _PATH_KEYS = (("source", "people"), ("source", "departments"), ("source", "code_tables"),
               ("target", "app_secret_file"), ("api", "tokens_file"))
+_NESTED_PATH_KEYS = (("source", "ldap", "password_file"), ("source", "ldap", "ca_file"),
+                     ("source", "sql", "password_file"))
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
@@ -285,6 +364,11 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():
             raw[section][key] = str((base / value).resolve())
+    for section, sub, key in _NESTED_PATH_KEYS:
+        node = raw.get(section, {}).get(sub) if isinstance(raw.get(section), dict) else None
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            node[key] = str((base / value).resolve())
     state = raw.get("state")
     if isinstance(state, dict) and isinstance(state.get("url"), str):
         prefix = "sqlite:///"

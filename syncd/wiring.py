@@ -14,6 +14,9 @@ from syncd.target import Target
 
 SOURCES: dict[str, str] = {
     "csv": "connectors.sources.csv_source:CsvSource",
+    "xlsx": "connectors.sources.xlsx_source:XlsxSource",
+    "ldap": "connectors.sources.ldap_source:LdapSource",
+    "sql": "connectors.sources.sql_source:SqlSource",
 }
 
 
@@ -24,15 +27,20 @@ def _load(dotted: str) -> Any:
 
 def build_source(config: Config) -> Source:
     """The HR source named by `source.kind`."""
-    kind = config.source.kind
-    if kind not in SOURCES:
-        raise NotImplementedError(f"source.kind = {kind!r} is not available in this version")
-    cls = _load(SOURCES[kind])
-    if kind == "csv":
-        assert config.source.people is not None and config.source.departments is not None
-        return cls(config.source.people, config.source.departments, config.source.columns.people,
-                   config.source.columns.departments, config.source.encoding)
-    raise NotImplementedError(kind)
+    source = config.source
+    cls = _load(SOURCES[source.kind])
+    if source.kind == "csv":
+        return cls(source.people, source.departments, source.columns.people, source.columns.departments,
+                   source.encoding)
+    if source.kind == "xlsx":
+        return cls(source.people, source.departments, source.columns.people, source.columns.departments)
+    if source.kind == "ldap":
+        return cls(source.ldap)
+    sql = source.sql
+    assert sql is not None  # validated: kind "sql" requires [source.sql]
+    password = sql.password_file.read_text(encoding="utf-8").strip() if sql.password_file else None
+    return cls(sql.url, sql.people_query, sql.departments_query, sql.people_columns, sql.department_columns,
+               password)
 
 
 def build_target(config: Config, dry_run: bool = False) -> Target:

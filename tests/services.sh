@@ -22,3 +22,15 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
     fi
   done
 fi
+
+# A role and database for the PostgreSQL tests (SYNCD_TEST_PG_URL), created once.
+if command -v psql >/dev/null 2>&1 && pg_lsclusters --no-header 2>/dev/null | grep -q online; then
+  as_postgres() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$1"; else sudo -u postgres sh -c "$1"; fi; }
+  for _ in 1 2 3 4 5 6 7 8 9 10; do as_postgres "psql -qAtc 'select 1'" >/dev/null 2>&1 && break; sleep 1; done
+  if ! as_postgres "psql -qAtc \"select 1 from pg_roles where rolname='syncd_test'\"" | grep -q 1; then
+    as_postgres "psql -qc \"create role syncd_test login password 'syncd_test'\""
+  fi
+  if ! as_postgres "psql -qAtc \"select 1 from pg_database where datname='syncd_test'\"" | grep -q 1; then
+    as_postgres "psql -qc 'create database syncd_test owner syncd_test'"
+  fi
+fi

@@ -1,0 +1,68 @@
+"""An HR database: any SQLAlchemy URL, a people query and a departments query, columns mapped to fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from connectors.sources.xlsx_source import cell_text
+from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
+from syncd.source import RawRecord, SourceError
+
+_BATCH = 1000
+
+
+class SqlSource:
+    """HR records from two configured queries; a column is mapped by name (default: the field's name)."""
+
+    def __init__(self, url: str, people_query: str, departments_query: str,
+                 people_columns: Mapping[str, str] | None = None,
+                 department_columns: Mapping[str, str] | None = None, password: str | None = None) -> None:
+        parsed = make_url(url)
+        if password is not None and parsed.get_backend_name() != "sqlite":
+            parsed = parsed.set(password=password)
+        self._engine = create_engine(parsed)
+        self._queries = {"people": people_query, "departments": departments_query}
+        self._columns = {"people": dict(people_columns or {}), "departments": dict(department_columns or {})}
+
+    def departments(self) -> Iterator[RawRecord]:
+        """Every row of the departments query."""
+        return self._rows("departments")
+
+    def people(self) -> Iterator[RawRecord]:
+        """Every row of the people query."""
+        return self._rows("people")
+
+    def _rows(self, which: str) -> Iterator[RawRecord]:
+        try:
+            with self._engine.connect() as connection:
+                # Streamed in batches, so a million-row HR table never sits in memory at once.
+                result = connection.execution_options(stream_results=True, yield_per=_BATCH).execute(
+                    text(self._queries[which]))
+                names = list(result.keys())
+                fields_of = PERSON_FIELDS if which == "people" else DEPARTMENT_FIELDS
+                mapping = _mapping(names, self._columns[which], fields_of)
+                for number, row in enumerate(result, start=1):
+                    fields = {field: cell_text(row[i]).strip() for field, i in mapping.items()}
+                    yield RawRecord(fields, f"{which} query", number)
+        except SQLAlchemyError as exc:
+            # The driver's message can quote the URL (with its password) or row data: keep the class only.
+            raise SourceError(f"{which} query failed: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+
+def _mapping(names: list[str], columns: Mapping[str, str], fields: tuple[str, ...]) -> dict[str, int]:
+    """field → result column index: the configured column, else a column named like the field."""
+    index = {name.lower(): i for i, name in enumerate(names)}
+    mapping = {field: index[field] for field in fields if field in index}
+    for field, column in columns.items():
+        if column.lower() not in index:
+            raise SourceError(f"query result has no column {column!r} (mapped to field {field!r})")
+        mapping[field] = index[column.lower()]
+    return mapping

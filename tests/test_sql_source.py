@@ -1,0 +1,72 @@
+"""The HR database source, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from connectors.sources.sql_source import SqlSource
+from syncd.source import SourceError
+from syncd.validate import CodeTables, build_snapshot
+
+PG_URL = os.environ.get("SYNCD_TEST_PG_URL", "postgresql+psycopg://syncd_test:syncd_test@127.0.0.1:5432/syncd_test")
+
+SCHEMA = [
+    "DROP TABLE IF EXISTS hr_person",
+    "DROP TABLE IF EXISTS hr_dept",
+    "CREATE TABLE hr_dept (dept_no VARCHAR(16), dept_name VARCHAR(80), parent_no VARCHAR(16), sort_no INTEGER)",
+    "CREATE TABLE hr_person (emp_no VARCHAR(16), emp_name VARCHAR(80), sex VARCHAR(8), phone VARCHAR(20),"
+    " dept_no VARCHAR(16), state VARCHAR(8), sort_no INTEGER)",
+    "INSERT INTO hr_dept VALUES ('D1', '郑州市审计局', NULL, 1), ('D2', '办公室', 'D1', 1),"
+    " ('D3', '财政审计处', 'D1', 2)",
+    "INSERT INTO hr_person VALUES ('A1', '张明', '男', '13800000001', 'D2', '在职', 1),"
+    " ('A2', '李华', '女', '+86 138 0000 0002', 'D3', '在职', 2), ('A3', '王芳', '女', 'none', 'D3', '在职', 3)",
+]
+PEOPLE_QUERY = "SELECT emp_no, emp_name, sex, phone, dept_no, state, sort_no FROM hr_person ORDER BY emp_no"
+DEPTS_QUERY = "SELECT dept_no AS id, dept_name AS name, parent_no AS parent, sort_no FROM hr_dept"
+PEOPLE_COLUMNS = {"employee_id": "emp_no", "name": "emp_name", "gender": "sex", "mobile": "phone",
+                  "department": "dept_no", "status": "state", "order": "sort_no"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hr_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'hr.db'}" if request.param == "sqlite" else PG_URL
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in SCHEMA:
+            connection.execute(text(statement))
+    engine.dispose()
+    yield url
+
+
+def test_people_and_departments_are_read_with_column_mapping(hr_database: str) -> None:
+    source = SqlSource(hr_database, PEOPLE_QUERY, DEPTS_QUERY, PEOPLE_COLUMNS, {"order": "sort_no"})
+    try:
+        snapshot = build_snapshot(source, "D1", CodeTables.load())
+    finally:
+        source.close()
+    assert set(snapshot.departments) == {"D1", "D2", "D3"}
+    assert snapshot.departments["D3"].order == 2
+    assert set(snapshot.people) == {"A1", "A2"}
+    assert snapshot.people["A2"].mobile == "13800000002" and snapshot.people["A2"].gender == "2"
+    [rejection] = snapshot.rejections
+    assert (rejection.key, rejection.field, rejection.location()) == ("A3", "mobile", "people query:3")
+
+
+def test_a_failing_query_is_a_source_error_without_the_password(hr_database: str) -> None:
+    source = SqlSource(hr_database, "SELECT * FROM no_such_table", DEPTS_QUERY, password="pw-in-url")
+    with pytest.raises(SourceError) as info:
+        list(source.people())
+    assert "pw-in-url" not in str(info.value)
+    source.close()
+
+
+def test_a_mapped_column_missing_from_the_result_is_named(hr_database: str) -> None:
+    source = SqlSource(hr_database, PEOPLE_QUERY, DEPTS_QUERY, {"employee_id": "staff_no"})
+    with pytest.raises(SourceError, match="staff_no"):
+        list(source.people())
+    source.close()
