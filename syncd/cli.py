@@ -139,6 +139,47 @@ def result_json(result: CycleResult) -> dict[str, Any]:
     }
 
 
+@main.group()
+def report() -> None:
+    """Reports for HR."""
+
+
+@report.command("completeness")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "xlsx"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (required for xlsx; default for table/csv: standard output).")
+@click.pass_context
+def report_completeness(ctx: click.Context, fmt: str, output: Path | None) -> None:
+    """Article 9 completeness: per in-post person, the missing or invalid fields, by department."""
+    from syncd import report as reports
+    from syncd.validate import CodeTables, build_snapshot
+    from syncd.wiring import build_source
+
+    config = _load_config(ctx)
+    snapshot = build_snapshot(build_source(config), config.unit.root_department,
+                              CodeTables.load(config.source.code_tables))
+    result = reports.completeness(snapshot)
+    if fmt == "xlsx":
+        if output is None:
+            raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+        reports.write_xlsx(result, output)
+    elif fmt == "csv":
+        if output is None:
+            reports.write_csv(result, sys.stdout)
+        else:
+            with output.open("w", encoding="utf-8-sig", newline="") as handle:
+                reports.write_csv(result, handle)
+    else:
+        text = reports.format_table(result)
+        if output is None:
+            click.echo(text)
+        else:
+            output.write_text(text + "\n", encoding="utf-8")
+    if not snapshot.complete:
+        click.echo("warning: the HR source could not be read to the end; the report is partial", err=True)
+        ctx.exit(EXIT_FAILED)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8470, show_default=True)

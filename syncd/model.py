@@ -46,10 +46,18 @@ class Person:
     leader_duties: str = ""
     status: PersonStatus = PersonStatus.IN_POST
     order: int | None = None
+    # Fields whose HR value is missing or unusable: left out of every write, so a typo in HR
+    # never blanks what the directory holds. Reported by the completeness report.
+    invalid: frozenset[str] = frozenset()
 
     def pushed_fields(self) -> dict[str, str]:
-        """The fields syncd writes to the directory, as text: what a link stores as last pushed."""
-        return {name: _text(getattr(self, name)) for name in PUSHED_PERSON_FIELDS}
+        """The fields syncd writes to the directory, as text, leaving out the invalid ones."""
+        return {name: _text(getattr(self, name)) for name in PUSHED_PERSON_FIELDS if name not in self.invalid}
+
+    @property
+    def creatable(self) -> bool:
+        """A person can be created only with a valid mobile: it is their login account (zzd-api.md §5)."""
+        return "mobile" not in self.invalid
 
 
 # Fields of a person that reach the directory. `employee_id` is the anchor (stored on the link),
@@ -58,7 +66,13 @@ PUSHED_PERSON_FIELDS: tuple[str, ...] = (
     "name", "gender", "mobile", "establishment", "rank", "political_status",
     "role", "post", "post_level", "office_phone", "leader_duties", "order",
 )
-PERSON_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Person))
+PERSON_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Person) if f.name != "invalid")
+# The eleven fields Article 9 requires complete for every in-post person; 领导分工 only for leaders.
+ARTICLE9_FIELDS: tuple[str, ...] = (
+    "name", "gender", "mobile", "establishment", "rank", "political_status",
+    "role", "post", "post_level", "office_phone", "leader_duties",
+)
+LEADER_ROLE = "领导"
 DEPARTMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Department))
 
 
@@ -87,6 +101,23 @@ class Rejection:
         return f"{self.source}:{self.line}" if self.line is not None else self.source
 
 
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """An Article 9 field of an accepted person that is missing or invalid: synced without it, reported."""
+
+    key: str  # employee id
+    field: str
+    problem: str  # "missing" | "invalid"
+    reason: str
+    department: str = ""
+    source: str = ""
+    line: int | None = None
+
+    def location(self) -> str:
+        """`people.csv:17` or the DN."""
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+
 @dataclass(slots=True)
 class Snapshot:
     """What a source read: accepted records, rejected ones, and whether every page arrived."""
@@ -95,6 +126,7 @@ class Snapshot:
     people: dict[str, Person] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
     complete: bool = True
+    issues: list[FieldIssue] = field(default_factory=list)
 
 
 class ChangeKind(StrEnum):

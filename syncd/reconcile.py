@@ -67,8 +67,9 @@ def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
                 changes.append(Change(ChangeKind.LEAVE, person.employee_id, reason=person.status.value))
             continue
         if link is None:
-            changes.append(Change(ChangeKind.JOIN, person.employee_id, person.pushed_fields(),
-                                  department=person.department))
+            if person.creatable:  # without a valid mobile there is no login to create: reported as an issue
+                changes.append(Change(ChangeKind.JOIN, person.employee_id, person.pushed_fields(),
+                                      department=person.department))
             continue
         if link.status != "active":
             changes.append(Change(ChangeKind.REJOIN, person.employee_id, person.pushed_fields(),

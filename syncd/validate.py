@@ -10,11 +10,11 @@ import re
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from syncd.model import Department, Person, PersonStatus, Rejection, Snapshot
+from syncd.model import ARTICLE9_FIELDS, LEADER_ROLE, Department, FieldIssue, Person, PersonStatus, Rejection, Snapshot
 from syncd.source import RawRecord, Source, SourceError
 
 BUNDLED_CODE_TABLES = Path(__file__).resolve().parent.parent / "config" / "codes"
@@ -109,43 +109,61 @@ def parse_department(fields: Mapping[str, str]) -> Department:
     )
 
 
-def parse_person(fields: Mapping[str, str], codes: CodeTables) -> Person:
-    """A person from normalised raw fields, or _Invalid naming the first bad field."""
+def parse_person(fields: Mapping[str, str], codes: CodeTables) -> tuple[Person, list[tuple[str, str, str]]]:
+    """A person from normalised raw fields and its Article 9 issues (field, missing|invalid, reason).
+
+    Raises _Invalid only for what makes the record unusable (no id, no name, no department, an
+    unknown status); a bad Article 9 value is left out and reported, and the rest still syncs.
+    """
     employee_id = _required(fields, "employee_id")
     name = _required(fields, "name")
     if len(name) > _NAME_MAX:
         raise _Invalid("name", f"longer than {_NAME_MAX} characters")
-    mobile = normalise_mobile(fields.get("mobile", ""))
-    if not mobile:
-        raise _Invalid("mobile", "missing; the login account is the mobile number")
-    if not _MOBILE.match(mobile):
-        raise _Invalid("mobile", "not an 11-digit mainland mobile number (1[3-9] and 9 digits)")
+    department = _required(fields, "department")
     status_text = fields.get("status", "") or PersonStatus.IN_POST.value
     try:
         status = PersonStatus(status_text)
     except ValueError:
         labels = ", ".join(s.value for s in PersonStatus)
         raise _Invalid("status", f"unknown value {status_text!r}; expected one of {labels}") from None
-    post = fields.get("post", "")
-    if len(post) > _POST_MAX:
+    order = _order(fields.get("order", ""))
+
+    issues: list[tuple[str, str, str]] = []
+    values: dict[str, str] = {}
+    checks: dict[str, Callable[[str], str]] = {
+        "mobile": _check_mobile,
+        "gender": lambda v: _coded(v, codes.gender, "gender"),
+        "political_status": lambda v: _coded(v, codes.political_status, "political_status"),
+        "post": _check_post,
+    }
+    for field in ARTICLE9_FIELDS[1:]:
+        raw = fields.get(field, "")
+        try:
+            values[field] = checks[field](raw) if field in checks and raw else raw
+        except _Invalid as bad:
+            issues.append((field, "invalid", bad.reason))
+            values[field] = ""
+            continue
+        needed = field != "leader_duties" or values.get("role") == LEADER_ROLE
+        if not values[field] and needed:
+            reason = "missing; the login account is the mobile number" if field == "mobile" else "missing"
+            issues.append((field, "missing", reason))
+    person = Person(employee_id=employee_id, name=name, department=department, status=status, order=order,
+                    invalid=frozenset(f for f, _, _ in issues), **values)
+    return person, issues
+
+
+def _check_mobile(value: str) -> str:
+    mobile = normalise_mobile(value)
+    if not _MOBILE.match(mobile):
+        raise _Invalid("mobile", "not an 11-digit mainland mobile number (1[3-9] and 9 digits)")
+    return mobile
+
+
+def _check_post(value: str) -> str:
+    if len(value) > _POST_MAX:
         raise _Invalid("post", f"longer than {_POST_MAX} characters")
-    return Person(
-        employee_id=employee_id,
-        name=name,
-        gender=_coded(fields.get("gender", ""), codes.gender, "gender"),
-        mobile=mobile,
-        department=_required(fields, "department"),
-        establishment=fields.get("establishment", ""),
-        rank=fields.get("rank", ""),
-        political_status=_coded(fields.get("political_status", ""), codes.political_status, "political_status"),
-        role=fields.get("role", ""),
-        post=post,
-        post_level=fields.get("post_level", ""),
-        office_phone=fields.get("office_phone", ""),
-        leader_duties=fields.get("leader_duties", ""),
-        status=status,
-        order=_order(fields.get("order", "")),
-    )
+    return value
 
 
 def _reject(kind: str, record: RawRecord, key_field: str, field: str, reason: str) -> Rejection:
@@ -165,11 +183,19 @@ def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> S
         departments = _accept(raw_departments, "department", "id", parse_department, snapshot)
         _check_tree(departments, root_department, snapshot)
         raw_people = source.people()
-        people = _accept(raw_people, "person", "employee_id", lambda f: parse_person(f, codes), snapshot)
+        issues: dict[str, list[tuple[str, str, str]]] = {}
+
+        def parse(fields: Mapping[str, str]) -> Person:
+            person, found = parse_person(fields, codes)
+            issues[person.employee_id] = found
+            return person
+
+        people = _accept(raw_people, "person", "employee_id", parse, snapshot)
     except SourceError as exc:
         snapshot.complete = False
         snapshot.rejections.append(Rejection("source", "", "", f"read broke off: {exc}", type(source).__name__))
         return snapshot
+    located: dict[str, RawRecord] = {}
     for record, person in people:
         if person.department not in snapshot.departments:
             snapshot.rejections.append(_reject(
@@ -177,7 +203,35 @@ def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> S
                 f"unknown department {person.department!r} (not in the departments export, or rejected)"))
             continue
         snapshot.people[person.employee_id] = person
+        located[person.employee_id] = record
+    _flag_shared_mobiles(snapshot, issues)
+    for employee_id, person in snapshot.people.items():
+        record = located[employee_id]
+        for field, problem, reason in issues.get(employee_id, []):
+            snapshot.issues.append(FieldIssue(employee_id, field, problem, reason, person.department,
+                                              record.source, record.line))
     return snapshot
+
+
+def _flag_shared_mobiles(snapshot: Snapshot, issues: dict[str, list[tuple[str, str, str]]]) -> None:
+    """A mobile held by two in-post people belongs to neither until HR decides: both are flagged.
+
+    The mobile is the login account and the key for adopting an existing directory person, so
+    guessing would give one person's account to another.
+    """
+    holders: dict[str, list[str]] = {}
+    for person in snapshot.people.values():
+        if person.status is PersonStatus.IN_POST and person.creatable and person.mobile:
+            holders.setdefault(person.mobile, []).append(person.employee_id)
+    for ids in holders.values():
+        if len(ids) < 2:
+            continue
+        for employee_id in ids:
+            others = ", ".join(i for i in ids if i != employee_id)
+            issues.setdefault(employee_id, []).append(
+                ("mobile", "invalid", f"the same mobile as {others}; neither is created or adopted until HR fixes it"))
+            person = snapshot.people[employee_id]
+            snapshot.people[employee_id] = replace(person, mobile="", invalid=person.invalid | {"mobile"})
 
 
 def _accept(records: Iterable[RawRecord], kind: str, key_field: str,

@@ -112,3 +112,14 @@ def test_an_inactive_person_back_in_post_rejoins() -> None:
 def test_plan_groups_by_kind_in_apply_order() -> None:
     plan = reconcile(snapshot(ALICE, BOB), LinkState(), "D1")
     assert list(plan.by_kind()) == [ChangeKind.DEPT_CREATE, ChangeKind.JOIN]
+
+
+def test_a_person_without_a_valid_mobile_is_not_joined() -> None:
+    plan = reconcile(snapshot(replace(ALICE, mobile="", invalid=frozenset({"mobile"}))), synced(snapshot()), "D1")
+    assert kinds(plan) == []
+
+
+def test_an_invalid_field_never_blanks_what_was_pushed() -> None:
+    state = synced(snapshot(ALICE))
+    plan = reconcile(snapshot(replace(ALICE, gender="", post="副科长", invalid=frozenset({"gender"}))), state, "D1")
+    assert [c.fields for c in plan.changes] == [{"post": "副科长"}]

@@ -35,8 +35,13 @@ class ListSource:
 DEPTS = [{"id": "D1", "name": "市审计局"}, {"id": "D2", "name": "办公室", "parent": "D1"}]
 
 
+COMPLETE = {"gender": "男", "establishment": "行政编制", "rank": "一级科员", "political_status": "群众",
+            "role": "普通人员", "post": "科员", "post_level": "科员级", "office_phone": "0371-67180000"}
+
+
 def good(employee_id: str = "A1", **extra: str) -> dict[str, str]:
-    return {"employee_id": employee_id, "name": "张明", "mobile": "13800000001", "department": "D2", **extra}
+    mobile = f"138{int(employee_id[1:]):08d}"
+    return {"employee_id": employee_id, "name": "张明", "mobile": mobile, "department": "D2", **COMPLETE, **extra}
 
 
 def test_full_width_digits_and_letters_become_ascii_but_chinese_punctuation_stays() -> None:
@@ -55,11 +60,8 @@ def test_labels_are_mapped_to_national_codes() -> None:
 
 
 @pytest.mark.parametrize(("fields", "field", "reason"), [
-    ({"mobile": "1380000abcd"}, "mobile", "11-digit"),
-    ({"mobile": ""}, "mobile", "missing"),
     ({"name": ""}, "name", "missing"),
     ({"name": "张" * 81}, "name", "80"),
-    ({"gender": "其他"}, "gender", "unknown value"),
     ({"status": "在岗"}, "status", "unknown value"),
     ({"order": "first"}, "order", "whole number"),
     ({"department": "D9"}, "department", "unknown department"),
@@ -105,3 +107,40 @@ def test_a_read_that_breaks_off_is_incomplete() -> None:
     snapshot = build_snapshot(ListSource(DEPTS, [good("A1"), good("A2")], break_after=1), "D1", CODES)
     assert snapshot.complete is False
     assert snapshot.rejections[-1].kind == "source"
+
+
+@pytest.mark.parametrize(("fields", "field", "problem", "reason"), [
+    ({"mobile": "1380000abcd"}, "mobile", "invalid", "11-digit"),
+    ({"mobile": ""}, "mobile", "missing", "login account"),
+    ({"gender": "其他"}, "gender", "invalid", "unknown value"),
+    ({"political_status": "党员?"}, "political_status", "invalid", "unknown value"),
+    ({"post": "长" * 65}, "post", "invalid", "64"),
+    ({"rank": ""}, "rank", "missing", "missing"),
+    ({"role": "领导", "leader_duties": ""}, "leader_duties", "missing", "missing"),
+])
+def test_a_bad_article9_field_is_left_out_and_reported_while_the_person_stays(
+        fields: dict[str, str], field: str, problem: str, reason: str) -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1"), good("A2", **fields)]), "D1", CODES)
+    assert set(snapshot.people) == {"A1", "A2"} and snapshot.rejections == []
+    [issue] = snapshot.issues
+    assert (issue.key, issue.field, issue.problem, issue.location()) == ("A2", field, problem, "people.csv:3")
+    assert reason in issue.reason
+    assert field not in snapshot.people["A2"].pushed_fields()
+
+
+def test_a_person_without_a_valid_mobile_cannot_be_created() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1", mobile="12345")]), "D1", CODES)
+    assert snapshot.people["A1"].creatable is False
+
+
+def test_leader_duties_are_not_required_of_others() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1", leader_duties="")]), "D1", CODES)
+    assert snapshot.issues == []
+
+
+def test_a_mobile_shared_by_two_in_post_people_flags_both_and_creates_neither() -> None:
+    people = [good("A1", mobile="13800000009"), good("A2", mobile="138 0000 0009"), good("A3")]
+    snapshot = build_snapshot(ListSource(DEPTS, people), "D1", CODES)
+    flagged = {(i.key, i.field) for i in snapshot.issues}
+    assert flagged == {("A1", "mobile"), ("A2", "mobile")}
+    assert [p.creatable for p in snapshot.people.values()] == [False, False, True]

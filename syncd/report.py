@@ -1,0 +1,148 @@
+"""The Article 9 completeness report: per in-post person, which fields are missing or invalid.
+
+Written for HR, not operators: Chinese headers, grouped by department (by the path from the
+unit's root), each problem with the file and line to fix. Rejected records are listed too,
+since they are the worst case of incomplete.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from syncd.config import DEFAULT_PEOPLE_COLUMNS
+from syncd.model import FieldIssue, PersonStatus, Snapshot
+
+HEADERS = ["部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置"]
+_LABEL = DEFAULT_PEOPLE_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One person (or one rejected record) with what HR must fix."""
+
+    department_path: str
+    department: str
+    employee_id: str
+    name: str
+    status: str  # 不完整 | 已拒绝
+    missing: tuple[str, ...]
+    invalid: tuple[str, ...]
+    reasons: str
+    location: str
+
+    def cells(self) -> list[str]:
+        """The row as the report's columns."""
+        return [self.department_path, self.department, self.employee_id, self.name, self.status,
+                "、".join(self.missing), "、".join(self.invalid), self.reasons, self.location]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletenessReport:
+    """The rows, and the counts an HR head reads first."""
+
+    rows: list[ReportRow]
+    in_post: int
+    complete: int
+    rejected: int
+
+
+def _department_path(dept_id: str, snapshot: Snapshot) -> str:
+    names = []
+    seen = set()
+    current: str | None = dept_id
+    while current is not None and current in snapshot.departments and current not in seen:
+        seen.add(current)
+        names.append(snapshot.departments[current].name)
+        current = snapshot.departments[current].parent
+    return " / ".join(reversed(names)) or dept_id
+
+
+def completeness(snapshot: Snapshot) -> CompletenessReport:
+    """Build the report from a validated snapshot."""
+    by_person: dict[str, list[FieldIssue]] = {}
+    for issue in snapshot.issues:
+        by_person.setdefault(issue.key, []).append(issue)
+    in_post = [p for p in snapshot.people.values() if p.status is PersonStatus.IN_POST]
+    rows = []
+    for person in in_post:
+        issues = by_person.get(person.employee_id)
+        if not issues:
+            continue
+        rows.append(ReportRow(
+            department_path=_department_path(person.department, snapshot),
+            department=person.department,
+            employee_id=person.employee_id,
+            name=person.name,
+            status="不完整",
+            missing=tuple(_LABEL[i.field] for i in issues if i.problem == "missing"),
+            invalid=tuple(_LABEL[i.field] for i in issues if i.problem == "invalid"),
+            reasons="；".join(f"{_LABEL[i.field]}: {i.reason}" for i in issues if i.problem == "invalid"),
+            location=issues[0].location(),
+        ))
+    people_rejections = [r for r in snapshot.rejections if r.kind == "person"]
+    for rejection in people_rejections:
+        rows.append(ReportRow("(未入库)", "", rejection.key, "", "已拒绝", (), (_LABEL.get(rejection.field,
+                              rejection.field),), rejection.reason, rejection.location()))
+    rows.sort(key=lambda r: (r.status == "已拒绝", r.department_path, r.employee_id))
+    return CompletenessReport(rows, len(in_post), len(in_post) - sum(r.status == "不完整" for r in rows),
+                              len(people_rejections))
+
+
+def write_csv(report: CompletenessReport, out: IO[str]) -> None:
+    """The report as CSV (UTF-8 with BOM, so Excel on Windows opens it as Chinese text)."""
+    writer = csv.writer(out)
+    writer.writerow(HEADERS)
+    writer.writerows(row.cells() for row in report.rows)
+
+
+def write_xlsx(report: CompletenessReport, path: Path) -> None:
+    """The report as an XLSX workbook: a summary sheet and the rows, header frozen."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "完整性"
+    sheet.append(HEADERS)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in report.rows:
+        sheet.append(row.cells())
+    sheet.freeze_panes = "A2"
+    for column, width in zip("ABCDEFGHI", (30, 10, 12, 12, 8, 30, 20, 50, 18), strict=True):
+        sheet.column_dimensions[column].width = width
+    summary = workbook.create_sheet("汇总")
+    for label, value in summary_lines(report):
+        summary.append([label, value])
+    workbook.save(path)
+
+
+def summary_lines(report: CompletenessReport) -> Iterable[tuple[str, int | str]]:
+    """The counts: in post, complete, incomplete, rejected."""
+    share = f"{report.complete / report.in_post:.1%}" if report.in_post else "—"
+    yield "在职人数", report.in_post
+    yield "信息完整", report.complete
+    yield "完整率", share
+    yield "信息不完整", report.in_post - report.complete
+    yield "记录被拒绝", report.rejected
+
+
+def format_table(report: CompletenessReport) -> str:
+    """The report for a terminal: grouped by department, one line per person."""
+    lines = ["  ".join(f"{label} {value}" for label, value in summary_lines(report))]
+    current = None
+    for row in report.rows:
+        if row.department_path != current:
+            current = row.department_path
+            lines.append(f"\n{current}" + (f" ({row.department})" if row.department else ""))
+        parts = []
+        if row.missing:
+            parts.append("缺少 " + "、".join(row.missing))
+        if row.invalid:
+            parts.append("无效 " + row.reasons)
+        lines.append(f"  {row.employee_id:<10} {row.name:<8} {row.status}  {'；'.join(parts)}  [{row.location}]")
+    return "\n".join(lines)

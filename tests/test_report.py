@@ -1,0 +1,69 @@
+"""`syncd report completeness`: what HR must fix, by department, as a table, CSV or XLSX."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from syncd.cli import main
+from tests.conftest import PEOPLE, person
+
+CONFIG = """
+[unit]
+name = "郑州市审计局"
+root_department = "D0001"
+root_organization_code = "GO_1"
+[source]
+kind = "csv"
+people = "people.csv"
+departments = "departments.csv"
+[target]
+base_url = "http://127.0.0.1:1"
+app_key = "k"
+app_secret = "s"
+tenant_id = 1
+"""
+
+
+def run_report(tmp_path: Path, export: Callable[..., tuple[Path, Path]], *args: str) -> str:
+    people = [*PEOPLE,
+              person("A000007", "孙丽", "1380000", "D0003", 职级=""),
+              person("A000008", "周杰", "13800000008", "D0002", 人员角色="领导", 领导分工="")]
+    export(people=people)
+    (tmp_path / "syncd.toml").write_text(CONFIG, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "syncd.toml"), "report", "completeness", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_table_groups_incomplete_people_by_department(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
+    out = run_report(tmp_path, export)
+    assert "在职人数 7" in out and "信息不完整 2" in out
+    office = out.index("郑州市审计局 / 办公室")
+    audit = out.index("郑州市审计局 / 财政审计处")
+    assert office < out.index("A000008") < audit < out.index("A000007")
+    assert "缺少 职级" in out and "无效 手机号" in out and "缺少 领导分工" in out
+
+
+def test_csv_lists_each_problem_with_its_location(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
+    out_file = tmp_path / "report.csv"
+    run_report(tmp_path, export, "--format", "csv", "--output", str(out_file))
+    rows = list(csv.DictReader(out_file.open(encoding="utf-8-sig")))
+    by_id = {row["工号"]: row for row in rows}
+    assert set(by_id) == {"A000007", "A000008"}
+    assert by_id["A000007"]["缺少字段"] == "职级" and by_id["A000007"]["无效字段"] == "手机号"
+    assert by_id["A000007"]["位置"] == "people.csv:8"
+
+
+def test_xlsx_has_the_rows_and_a_summary(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
+    out_file = tmp_path / "report.xlsx"
+    run_report(tmp_path, export, "--format", "xlsx", "--output", str(out_file))
+    workbook = load_workbook(out_file)
+    rows = list(workbook["完整性"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("部门", "部门编号", "工号") and len(rows) == 3
+    summary = dict(workbook["汇总"].iter_rows(values_only=True))
+    assert summary["在职人数"] == 7 and summary["信息不完整"] == 2
