@@ -8,12 +8,13 @@ an auth failure stops the run, because no later call can succeed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import structlog
 
+from syncd.guard import Held
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
 from syncd.state.store import StateStore
 from syncd.target import Target, TargetError
@@ -74,10 +75,13 @@ class Applier:
             ChangeKind.LEAVE: self._leave,
         }
 
-    def apply(self, run_id: str, plan: Plan) -> ApplyReport:
-        """Journal the plan, then apply it in order."""
+    def apply(self, run_id: str, plan: Plan, held: Sequence[Held] = ()) -> ApplyReport:
+        """Journal the plan (and what the guard held), then apply the plan in order."""
         detected = datetime.now(UTC)
         due = add_workdays(detected.astimezone().date(), self._deadline_workdays)
+        held_ids = self._store.journal_plan(run_id, [h.change for h in held], detected, due)
+        for entry_id, hold in zip(held_ids, held, strict=True):
+            self._store.mark_failed(entry_id, hold.reason, hold.detail, state="held")
         entry_ids = self._store.journal_plan(run_id, plan.changes, detected, due)
         report = ApplyReport()
         for entry_id, change in zip(entry_ids, plan.changes, strict=True):

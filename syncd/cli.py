@@ -12,7 +12,8 @@ import click
 from syncd import log as logging_setup
 from syncd.config import DEFAULT_PATH, Config, ConfigError, load
 from syncd.cycle import CycleResult
-from syncd.model import Plan, Rejection
+from syncd.guard import Held
+from syncd.model import FieldIssue, Plan, Rejection
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -81,10 +82,36 @@ def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
         click.echo(json.dumps(result_json(result), ensure_ascii=False, indent=2))
     else:
         print_rejections(result.snapshot.rejections)
+        print_issues(result.snapshot.issues)
         print_plan(result.plan, title="Plan (dry run: nothing written)" if dry_run else "Plan")
+        print_held(result.held)
         if not dry_run:
             print_outcomes(result)
     ctx.exit(result.exit_code)
+
+
+def print_issues(issues: list[FieldIssue]) -> None:
+    """Article 9 problems of accepted people: synced without the field (count here; details in the report)."""
+    if not issues:
+        return
+    people = len({i.key for i in issues})
+    uncreatable = sorted({i.key for i in issues if i.field == "mobile"})
+    click.echo(f"Incomplete records: {people} person(s) with missing or invalid fields "
+               f"(see `syncd report completeness`)")
+    for issue in issues:
+        if issue.field == "mobile":
+            click.echo(f"  {issue.location()}  person {issue.key}  mobile: {issue.reason}")
+    if uncreatable:
+        click.echo(f"  not created or adopted until their mobile is fixed: {', '.join(uncreatable)}")
+
+
+def print_held(held: list[Held]) -> None:
+    """What the guard held, and why; approve or reject the run to decide."""
+    if not held:
+        return
+    click.echo(f"Held ({len(held)}):")
+    for hold in held:
+        click.echo(f"    {hold.change.describe()} — {hold.reason}: {hold.detail}")
 
 
 def print_rejections(rejections: list[Rejection]) -> None:
@@ -112,8 +139,10 @@ def print_outcomes(result: CycleResult) -> None:
     for outcome in failed:
         click.echo(f"  FAILED {outcome.change.describe()}: {outcome.category}: {outcome.message}")
     done = len(result.report.outcomes) - len(failed)
-    click.echo(f"Run {result.run_id}: {result.outcome}; {done} done, {len(failed)} failed, "
+    click.echo(f"Run {result.run_id}: {result.outcome}; {done} done, {len(failed)} failed, {len(result.held)} held, "
                f"{len(result.snapshot.rejections)} record(s) rejected")
+    if result.outcome == "held":
+        click.echo(f"Decide with `syncd approve {result.run_id}` or `syncd reject {result.run_id}`.")
 
 
 def result_json(result: CycleResult) -> dict[str, Any]:
@@ -128,6 +157,10 @@ def result_json(result: CycleResult) -> dict[str, Any]:
              "department": c.department, "from_department": c.from_department, "reason": c.reason}
             for c in result.plan.changes
         ],
+        "held": [
+            {"kind": h.change.kind.value, "subject": h.change.subject, "reason": h.reason, "detail": h.detail}
+            for h in result.held
+        ],
         "failed": [
             {"kind": o.change.kind.value, "subject": o.change.subject, "category": o.category, "message": o.message}
             for o in result.report.outcomes if o.state != "done"
@@ -137,6 +170,64 @@ def result_json(result: CycleResult) -> dict[str, Any]:
             for r in result.snapshot.rejections
         ],
     }
+
+
+def _decide(ctx: click.Context, run_id: str, approve: bool) -> None:
+    from syncd.state.store import StateStore
+
+    config = _load_config(ctx)
+    store = StateStore(config.state.url)
+    try:
+        count = store.decide(run_id, approve)
+    except LookupError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    verb = "approved" if approve else "rejected"
+    if count == 0:
+        click.echo(f"run {run_id} has no held changes left to decide", err=True)
+        ctx.exit(EXIT_CONFIG)
+    after = "the next sync applies them" if approve else "they stay held; fix HR's data, or approve a later run"
+    click.echo(f"{count} held change(s) of run {run_id} {verb}; {after}")
+
+
+@main.command()
+@click.argument("run_id")
+@click.pass_context
+def approve(ctx: click.Context, run_id: str) -> None:
+    """Approve the changes RUN held (mass deactivation, structure changes): the next sync applies them."""
+    _decide(ctx, run_id, approve=True)
+
+
+@main.command()
+@click.argument("run_id")
+@click.pass_context
+def reject(ctx: click.Context, run_id: str) -> None:
+    """Reject the changes RUN held: they are not applied."""
+    _decide(ctx, run_id, approve=False)
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Last runs and the runs waiting for a decision."""
+    from syncd.state.store import StateStore
+
+    config = _load_config(ctx)
+    store = StateStore(config.state.url)
+    try:
+        runs = store.runs(10)
+        held = store.held_runs()
+    finally:
+        store.close()
+    click.echo("Last runs:" if runs else "No runs yet.")
+    for run in runs:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()))
+        click.echo(f"  {run.id}  {run.started_at:%Y-%m-%d %H:%M:%S}  {run.trigger:<8} {run.outcome or 'running':<8} "
+                   f"{counts}")
+    for run_id, started, count in held:
+        click.echo(f"Waiting for a decision: run {run_id} ({started:%Y-%m-%d %H:%M}) holds {count} change(s): "
+                   f"`syncd approve {run_id}` or `syncd reject {run_id}`")
 
 
 @main.group()

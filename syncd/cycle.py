@@ -9,6 +9,7 @@ import structlog
 
 from syncd.apply import Applier, ApplyReport
 from syncd.config import Config
+from syncd.guard import Held, Limits, ScopeViolation, check_scope, guard
 from syncd.model import Plan, Snapshot
 from syncd.reconcile import reconcile
 from syncd.source import Source
@@ -27,12 +28,13 @@ class CycleResult:
     plan: Plan
     run_id: str | None = None
     report: ApplyReport = field(default_factory=ApplyReport)
-    outcome: str = "success"  # success | partial | failed | dry_run
+    held: list[Held] = field(default_factory=list)
+    outcome: str = "success"  # success | partial | failed | held | dry_run
 
     @property
     def exit_code(self) -> int:
-        """0 success (or dry run), 1 when a change failed or the run stopped."""
-        return 0 if self.outcome in ("success", "dry_run") else 1
+        """0 success (or dry run), 1 when a change failed or the run stopped, 3 when held by a guard."""
+        return {"success": 0, "dry_run": 0, "held": 3}.get(self.outcome, 1)
 
 
 def run_cycle(config: Config, source: Source, target: Target, store: StateStore, *,
@@ -46,22 +48,41 @@ def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
         for rejection in snapshot.rejections:
             log.warning("record.rejected", kind=rejection.kind, key=rejection.key, field=rejection.field,
                         reason=rejection.reason, location=rejection.location())
-        plan = reconcile(snapshot, store.links(), config.unit.root_department)
+        links = store.links()
+        plan = reconcile(snapshot, links, config.unit.root_department)
         result = CycleResult(snapshot, plan)
+        try:
+            check_scope(plan, snapshot, config.unit.root_department)
+        except ScopeViolation as exc:
+            log.error("plan.refused", reason=str(exc))
+            result.outcome, result.report.stopped = "failed", f"plan refused: {exc}"
+            _summary(result, started)
+            return result
+        safety = config.safety
+        limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold")
+        guarded = guard(plan, links, limits, store.approvals())
+        result.held = guarded.held
         if dry_run:
             result.outcome = "dry_run"
             _summary(result, started)
             return result
         result.run_id = store.start_run(trigger, "incremental", dry_run=False)
         structlog.contextvars.bind_contextvars(run_id=result.run_id)
-        applier = Applier(target, store, store.links(), config.unit.root_department,
+        applier = Applier(target, store, links, config.unit.root_department,
                           config.unit.root_organization_code, config.escalation.deadline_workdays)
-        result.report = applier.apply(result.run_id, plan)
+        result.report = applier.apply(result.run_id, guarded.allowed, guarded.held)
+        store.consume_approvals(((o.change.kind.value, o.change.subject) for o in result.report.outcomes
+                                 if o.state == "done"), result.run_id)
         if result.report.stopped:
             result.outcome = "failed"
         elif result.report.failed:
             result.outcome = "partial"
-        counts = {**result.report.counts(), "rejected": len(snapshot.rejections)}
+        elif guarded.needs_approval:
+            result.outcome = "held"
+            log.warning("plan.held", run_id=result.run_id, held=len(guarded.held),
+                        reasons=sorted({h.reason for h in guarded.held}))
+        counts = {**result.report.counts(), "held": len(guarded.held), "rejected": len(snapshot.rejections),
+                  "incomplete_people": len({i.key for i in snapshot.issues})}
         store.finish_run(result.run_id, result.outcome, counts)
         _summary(result, started)
         return result
@@ -80,6 +101,7 @@ def _summary(result: CycleResult, started: float) -> None:
         people=len(result.snapshot.people),
         rejected=len(result.snapshot.rejections),
         planned=len(result.plan),
+        held=len(result.held),
         done=done,
         failed=result.report.failed,
         stopped=result.report.stopped,

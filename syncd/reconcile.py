@@ -63,7 +63,8 @@ def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
     for person in snapshot.people.values():
         link = state.people.get(person.employee_id)
         if person.status is not PersonStatus.IN_POST:
-            if link is not None and link.status == "active":
+            # No deactivation at all from a read that broke off: the next complete read decides.
+            if link is not None and link.status == "active" and snapshot.complete:
                 changes.append(Change(ChangeKind.LEAVE, person.employee_id, reason=person.status.value))
             continue
         if link is None:

@@ -163,6 +163,49 @@ class StateStore:
             session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state=state, error_category=category, error_message=message[:2000], updated_at=_now()))
 
+    def approvals(self) -> frozenset[tuple[str, str]]:
+        """(kind, subject) of held changes an operator approved that no run has applied yet."""
+        with self._session() as session:
+            rows = session.execute(select(JournalEntry.kind, JournalEntry.subject).where(
+                JournalEntry.state == "approved"))
+            return frozenset((kind, subject) for kind, subject in rows)
+
+    def consume_approvals(self, applied: Iterable[tuple[str, str]], run_id: str) -> None:
+        """Approved changes that a run has now applied are closed, pointing at that run."""
+        pairs = set(applied)
+        if not pairs:
+            return
+        with self._session.begin() as session:
+            for entry in session.scalars(select(JournalEntry).where(JournalEntry.state == "approved")):
+                if (entry.kind, entry.subject) in pairs:
+                    entry.state = "done"
+                    entry.error_message = f"approved; applied by run {run_id}"
+                    entry.updated_at = _now()
+
+    def decide(self, run_id: str, approve: bool) -> int:
+        """Approve or reject the changes a run held for approval; return how many were decided.
+
+        Changes that only waited on a held one are not decided themselves: they follow it.
+        """
+        with self._session.begin() as session:
+            if session.get(Run, run_id) is None:
+                raise LookupError(f"no run {run_id!r}")
+            result = session.execute(update(JournalEntry).where(
+                JournalEntry.run_id == run_id, JournalEntry.state == "held",
+                JournalEntry.error_category != "waiting").values(
+                state="approved" if approve else "rejected", updated_at=_now()))
+            return int(result.rowcount or 0)
+
+    def held_runs(self) -> list[tuple[str, datetime, int]]:
+        """Runs with changes still waiting for a decision: (run id, started, held count)."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Run.id, Run.started_at, func.count(JournalEntry.id))
+                .join(JournalEntry, JournalEntry.run_id == Run.id)
+                .where(JournalEntry.state == "held", JournalEntry.error_category != "waiting")
+                .group_by(Run.id, Run.started_at).order_by(Run.started_at.desc()))
+            return [(run_id, started, count) for run_id, started, count in rows]
+
     def journal_states(self, run_id: str) -> dict[str, int]:
         """Count of entries per state for a run."""
         with self._session() as session:

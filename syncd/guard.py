@@ -1,0 +1,122 @@
+"""Guards on a plan, before any write (DESIGN.md §6). A remote directory cannot be rolled back, so the
+dangerous changes are stopped here, as data, not discovered half-applied.
+
+- Deactivations above `max_deactivations` or `max_deactivation_share` of the active people are
+  all held (other changes proceed) until an operator approves or rejects the run.
+- With `structure_changes = "hold"`, department creates, renames, moves and retirements are held
+  for approval (Article 7: structure changes are reported to the city bureau beforehand).
+- A change that depends on a held one (a person joining a department whose creation is held)
+  waits with it: reported as waiting, not failed.
+- Nothing outside the unit's root is touched: a plan that would is refused with ScopeViolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from syncd.model import Change, ChangeKind, LinkState, Plan, Snapshot
+
+DEACTIVATIONS = frozenset({ChangeKind.LEAVE, ChangeKind.TRANSFER_OUT})
+STRUCTURE = frozenset({ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE, ChangeKind.DEPT_RETIRE})
+_INTO_DEPARTMENT = frozenset({ChangeKind.JOIN, ChangeKind.TRANSFER, ChangeKind.REJOIN, ChangeKind.ADOPT})
+
+HOLD_MASS_DEACTIVATION = "mass_deactivation"
+HOLD_STRUCTURE = "structure"
+WAITING = "waiting"
+
+
+class ScopeViolation(Exception):
+    """The plan would write outside the unit's root organisation; nothing of it is applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The thresholds of `[safety]` the guard applies."""
+
+    max_deactivations: int
+    max_deactivation_share: float
+    hold_structure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A change kept back: why, and for a waiting change, what it waits on."""
+
+    change: Change
+    reason: str  # mass_deactivation | structure | waiting
+    detail: str
+
+
+@dataclass(slots=True)
+class GuardedPlan:
+    """The plan split into what may be applied now and what is held."""
+
+    allowed: Plan
+    held: list[Held] = field(default_factory=list)
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether an operator must approve or reject (exit code 3)."""
+        return any(h.reason != WAITING for h in self.held)
+
+
+def check_scope(plan: Plan, snapshot: Snapshot, root_department: str) -> None:
+    """Refuse a plan that would create, move or change anything outside the unit's root."""
+    for change in plan.changes:
+        if change.kind in STRUCTURE and change.subject == root_department:
+            raise ScopeViolation(f"{change.kind.value} of the unit's root department {root_department}")
+        placed = change.kind in (ChangeKind.DEPT_CREATE, ChangeKind.DEPT_MOVE, *_INTO_DEPARTMENT)
+        if placed and change.department and not _under_root(change.department, snapshot, root_department):
+            raise ScopeViolation(f"{change.kind.value} {change.subject} into {change.department}, "
+                                     f"which is not under the unit's root {root_department}")
+
+
+def _under_root(dept_id: str, snapshot: Snapshot, root: str) -> bool:
+    seen: set[str] = set()
+    current: str | None = dept_id
+    while current is not None and current not in seen:
+        if current == root:
+            return True
+        seen.add(current)
+        dept = snapshot.departments.get(current)
+        current = dept.parent if dept else None
+    return False
+
+
+def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[tuple[str, str]]) -> GuardedPlan:
+    """Split the plan: held deactivations and structure changes, waiting dependents, the rest allowed.
+
+    `approved` holds (kind, subject) pairs an operator approved in an earlier held run; they pass.
+    """
+    held: dict[int, Held] = {}
+
+    def is_approved(change: Change) -> bool:
+        return (change.kind.value, change.subject) in approved
+
+    deactivations = [i for i, c in enumerate(plan.changes) if c.kind in DEACTIVATIONS and not is_approved(c)]
+    active = sum(1 for link in links.people.values() if link.status == "active")
+    share = len(deactivations) / active if active else 0.0
+    if deactivations and (len(deactivations) > limits.max_deactivations or share > limits.max_deactivation_share):
+        detail = (f"{len(deactivations)} deactivations ({share:.1%} of {active} active people) exceed "
+                  f"max_deactivations={limits.max_deactivations} / "
+                  f"max_deactivation_share={limits.max_deactivation_share:.1%}")
+        for i in deactivations:
+            held[i] = Held(plan.changes[i], HOLD_MASS_DEACTIVATION, detail)
+
+    held_departments: set[str] = set()
+    for i, change in enumerate(plan.changes):
+        if change.kind in STRUCTURE and limits.hold_structure and not is_approved(change):
+            held[i] = Held(change, HOLD_STRUCTURE, "structure changes are held for approval (safety.structure_changes)")
+            if change.kind is ChangeKind.DEPT_CREATE:
+                held_departments.add(change.subject)
+        elif change.kind in _INTO_DEPARTMENT and change.department in held_departments:
+            held[i] = Held(change, WAITING, f"waits for dept_create {change.department}")
+
+    # A held join holds the person's later changes in the same plan too.
+    waiting_people = {h.change.subject for h in held.values() if h.change.kind in _INTO_DEPARTMENT}
+    for i, change in enumerate(plan.changes):
+        if i not in held and change.kind not in STRUCTURE and change.subject in waiting_people:
+            held[i] = Held(change, WAITING, f"waits for the held change of {change.subject}")
+
+    allowed = Plan([c for i, c in enumerate(plan.changes) if i not in held])
+    return GuardedPlan(allowed, [held[i] for i in sorted(held)])
