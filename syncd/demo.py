@@ -17,7 +17,7 @@ import click
 import requests
 
 from syncd import log as logging_setup
-from syncd.cli import DEMO_ADMIN_TOKEN, DEMO_SECRET, print_plan, print_rejections
+from syncd.cli import DEMO_ADMIN_TOKEN, DEMO_SECRET, print_issues, print_plan, print_rejections
 from syncd.config import load
 from syncd.cycle import CycleResult, run_cycle
 from syncd.state.store import StateStore
@@ -141,6 +141,7 @@ def _sync(config_path: Path, title: str, admin: _SimulatorAdmin) -> CycleResult:
     writes = admin.writes() - before
     click.secho(f"\n== {title}", bold=True)
     print_rejections(result.snapshot.rejections)
+    print_issues(result.snapshot.issues)
     plan = result.plan
     if len(plan) > 40:
         click.echo(f"Plan: {len(plan)} change(s)")

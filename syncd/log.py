@@ -79,3 +79,5 @@ def configure(fmt: str = "auto", level: str = "info", show_personal_data: bool =
     root.setLevel(level.upper())
     # urllib3 at debug would print full URLs and headers; it is only useful when debugging transport.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    # Alembic narrates every migration check at info; only its warnings matter to an operator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

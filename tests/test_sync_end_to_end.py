@@ -1,0 +1,207 @@
+"""One honest end-to-end sync: an HR export in, the bundled simulator out, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+
+from connectors.zzd.simulator.server import SimulatorServer
+from connectors.zzd.simulator.tenant import SimTenant
+from syncd.cli import main
+from tests.conftest import DEPARTMENTS, PEOPLE, person
+
+TENANT = SimTenant(tenant_id=196729, app_key="it-key", app_secret="it-secret",
+                   root_code="GO_" + "0" * 31 + "1", admin_token="it-admin")
+MOBILE = re.compile(r"1[3-9]\d{9}")
+
+CONFIG = """
+[unit]
+name = "郑州市审计局"
+root_department = "D0001"
+root_organization_code = "{root}"
+operator = "syncd-test"
+
+[source]
+kind = "csv"
+people = "people.csv"
+departments = "departments.csv"
+
+[target]
+base_url = "{base_url}"
+app_key = "it-key"
+app_secret = "env:SYNCD_IT_SECRET"
+tenant_id = 196729
+rate_limit = 500
+
+[state]
+url = "sqlite:///state.db"
+
+[safety]
+structure_changes = "{structure}"
+max_deactivations = {max_deactivations}
+max_deactivation_share = 1.0
+
+[logging]
+format = "json"
+"""
+
+
+@dataclass
+class Env:
+    """A simulator, a configuration pointing at it, and a way to write HR's export."""
+
+    server: SimulatorServer
+    config: Path
+    write_export: Callable[..., tuple[Path, Path]]
+
+    def admin(self, path: str) -> Any:
+        response = requests.get(self.server.base_url + path, headers={"X-Sim-Admin-Token": "it-admin"}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def writes(self) -> int:
+        return int(self.admin("/_sim/counters")["writes"])
+
+    def sync(self, *args: str) -> Result:
+        return CliRunner().invoke(main, ["--config", str(self.config), "sync", *args])
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(main, ["--config", str(self.config), *args])
+
+    def directory(self) -> dict[str, Any]:
+        """What the directory holds, as HR would describe it: departments by HR id, people by mobile."""
+        data = self.admin("/_sim/directory")
+        ext = {o["organizationCode"]: o["extOrgCode"] or "D0001" for o in data["organizations"]}
+        departments = {o["extOrgCode"]: (o["organizationName"], ext.get(o["parentCode"]))
+                       for o in data["organizations"] if o["extOrgCode"]}
+        people = {}
+        for e in data["employees"]:
+            main_positions = [p for p in e["positions"] if p["mainJob"]]
+            assert len(main_positions) <= 1 and (main_positions or e["status"] == "F")
+            where = ext[main_positions[0]["organizationCode"]] if main_positions else None
+            post = main_positions[0].get("govEmpPosJob", "") if main_positions else None
+            people[e["mobile"]] = (e["employeeName"], where, e["status"], post)
+        return {"departments": departments, "people": people}
+
+
+def expected(people: list[dict[str, str]], departments: list[dict[str, str]]) -> dict[str, Any]:
+    """The projection of an HR export: what the directory must hold after a sync."""
+    return {
+        "departments": {d["部门编号"]: (d["部门名称"], d["上级部门编号"]) for d in departments if d["上级部门编号"]},
+        "people": {p["手机号"]: (p["姓名"], p["部门编号"], "A", p["职务"]) for p in people if p["人员状态"] == "在职"},
+    }
+
+
+@pytest.fixture
+def env(tmp_path: Path, export: Callable[..., tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> Iterator[Env]:
+    monkeypatch.setenv("SYNCD_IT_SECRET", "it-secret")
+    options = getattr(request, "param", {})
+    with SimulatorServer(TENANT) as server:
+        config = tmp_path / "syncd.toml"
+        config.write_text(CONFIG.format(root=TENANT.root_code, base_url=server.base_url,
+                                        structure=options.get("structure", "apply"),
+                                        max_deactivations=options.get("max_deactivations", 50)), encoding="utf-8")
+        export()
+        yield Env(server, config, export)
+
+
+def test_initial_sync_creates_exactly_the_departments_and_people_of_the_export(env: Env) -> None:
+    result = env.sync()
+    assert result.exit_code == 0, result.output
+    assert env.directory() == expected(PEOPLE, DEPARTMENTS)
+
+
+def test_a_second_sync_on_unchanged_data_makes_zero_writes(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    before = env.writes()
+    result = env.sync()
+    assert result.exit_code == 0, result.output
+    assert env.writes() == before
+    assert "the directory is up to date" in result.output
+
+
+def test_a_malformed_row_is_rejected_with_line_and_field_while_the_rest_syncs(env: Env) -> None:
+    people = [*PEOPLE, person("A000007", "孙丽", "1380000abcd", "D0003"), person("A000008", "", "13800000008", "D0003")]
+    env.write_export(people=people)
+    result = env.sync()
+    assert result.exit_code == 0, result.output
+    assert "people.csv:8  person A000007  mobile: not an 11-digit" in result.output
+    assert "people.csv:9  person A000008  name: missing" in result.output
+    assert env.directory() == expected(PEOPLE, DEPARTMENTS)
+
+
+def test_changes_in_hr_reach_the_directory(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    people = [dict(p) for p in PEOPLE]
+    people[0]["部门编号"] = "D0003"  # transfer
+    people[1]["职务"] = "副主任"  # post change
+    people[2]["人员状态"] = "退休"  # retirement
+    people.append(person("A000009", "钱多", "13800000009", "D0005"))  # join
+    env.write_export(people=people)
+    result = env.sync()
+    assert result.exit_code == 0, result.output
+    want = expected(people, DEPARTMENTS)
+    want["people"]["13800000003"] = ("王芳", None, "F", None)  # deactivated (no position), never deleted
+    assert env.directory() == want
+
+
+def test_a_log_captured_during_a_sync_contains_no_mobile_number(env: Env) -> None:
+    env.write_export(people=[*PEOPLE, person("A000007", "孙丽", "138-0000-00x7", "D0003")])
+    result = env.sync()
+    assert result.exit_code == 0
+    logged = result.stderr
+    assert "cycle.finished" in logged
+    assert not MOBILE.search(logged.replace("-", "")), "a mobile number reached the log"
+    assert "张明" not in logged
+
+
+def test_dry_run_prints_the_plan_by_kind_and_writes_nothing(env: Env) -> None:
+    result = env.sync("--dry-run")
+    assert result.exit_code == 0
+    assert "dept_create (4)" in result.output and "join (5)" in result.output
+    assert env.writes() == 0
+    assert env.directory()["people"] == {}
+
+
+def test_dry_run_json_is_for_machines(env: Env) -> None:
+    result = env.sync("--dry-run", "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"dept_create": 4, "join": 5}
+    assert not MOBILE.search(result.output)
+
+
+@pytest.mark.parametrize("env", [{"structure": "hold"}], indirect=True)
+def test_held_structure_waits_for_approval_then_applies(env: Env) -> None:
+    first = env.sync()
+    assert first.exit_code == 3, first.output
+    run_id = re.search(r"syncd approve (\w+)", first.output)[1]  # type: ignore[index]
+    assert env.directory()["departments"] == {}
+    assert env.cli("approve", run_id).exit_code == 0
+    second = env.sync()
+    assert second.exit_code == 0, second.output
+    assert env.directory() == expected(PEOPLE, DEPARTMENTS)
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 1}], indirect=True)
+def test_a_snapshot_missing_people_deactivates_nobody_until_approved(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    env.write_export(people=PEOPLE[:2])  # three in-post people gone from HR
+    held = env.sync()
+    assert held.exit_code == 3, held.output
+    assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())
+    run_id = re.search(r"syncd approve (\w+)", held.output)[1]  # type: ignore[index]
+    assert "Waiting for a decision" in env.cli("status").output
+    assert env.cli("approve", run_id).exit_code == 0
+    assert env.sync().exit_code == 0
+    statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
+    assert statuses == {"13800000001": "A", "13800000002": "A", "13800000003": "F", "13800000004": "F",
+                        "13800000005": "F"}
