@@ -54,25 +54,35 @@ class _Dependency(Exception):
     """A change that needs an object an earlier change failed to create."""
 
 
+QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about the run
+
+
 class Applier:
     """Applies one plan: the directory ids it learns along the way feed the later changes."""
 
     def __init__(self, target: Target, store: StateStore, links: LinkState, root_department: str,
-                 root_organization_code: str, deadline_workdays: int = 3) -> None:
+                 root_organization_code: str, deadline_workdays: int = 3,
+                 quarantine_failure_share: float = 1.0) -> None:
         self._target = target
         self._store = store
         self._departments = dict(links.departments)
         self._people = dict(links.people)
-        self._org_codes = {hr_id: link.organization_code for hr_id, link in links.departments.items()}
+        self._org_codes = {hr_id: link.organization_code for hr_id, link in links.departments.items()
+                           if link.status == "active"}
         self._org_codes[root_department] = root_organization_code
         self._deadline_workdays = deadline_workdays
-        self._handlers: dict[ChangeKind, Callable[[int, Change], None]] = {
+        self._quarantine_share = quarantine_failure_share
+        self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
             ChangeKind.DEPT_CREATE: self._dept_create,
             ChangeKind.DEPT_UPDATE: self._dept_update,
-            ChangeKind.JOIN: self._join,
+            ChangeKind.DEPT_MOVE: self._dept_move,
             ChangeKind.TRANSFER: self._transfer,
             ChangeKind.UPDATE: self._update,
+            ChangeKind.REJOIN: self._rejoin,
+            ChangeKind.JOIN: self._join,
+            ChangeKind.TRANSFER_OUT: self._transfer_out,
             ChangeKind.LEAVE: self._leave,
+            ChangeKind.DEPT_RETIRE: self._dept_retire,
         }
 
     def apply(self, run_id: str, plan: Plan, held: Sequence[Held] = ()) -> ApplyReport:
@@ -84,22 +94,34 @@ class Applier:
             self._store.mark_failed(entry_id, hold.reason, hold.detail, state="held")
         entry_ids = self._store.journal_plan(run_id, plan.changes, detected, due)
         report = ApplyReport()
+        attempted = failed = 0
         for entry_id, change in zip(entry_ids, plan.changes, strict=True):
             if report.stopped:
                 self._store.mark_failed(entry_id, "stopped", f"not attempted: {report.stopped}")
                 report.outcomes.append(Outcome(change, "failed", "stopped", report.stopped))
                 continue
-            report.outcomes.append(self._apply_one(entry_id, change, report))
+            outcome = self._apply_one(entry_id, change, report)
+            report.outcomes.append(outcome)
+            if outcome.category != "dependency":
+                attempted += 1
+                failed += outcome.state != "done"
+            over = attempted >= QUARANTINE_MIN_WRITES and failed / attempted > self._quarantine_share
+            if over and not report.stopped:
+                # Something is systematically wrong (the gateway, the data, a mapping): stop before
+                # thousands of bad writes, and let a person look (DESIGN.md §6).
+                report.stopped = (f"quarantine: {failed} of {attempted} writes failed "
+                                  f"(over quarantine_failure_share={self._quarantine_share:.0%})")
+                log.error("run.quarantined", failed=failed, attempted=attempted)
         return report
 
     def _apply_one(self, entry_id: int, change: Change, report: ApplyReport) -> Outcome:
         handler = self._handlers.get(change.kind)
         if handler is None:
-            message = f"{change.kind.value} is not supported yet"
+            message = f"{change.kind.value} is not applied by a sync"
             self._store.mark_failed(entry_id, "unsupported", message)
             return Outcome(change, "failed", "unsupported", message)
         try:
-            handler(entry_id, change)
+            note = handler(entry_id, change)
         except _Dependency as exc:
             self._store.mark_failed(entry_id, "dependency", str(exc))
             log.warning("change.waiting", kind=change.kind.value, subject=change.subject, reason=str(exc))
@@ -111,8 +133,8 @@ class Applier:
             if exc.stops_run:
                 report.stopped = f"{exc.category} error: {exc}"
             return Outcome(change, "failed", exc.category, str(exc))
-        log.debug("change.done", kind=change.kind.value, subject=change.subject)
-        return Outcome(change, "done")
+        log.debug("change.done", kind=change.kind.value, subject=change.subject, note=note)
+        return Outcome(change, "done", message=note)
 
     def _org_code(self, hr_department: str | None) -> str:
         code = self._org_codes.get(hr_department or "")
@@ -126,53 +148,169 @@ class Applier:
             raise _Dependency(f"person {employee_id} is not linked (their join failed or waits)")
         return link
 
-    def _dept_create(self, entry_id: int, change: Change) -> None:
+    # -- departments -------------------------------------------------------------------------
+
+    def _dept_create(self, entry_id: int, change: Change) -> str:
         parent_code = self._org_code(change.department)
         self._store.mark_sent(entry_id)
-        code = self._target.create_department(change.fields, parent_code, change.subject)
-        link = LinkedDepartment(code, change.department, dict(change.fields))
-        self._store.mark_done(entry_id, department=(change.subject, link))
-        self._org_codes[change.subject] = code
-        self._departments[change.subject] = link
+        try:
+            code, note = self._target.create_department(change.fields, parent_code, change.subject), ""
+        except TargetError as exc:
+            # Created earlier by hand or by a run whose answer was lost: adopt it by extOrgCode.
+            found = self._target.find_department(change.subject) if exc.category == "conflict" else None
+            if found is None:
+                raise
+            self._target.update_department(found, change.fields)
+            code, note = found, "adopted the existing organisation with this extOrgCode"
+        self._save_department(entry_id, change.subject, LinkedDepartment(code, change.department, dict(change.fields)))
+        return note
 
-    def _dept_update(self, entry_id: int, change: Change) -> None:
+    def _dept_update(self, entry_id: int, change: Change) -> str:
         link = self._departments[change.subject]
         self._store.mark_sent(entry_id)
         self._target.update_department(link.organization_code, change.fields)
-        link = replace(link, pushed={**link.pushed, **change.fields})
-        self._store.mark_done(entry_id, department=(change.subject, link))
-        self._departments[change.subject] = link
+        self._save_department(entry_id, change.subject, replace(link, pushed={**link.pushed, **change.fields}))
+        return ""
 
-    def _join(self, entry_id: int, change: Change) -> None:
+    def _dept_move(self, entry_id: int, change: Change) -> str:
+        link = self._departments[change.subject]
+        parent_code = self._org_code(change.department)
+        self._store.mark_sent(entry_id)
+        self._target.move_department(link.organization_code, parent_code)
+        self._save_department(entry_id, change.subject, replace(link, parent=change.department))
+        return ""
+
+    def _dept_retire(self, entry_id: int, change: Change) -> str:
+        link = self._departments[change.subject]
+        self._store.mark_sent(entry_id)
+        try:
+            self._target.delete_department(link.organization_code)
+        except TargetError as exc:
+            if exc.category != "not_found":  # already gone is what we wanted
+                raise
+        self._save_department(entry_id, change.subject, replace(link, status="retired"))
+        self._org_codes.pop(change.subject, None)
+        return ""
+
+    def _save_department(self, entry_id: int, hr_id: str, link: LinkedDepartment) -> None:
+        self._store.mark_done(entry_id, department=(hr_id, link))
+        self._departments[hr_id] = link
+        if link.status == "active":
+            self._org_codes[hr_id] = link.organization_code
+
+    # -- people ------------------------------------------------------------------------------
+
+    def _join(self, entry_id: int, change: Change) -> str:
         assert change.department is not None
         org_code = self._org_code(change.department)
         self._store.mark_sent(entry_id)
-        created = self._target.create_person(change.fields, org_code)
+        try:
+            created = self._target.create_person(change.fields, org_code)
+        except TargetError as exc:
+            if exc.category != "conflict":
+                raise
+            return self._adopt(entry_id, change, org_code)
         link = LinkedPerson(created.employee_code, created.account_id, change.department, org_code, dict(change.fields))
-        self._store.mark_done(entry_id, person=(change.subject, link))
-        self._people[change.subject] = link
+        self._save_person(entry_id, change.subject, link)
+        return ""
 
-    def _transfer(self, entry_id: int, change: Change) -> None:
+    def _adopt(self, entry_id: int, change: Change, org_code: str) -> str:
+        """The mobile is already in the directory: link that person, put them here, push every field."""
+        assert change.department is not None
+        found = self._target.find_person_by_mobile(change.fields.get("mobile", ""))
+        if found is None:
+            raise _Conflict("the directory refused the mobile as taken, but no person holds it")
+        if found.employee_code in {link.employee_code for link in self._people.values()}:
+            raise _Conflict("the mobile belongs to a person syncd already links to another 工号")
+        if found.status != "A":
+            self._target.rehire_person(found.employee_code, org_code, change.fields)
+        else:
+            positions = self._target.person_positions(found.employee_code)
+            if org_code not in positions:
+                ours = [p for p in positions if p in set(self._org_codes.values())]
+                self._target.move_person(found.employee_code, (ours or positions)[0], org_code)
+        self._target.update_person(found.employee_code, org_code, change.fields)
+        link = LinkedPerson(found.employee_code, found.account_id, change.department, org_code, dict(change.fields))
+        self._save_person(entry_id, change.subject, link)
+        return "adopted the person already in the directory with this mobile"
+
+    def _transfer(self, entry_id: int, change: Change) -> str:
         assert change.department is not None
         link = self._person(change.subject)
         to_code = self._org_code(change.department)
         self._store.mark_sent(entry_id)
-        self._target.move_person(link.employee_code, link.organization_code, to_code)
+        try:
+            self._target.move_person(link.employee_code, link.organization_code, to_code)
+        except TargetError as exc:
+            # A move whose answer was lost (or a run that died after sending it) has already happened.
+            if exc.category not in ("not_found", "state") or to_code not in self._target.person_positions(
+                    link.employee_code):
+                raise
         self._save_person(entry_id, change.subject, replace(link, department=change.department,
                                                              organization_code=to_code))
+        return ""
 
-    def _update(self, entry_id: int, change: Change) -> None:
+    def _update(self, entry_id: int, change: Change) -> str:
         link = self._person(change.subject)
         self._store.mark_sent(entry_id)
         self._target.update_person(link.employee_code, link.organization_code, change.fields)
         self._save_person(entry_id, change.subject, replace(link, pushed={**link.pushed, **change.fields}))
+        return ""
 
-    def _leave(self, entry_id: int, change: Change) -> None:
+    def _rejoin(self, entry_id: int, change: Change) -> str:
+        assert change.department is not None
+        link = self._person(change.subject)
+        org_code = self._org_code(change.department)
+        self._store.mark_sent(entry_id)
+        try:
+            self._target.rehire_person(link.employee_code, org_code, change.fields)
+        except TargetError as exc:
+            if exc.category != "state":  # already active: only the fields may differ
+                raise
+            self._target.update_person(link.employee_code, org_code, change.fields)
+        if link.frozen and link.account_id is not None:
+            # Article 17: frozen stays frozen whatever HR says, rehire included.
+            self._target.set_account_frozen(link.account_id, True)
+        self._save_person(entry_id, change.subject, replace(
+            link, status="active", department=change.department, organization_code=org_code,
+            pushed=dict(change.fields)))
+        return ""
+
+    def _leave(self, entry_id: int, change: Change) -> str:
         link = self._person(change.subject)
         self._store.mark_sent(entry_id)
-        self._target.deactivate_person(link.employee_code)
+        self._deactivate(link)
         self._save_person(entry_id, change.subject, replace(link, status="inactive"))
+        return ""
+
+    def _transfer_out(self, entry_id: int, change: Change) -> str:
+        """调离: remove this unit's position; deactivate only when no position remains elsewhere."""
+        link = self._person(change.subject)
+        self._store.mark_sent(entry_id)
+        ours = set(self._org_codes.values())
+        elsewhere = [p for p in self._target.person_positions(link.employee_code) if p not in ours]
+        if elsewhere:
+            self._target.remove_position(link.employee_code, link.organization_code)
+            note = "position removed; the person keeps a position in another unit"
+        else:
+            self._deactivate(link)
+            note = "no position left in another unit: deactivated"
+        self._save_person(entry_id, change.subject, replace(link, status="inactive"))
+        return note
+
+    def _deactivate(self, link: LinkedPerson) -> None:
+        try:
+            self._target.deactivate_person(link.employee_code)
+        except TargetError as exc:
+            if exc.category != "state":  # already inactive is what we wanted
+                raise
 
     def _save_person(self, entry_id: int, employee_id: str, link: LinkedPerson) -> None:
         self._store.mark_done(entry_id, person=(employee_id, link))
         self._people[employee_id] = link
+
+
+class _Conflict(TargetError):
+    """A conflict syncd must not resolve by guessing: a person has to look."""
+
+    category = "conflict"

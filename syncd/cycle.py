@@ -12,6 +12,7 @@ from syncd.config import Config
 from syncd.guard import Held, Limits, ScopeViolation, check_scope, guard
 from syncd.model import Plan, Snapshot
 from syncd.reconcile import reconcile
+from syncd.recovery import recover
 from syncd.source import Source
 from syncd.state.store import StateStore
 from syncd.target import Target
@@ -48,6 +49,8 @@ def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
         for rejection in snapshot.rejections:
             log.warning("record.rejected", kind=rejection.kind, key=rejection.key, field=rejection.field,
                         reason=rejection.reason, location=rejection.location())
+        if not dry_run:
+            recover(store, target, config.unit.root_department, config.unit.root_organization_code)
         links = store.links()
         plan = reconcile(snapshot, links, config.unit.root_department)
         result = CycleResult(snapshot, plan)
@@ -68,8 +71,8 @@ def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
             return result
         result.run_id = store.start_run(trigger, "incremental", dry_run=False)
         structlog.contextvars.bind_contextvars(run_id=result.run_id)
-        applier = Applier(target, store, links, config.unit.root_department,
-                          config.unit.root_organization_code, config.escalation.deadline_workdays)
+        applier = Applier(target, store, links, config.unit.root_department, config.unit.root_organization_code,
+                          config.escalation.deadline_workdays, safety.quarantine_failure_share)
         result.report = applier.apply(result.run_id, guarded.allowed, guarded.held)
         store.consume_approvals(((o.change.kind.value, o.change.subject) for o in result.report.outcomes
                                  if o.state == "done"), result.run_id)

@@ -52,10 +52,30 @@ def _department_changes(snapshot: Snapshot, state: LinkState, root: str) -> list
         if link is None:
             changes.append(Change(ChangeKind.DEPT_CREATE, dept.id, wanted, department=dept.parent))
             continue
+        if link.parent != dept.parent:
+            changes.append(Change(ChangeKind.DEPT_MOVE, dept.id, department=dept.parent, from_department=link.parent))
         changed = {k: v for k, v in wanted.items() if link.pushed.get(k) != v}
         if changed:
             changes.append(Change(ChangeKind.DEPT_UPDATE, dept.id, changed))
+    # A department gone from a complete read is retired once empty: deepest first, after the
+    # people in it have moved or left (apply order puts dept_retire last).
+    if snapshot.complete and snapshot.departments:
+        rejected = {r.key for r in snapshot.rejections if r.kind == "department"}
+        gone = [hr_id for hr_id, link in state.departments.items()
+                if link.status == "active" and hr_id not in snapshot.departments and hr_id not in rejected]
+        for hr_id in sorted(gone, key=lambda d: -_link_depth(d, state)):
+            changes.append(Change(ChangeKind.DEPT_RETIRE, hr_id, reason="absent from HR"))
     return changes
+
+
+def _link_depth(hr_id: str, state: LinkState) -> int:
+    depth, seen = 0, set()
+    current = state.departments.get(hr_id)
+    while current is not None and current.parent is not None and current.parent not in seen:
+        seen.add(current.parent)
+        current = state.departments.get(current.parent)
+        depth += 1
+    return depth
 
 
 def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
@@ -65,7 +85,8 @@ def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
         if person.status is not PersonStatus.IN_POST:
             # No deactivation at all from a read that broke off: the next complete read decides.
             if link is not None and link.status == "active" and snapshot.complete:
-                changes.append(Change(ChangeKind.LEAVE, person.employee_id, reason=person.status.value))
+                kind = ChangeKind.TRANSFER_OUT if person.status is PersonStatus.TRANSFERRED_OUT else ChangeKind.LEAVE
+                changes.append(Change(kind, person.employee_id, reason=person.status.value))
             continue
         if link is None:
             if person.creatable:  # without a valid mobile there is no login to create: reported as an issue

@@ -59,6 +59,24 @@ class Target(Protocol):
     def deactivate_person(self, employee_code: str) -> None:
         """Set the person inactive (status F): the 离职/退休 call. Never a delete."""
 
+    def rehire_person(self, employee_code: str, org_code: str, fields: Mapping[str, str]) -> None:
+        """Set an inactive person active again with a main position in `org_code` (same employeeCode)."""
+
+    def person_positions(self, employee_code: str) -> list[str]:
+        """The organisationCodes of the person's positions, main position first."""
+
+    def remove_position(self, employee_code: str, org_code: str) -> None:
+        """Remove the person's position in `org_code` (调离 while another position remains)."""
+
+    def move_department(self, code: str, parent_code: str) -> None:
+        """Move an organisation under another parent."""
+
+    def delete_department(self, code: str) -> None:
+        """Delete an empty organisation (a `state` error while it has members or children)."""
+
+    def set_account_frozen(self, account_id: int, frozen: bool) -> None:
+        """Freeze a login at once (a lost phone, Article 17) or unfreeze it."""
+
 
 class TargetError(Exception):
     """The directory refused a call or could not be reached.

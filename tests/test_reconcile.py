@@ -123,3 +123,23 @@ def test_an_invalid_field_never_blanks_what_was_pushed() -> None:
     state = synced(snapshot(ALICE))
     plan = reconcile(snapshot(replace(ALICE, gender="", post="副科长", invalid=frozenset({"gender"}))), state, "D1")
     assert [c.fields for c in plan.changes] == [{"post": "副科长"}]
+
+
+def test_transferred_out_people_get_transfer_out_not_leave() -> None:
+    state = synced(snapshot(ALICE))
+    plan = reconcile(snapshot(replace(ALICE, status=PersonStatus.TRANSFERRED_OUT)), state, "D1")
+    assert kinds(plan) == [("transfer_out", "A1")]
+
+
+def test_a_reparented_department_moves_and_a_vanished_one_retires_deepest_first_after_leaves() -> None:
+    state = synced(snapshot(ALICE, BOB))
+    state.departments["D5"] = LinkedDepartment("GO_D5", "D4", {"name": "二组"})
+    moved = replace(TEAM, parent="D2")
+    plan = reconcile(snapshot(ALICE, departments=(ROOT, OFFICE, moved)), state, "D1")
+    assert kinds(plan) == [("dept_move", "D4"), ("leave", "A2"), ("dept_retire", "D5"), ("dept_retire", "D3")]
+    assert (plan.changes[0].from_department, plan.changes[0].department) == ("D3", "D2")
+
+
+def test_no_department_retires_from_an_incomplete_read() -> None:
+    state = synced(snapshot(ALICE))
+    assert kinds(reconcile(snapshot(ALICE, departments=(ROOT, OFFICE), complete=False), state, "D1")) == []

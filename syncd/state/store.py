@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedEntry:
+    """A journal entry a dead run left `planned` or `sent`."""
+
+    id: int
+    run_id: str
+    kind: str
+    subject: str
+    state: str
+    fields: dict[str, str]
+    department: str | None
 
 
 class StateStore:
@@ -205,6 +219,19 @@ class StateStore:
                 .where(JournalEntry.state == "held", JournalEntry.error_category != "waiting")
                 .group_by(Run.id, Run.started_at).order_by(Run.started_at.desc()))
             return [(run_id, started, count) for run_id, started, count in rows]
+
+    def unfinished_entries(self) -> list[UnfinishedEntry]:
+        """Entries left `planned` or `sent` by runs that never finished, oldest first."""
+        with self._session() as session:
+            rows = session.scalars(select(JournalEntry).join(Run, Run.id == JournalEntry.run_id).where(
+                JournalEntry.state.in_(("planned", "sent")), Run.finished_at.is_(None)).order_by(JournalEntry.id))
+            return [UnfinishedEntry(e.id, e.run_id, e.kind, e.subject, e.state, dict(e.change.get("fields") or {}),
+                                    e.change.get("department")) for e in rows]  # type: ignore[arg-type]
+
+    def close_dead_runs(self) -> None:
+        """Runs that never finished are recorded as crashed."""
+        with self._session.begin() as session:
+            session.execute(update(Run).where(Run.finished_at.is_(None)).values(finished_at=_now(), outcome="crashed"))
 
     def journal_states(self, run_id: str) -> dict[str, int]:
         """Count of entries per state for a run."""
