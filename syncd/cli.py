@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,7 @@ def check_config(ctx: click.Context) -> None:
 def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
     """Run one cycle now, then exit."""
     from syncd.cycle import run_cycle
-    from syncd.state.store import StateStore
+    from syncd.state.store import Busy, StateStore
     from syncd.wiring import build_source, build_target
 
     config = _load_config(ctx)
@@ -76,6 +78,9 @@ def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
     try:
         result = run_cycle(config, build_source(config), build_target(config, dry_run=dry_run), store,
                            trigger="manual", dry_run=dry_run)
+    except Busy as exc:
+        click.echo(f"syncd: {exc}; try again when it has finished", err=True)
+        ctx.exit(EXIT_FAILED)
     finally:
         store.close()
     if fmt == "json":
@@ -228,6 +233,46 @@ def status(ctx: click.Context) -> None:
     for run_id, started, count in held:
         click.echo(f"Waiting for a decision: run {run_id} ({started:%Y-%m-%d %H:%M}) holds {count} change(s): "
                    f"`syncd approve {run_id}` or `syncd reject {run_id}`")
+
+
+def _freeze(ctx: click.Context, employee_id: str, frozen: bool, by: str | None) -> None:
+    from syncd.freeze import NotLinked, set_frozen
+    from syncd.state.store import StateStore
+    from syncd.target import TargetError
+    from syncd.wiring import build_target
+
+    config = _load_config(ctx)
+    requested_by = by or os.environ.get("SUDO_USER") or getpass.getuser()
+    store = StateStore(config.state.url)
+    try:
+        run_id = set_frozen(build_target(config), store, employee_id, frozen, requested_by)
+    except NotLinked as exc:
+        raise click.UsageError(str(exc)) from exc
+    except TargetError as exc:
+        click.echo(f"syncd: the directory refused: {exc.category}: {exc}", err=True)
+        ctx.exit(EXIT_FAILED)
+    finally:
+        store.close()
+    state = "frozen; syncs keep it frozen until `syncd unfreeze`" if frozen else "unfrozen"
+    click.echo(f"{employee_id}: login {state} (run {run_id}, requested by {requested_by})")
+
+
+@main.command()
+@click.argument("employee_id")
+@click.option("--by", help="Who asked (default: the invoking user).")
+@click.pass_context
+def freeze(ctx: click.Context, employee_id: str, by: str | None) -> None:
+    """Freeze a person's login now (a lost phone); it stays frozen whatever HR says."""
+    _freeze(ctx, employee_id, True, by)
+
+
+@main.command()
+@click.argument("employee_id")
+@click.option("--by", help="Who asked (default: the invoking user).")
+@click.pass_context
+def unfreeze(ctx: click.Context, employee_id: str, by: str | None) -> None:
+    """Unfreeze a person's login."""
+    _freeze(ctx, employee_id, False, by)
 
 
 @main.group()

@@ -40,7 +40,16 @@ class CycleResult:
 
 def run_cycle(config: Config, source: Source, target: Target, store: StateStore, *,
               trigger: str = "manual", dry_run: bool = False) -> CycleResult:
-    """Run one cycle; with `dry_run` compute and return the plan without writing anything."""
+    """Run one cycle under the cycle lock; with `dry_run` compute and return the plan, writing nothing.
+
+    Raises Busy when another cycle holds the lock.
+    """
+    with store.exclusive():
+        return _run_cycle(config, source, target, store, trigger=trigger, dry_run=dry_run)
+
+
+def _run_cycle(config: Config, source: Source, target: Target, store: StateStore, *,
+               trigger: str, dry_run: bool) -> CycleResult:
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(trigger=trigger, unit=config.unit.root_department)
     try:

@@ -6,10 +6,12 @@ import stat
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect
 
 from syncd.model import Change, ChangeKind, LinkedPerson
-from syncd.state.store import StateStore
+from syncd.state.store import Busy, StateStore
+from tests.test_sql_source import PG_URL
 
 
 def test_a_new_sqlite_database_is_private_and_migrated(tmp_path: Path) -> None:
@@ -44,5 +46,41 @@ def test_a_change_is_journaled_planned_sent_done_with_its_link(tmp_path: Path) -
         assert store.links().people["A1"].account_id == 7
         store.finish_run(run, "success", {"join.done": 1})
         assert store.runs()[0].outcome == "success"
+    finally:
+        store.close()
+
+
+def test_only_one_cycle_holds_the_lock_at_a_time(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first, second = StateStore(url), StateStore(url)
+    try:
+        with first.exclusive(), pytest.raises(Busy), second.exclusive():
+            pass
+        with second.exclusive():
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_postgresql_advisory_lock_excludes_a_second_node() -> None:
+    first, second = StateStore(PG_URL), StateStore(PG_URL)
+    try:
+        with first.exclusive(), pytest.raises(Busy), second.exclusive():
+            pass
+        with second.exclusive():
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_state_store_migrates_and_journals_on_postgresql() -> None:
+    store = StateStore(PG_URL)
+    try:
+        run = store.start_run("manual", "incremental", dry_run=False)
+        [entry] = store.journal_plan(run, [Change(ChangeKind.LEAVE, "A1")], datetime.now(UTC), date(2026, 12, 1))
+        store.mark_failed(entry, "state", "already inactive")
+        assert store.journal_states(run) == {"failed": 1}
     finally:
         store.close()

@@ -205,3 +205,28 @@ def test_a_snapshot_missing_people_deactivates_nobody_until_approved(env: Env) -
     statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
     assert statuses == {"13800000001": "A", "13800000002": "A", "13800000003": "F", "13800000004": "F",
                         "13800000005": "F"}
+
+
+def account_status(env: Env, mobile: str) -> str:
+    data = env.admin("/_sim/directory")
+    [employee] = [e for e in data["employees"] if e["mobile"] == mobile]
+    [account] = [a for a in data["accounts"] if a["accountId"] == employee["accountId"]]
+    return str(account["status"])
+
+
+def test_a_frozen_login_stays_frozen_through_syncs_until_unfrozen(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    frozen = env.cli("freeze", "A000002", "--by", "duty-officer")
+    assert frozen.exit_code == 0, frozen.output
+    assert account_status(env, "13800000002") == "F"
+    people = [dict(p) for p in PEOPLE]
+    people[1]["职务"] = "副主任"
+    env.write_export(people=people)
+    assert env.sync().exit_code == 0
+    assert account_status(env, "13800000002") == "F"
+    assert env.cli("unfreeze", "A000002").exit_code == 0
+    assert account_status(env, "13800000002") == "A"
+
+
+def test_freezing_an_unknown_person_is_a_usage_error(env: Env) -> None:
+    assert env.cli("freeze", "A999999").exit_code == 2

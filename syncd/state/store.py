@@ -6,9 +6,11 @@ and a change's link is written only after the directory accepted it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +53,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_LOCK_KEY = 0x73796E6364  # "syncd": the advisory lock every node contends for
+
+
+class Busy(Exception):
+    """Another cycle holds the lock."""
+
+
 @dataclass(frozen=True, slots=True)
 class UnfinishedEntry:
     """A journal entry a dead run left `planned` or `sent`."""
@@ -74,6 +83,37 @@ class StateStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.migrate()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the cycle lock: never two cycles at once, on one node or (PostgreSQL) several.
+
+        SQLite: an flock on a file beside the database. PostgreSQL: a session advisory lock on a
+        connection held for the cycle; whoever holds it is the leader.
+        """
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            if not url.database or url.database == ":memory:":
+                yield
+                return
+            fd = os.open(f"{url.database}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise Busy("another syncd cycle is running on this state database") from None
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+            return
+        with self.engine.connect() as connection:
+            if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar():
+                raise Busy("another syncd node holds the cycle lock")
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+                connection.commit()
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""

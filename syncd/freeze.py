@@ -1,0 +1,45 @@
+"""Freeze and unfreeze a person's login (Article 17: a lost phone is frozen at once).
+
+The freeze is kept on the person's link, so no sync undoes it, whatever HR says, until an
+operator unfreezes. Both are journaled as their own run, with who asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import structlog
+
+from syncd.model import Change, ChangeKind
+from syncd.state.store import StateStore
+from syncd.target import Target, TargetError
+
+log = structlog.get_logger(__name__)
+
+
+class NotLinked(LookupError):
+    """The employee id is not a person syncd manages."""
+
+
+def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool, requested_by: str) -> str:
+    """Freeze (or unfreeze) the login of one person now; return the run id that journals it."""
+    link = store.links().people.get(employee_id)
+    if link is None or link.account_id is None:
+        raise NotLinked(f"{employee_id} is not a person syncd has linked to a directory account")
+    kind = ChangeKind.FREEZE if frozen else ChangeKind.UNFREEZE
+    run_id = store.start_run(kind.value, "manual", dry_run=False)
+    now = datetime.now(UTC)
+    change = Change(kind, employee_id, reason=f"requested by {requested_by}")
+    [entry] = store.journal_plan(run_id, [change], now, now.date())
+    store.mark_sent(entry)
+    try:
+        target.set_account_frozen(link.account_id, frozen)
+    except TargetError as exc:
+        store.mark_failed(entry, exc.category, str(exc))
+        store.finish_run(run_id, "failed", {f"{kind.value}.failed": 1})
+        raise
+    store.mark_done(entry, person=(employee_id, replace(link, frozen=frozen)))
+    store.finish_run(run_id, "success", {f"{kind.value}.done": 1})
+    log.info(f"person.{kind.value}", subject=employee_id, requested_by=requested_by, run_id=run_id)
+    return run_id
