@@ -17,6 +17,7 @@ from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
 from syncd.cli import main
 from tests.conftest import DEPARTMENTS, PEOPLE, person
+from tests.projection import Projection, directory_projection, hr_projection
 
 TENANT = SimTenant(tenant_id=196729, app_key="it-key", app_secret="it-secret",
                    root_code="GO_" + "0" * 31 + "1", admin_token="it-admin")
@@ -76,28 +77,12 @@ class Env:
     def cli(self, *args: str) -> Result:
         return CliRunner().invoke(main, ["--config", str(self.config), *args])
 
-    def directory(self) -> dict[str, Any]:
-        """What the directory holds, as HR would describe it: departments by HR id, people by mobile."""
-        data = self.admin("/_sim/directory")
-        ext = {o["organizationCode"]: o["extOrgCode"] or "D0001" for o in data["organizations"]}
-        departments = {o["extOrgCode"]: (o["organizationName"], ext.get(o["parentCode"]))
-                       for o in data["organizations"] if o["extOrgCode"]}
-        people = {}
-        for e in data["employees"]:
-            main_positions = [p for p in e["positions"] if p["mainJob"]]
-            assert len(main_positions) <= 1 and (main_positions or e["status"] == "F")
-            where = ext[main_positions[0]["organizationCode"]] if main_positions else None
-            post = main_positions[0].get("govEmpPosJob", "") if main_positions else None
-            people[e["mobile"]] = (e["employeeName"], where, e["status"], post)
-        return {"departments": departments, "people": people}
+    def directory(self) -> Projection:
+        """What the directory holds, as HR would describe it."""
+        return directory_projection(self.admin("/_sim/directory"))
 
 
-def expected(people: list[dict[str, str]], departments: list[dict[str, str]]) -> dict[str, Any]:
-    """The projection of an HR export: what the directory must hold after a sync."""
-    return {
-        "departments": {d["部门编号"]: (d["部门名称"], d["上级部门编号"]) for d in departments if d["上级部门编号"]},
-        "people": {p["手机号"]: (p["姓名"], p["部门编号"], "A", p["职务"]) for p in people if p["人员状态"] == "在职"},
-    }
+expected = hr_projection
 
 
 @pytest.fixture
