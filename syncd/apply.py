@@ -8,7 +8,8 @@ an auth failure stops the run, because no later call can succeed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -62,7 +63,7 @@ class Applier:
 
     def __init__(self, target: Target, store: StateStore, links: LinkState, root_department: str,
                  root_organization_code: str, deadline_workdays: int = 3,
-                 quarantine_failure_share: float = 1.0) -> None:
+                 quarantine_failure_share: float = 1.0, concurrency: int = 1) -> None:
         self._target = target
         self._store = store
         self._departments = dict(links.departments)
@@ -72,6 +73,7 @@ class Applier:
         self._org_codes[root_department] = root_organization_code
         self._deadline_workdays = deadline_workdays
         self._quarantine_share = quarantine_failure_share
+        self._concurrency = concurrency
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
             ChangeKind.DEPT_CREATE: self._dept_create,
             ChangeKind.DEPT_UPDATE: self._dept_update,
@@ -86,7 +88,12 @@ class Applier:
         }
 
     def apply(self, run_id: str, plan: Plan, held: Sequence[Held] = ()) -> ApplyReport:
-        """Journal the plan (and what the guard held), then apply the plan in order."""
+        """Journal the plan (and what the guard held), then apply it phase by phase.
+
+        Within a phase the changes are independent (one kind, distinct subjects, no department
+        waiting on another of the same phase), so they run on `concurrency` threads: against a
+        gateway with 50–100 ms latency only calls in flight together reach the rate limit.
+        """
         detected = datetime.now(UTC)
         due = add_workdays(detected.astimezone().date(), self._deadline_workdays)
         held_ids = self._store.journal_plan(run_id, [h.change for h in held], detected, due)
@@ -94,25 +101,59 @@ class Applier:
             self._store.mark_failed(entry_id, hold.reason, hold.detail, state="held")
         entry_ids = self._store.journal_plan(run_id, plan.changes, detected, due)
         report = ApplyReport()
-        attempted = failed = 0
-        for entry_id, change in zip(entry_ids, plan.changes, strict=True):
-            if report.stopped:
-                self._store.mark_failed(entry_id, "stopped", f"not attempted: {report.stopped}")
-                report.outcomes.append(Outcome(change, "failed", "stopped", report.stopped))
-                continue
-            outcome = self._apply_one(entry_id, change, report)
-            report.outcomes.append(outcome)
-            if outcome.category != "dependency":
-                attempted += 1
-                failed += outcome.state != "done"
-            over = attempted >= QUARANTINE_MIN_WRITES and failed / attempted > self._quarantine_share
-            if over and not report.stopped:
-                # Something is systematically wrong (the gateway, the data, a mapping): stop before
-                # thousands of bad writes, and let a person look (DESIGN.md §6).
-                report.stopped = (f"quarantine: {failed} of {attempted} writes failed "
-                                  f"(over quarantine_failure_share={self._quarantine_share:.0%})")
-                log.error("run.quarantined", failed=failed, attempted=attempted)
+        outcomes: list[Outcome | None] = [None] * len(plan.changes)
+        tally = [0, 0]  # attempted, failed
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="apply") as pool:
+            for phase in self._phases(plan.changes):
+                futures = {pool.submit(self._attempt, entry_ids[i], plan.changes[i], report): i for i in phase}
+                for future in as_completed(futures):
+                    outcome = outcomes[futures[future]] = future.result()
+                    self._watch_failures(outcome, tally, report)
+        report.outcomes = [o for o in outcomes if o is not None]
         return report
+
+    def _phases(self, changes: Sequence[Change]) -> Iterator[list[int]]:
+        """Indexes of the plan in runs that may be applied concurrently, in plan order."""
+        phase: list[int] = []
+        subjects: set[str] = set()
+        parents: set[str | None] = set()
+        for i, change in enumerate(changes):
+            waits = (
+                change.subject in subjects
+                or (phase and changes[phase[0]].kind is not change.kind)
+                or (change.kind is ChangeKind.DEPT_CREATE and change.department in subjects)
+                or (change.kind is ChangeKind.DEPT_RETIRE and change.subject in parents)
+                or change.kind is ChangeKind.DEPT_MOVE  # rare, and order-sensitive: one at a time
+            )
+            if phase and waits:
+                yield phase
+                phase, subjects, parents = [], set(), set()
+            phase.append(i)
+            subjects.add(change.subject)
+            link = self._departments.get(change.subject)
+            parents.add(link.parent if link else None)
+        if phase:
+            yield phase
+
+    def _attempt(self, entry_id: int, change: Change, report: ApplyReport) -> Outcome:
+        if report.stopped:
+            self._store.mark_failed(entry_id, "stopped", f"not attempted: {report.stopped}")
+            return Outcome(change, "failed", "stopped", report.stopped)
+        return self._apply_one(entry_id, change, report)
+
+    def _watch_failures(self, outcome: Outcome, tally: list[int], report: ApplyReport) -> None:
+        """Quarantine: when too large a share of writes fail, stop writing (DESIGN.md §6)."""
+        if outcome.category in ("dependency", "stopped"):
+            return
+        tally[0] += 1
+        tally[1] += outcome.state != "done"
+        attempted, failed = tally
+        if attempted >= QUARANTINE_MIN_WRITES and failed / attempted > self._quarantine_share and not report.stopped:
+            # Something is systematically wrong (the gateway, the data, a mapping): stop before
+            # thousands of bad writes, and let a person look.
+            report.stopped = (f"quarantine: {failed} of {attempted} writes failed "
+                              f"(over quarantine_failure_share={self._quarantine_share:.0%})")
+            log.error("run.quarantined", failed=failed, attempted=attempted)
 
     def _apply_one(self, entry_id: int, change: Change, report: ApplyReport) -> Outcome:
         handler = self._handlers.get(change.kind)

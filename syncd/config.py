@@ -191,6 +191,8 @@ class TargetConfig(_Section):
     tenant_id: int = Field(gt=0)
     rate_limit: float = Field(default=10.0, gt=0, le=1000)
     timeout: float = Field(default=5.0, gt=0, le=300)
+    # Calls in flight at once: rate_limit × gateway latency must fit, or bulk work runs below the rate.
+    concurrency: int = Field(default=8, ge=1, le=64)
     error_codes: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

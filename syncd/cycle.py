@@ -81,7 +81,8 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         result.run_id = store.start_run(trigger, "incremental", dry_run=False)
         structlog.contextvars.bind_contextvars(run_id=result.run_id)
         applier = Applier(target, store, links, config.unit.root_department, config.unit.root_organization_code,
-                          config.escalation.deadline_workdays, safety.quarantine_failure_share)
+                          config.escalation.deadline_workdays, safety.quarantine_failure_share,
+                          config.target.concurrency)
         result.report = applier.apply(result.run_id, guarded.allowed, guarded.held)
         store.consume_approvals(((o.change.kind.value, o.change.subject) for o in result.report.outcomes
                                  if o.state == "done"), result.run_id)

@@ -7,6 +7,7 @@ LDAP and SQL data are held to the same rules. One bad record never stops the rea
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,8 @@ _Record = TypeVar("_Record", Department, Person)
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _MOBILE_NOISE = re.compile(r"[\s\-()（）]")
 _NAME_MAX = 80
+_FEW_VALUES = ("gender", "establishment", "rank", "political_status", "role", "post", "post_level")
+_NONE: frozenset[str] = frozenset()
 _POST_MAX = 64
 
 
@@ -148,8 +151,10 @@ def parse_person(fields: Mapping[str, str], codes: CodeTables) -> tuple[Person, 
         if not values[field] and needed:
             reason = "missing; the login account is the mobile number" if field == "mobile" else "missing"
             issues.append((field, "missing", reason))
-    person = Person(employee_id=employee_id, name=name, department=department, status=status, order=order,
-                    invalid=frozenset(f for f, _, _ in issues), **values)
+    for field in _FEW_VALUES:  # shared strings: a million people hold a few dozen distinct values here
+        values[field] = sys.intern(values[field])
+    person = Person(employee_id=employee_id, name=name, department=sys.intern(department), status=status,
+                    order=order, invalid=frozenset(f for f, _, _ in issues) if issues else _NONE, **values)
     return person, issues
 
 
@@ -187,7 +192,8 @@ def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> S
 
         def parse(fields: Mapping[str, str]) -> Person:
             person, found = parse_person(fields, codes)
-            issues[person.employee_id] = found
+            if found:
+                issues[person.employee_id] = found
             return person
 
         people = _accept(raw_people, "person", "employee_id", parse, snapshot)
@@ -241,7 +247,9 @@ def _accept(records: Iterable[RawRecord], kind: str, key_field: str,
     for record in records:
         fields = {name: normalise_text(value) for name, value in record.fields.items()}
         try:
-            parsed.append((record, parse(fields)))
+            item = parse(fields)
+            # Keep only where the record came from: a million raw rows would double the memory.
+            parsed.append((RawRecord({key_field: fields.get(key_field, "")}, record.source, record.line), item))
         except _Invalid as bad:
             snapshot.rejections.append(_reject(kind, record, key_field, bad.field, bad.reason))
     counts = Counter(_key(item) for _, item in parsed)
