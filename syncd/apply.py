@@ -318,6 +318,12 @@ class Applier:
         return ""
 
     def _leave(self, entry_id: int, change: Change) -> str:
+        if change.subject not in self._people and change.fields.get("employee_code"):
+            # A directory person unknown to HR (full mode, `safety.unknown_people = "deactivate"`).
+            self._store.mark_sent(entry_id)
+            self._target.deactivate_person(change.fields["employee_code"])
+            self._store.mark_done(entry_id)
+            return "deactivated: in the unit's directory, unknown to HR"
         link = self._person(change.subject)
         self._store.mark_sent(entry_id)
         self._deactivate(link)

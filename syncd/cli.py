@@ -14,6 +14,7 @@ import click
 from syncd import log as logging_setup
 from syncd.config import DEFAULT_PATH, Config, ConfigError, load
 from syncd.cycle import CycleResult
+from syncd.drift import Drift
 from syncd.guard import Held
 from syncd.model import FieldIssue, Plan, Rejection
 
@@ -64,10 +65,11 @@ def check_config(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--full", is_flag=True, help="Also read the directory and repair what was changed by hand.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
-def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
+def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
     """Run one cycle now, then exit."""
     from syncd.cycle import run_cycle
     from syncd.state.store import Busy, StateStore
@@ -77,7 +79,7 @@ def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
     store = StateStore(config.state.url)
     try:
         result = run_cycle(config, build_source(config), build_target(config, dry_run=dry_run), store,
-                           trigger="manual", dry_run=dry_run)
+                           trigger="manual", dry_run=dry_run, full=full)
     except Busy as exc:
         click.echo(f"syncd: {exc}; try again when it has finished", err=True)
         ctx.exit(EXIT_FAILED)
@@ -88,6 +90,8 @@ def sync(ctx: click.Context, dry_run: bool, fmt: str) -> None:
     else:
         print_rejections(result.snapshot.rejections)
         print_issues(result.snapshot.issues)
+        if result.drift is not None:
+            print_drift(result.drift)
         print_plan(result.plan, title="Plan (dry run: nothing written)" if dry_run else "Plan")
         print_held(result.held)
         if not dry_run:
@@ -108,6 +112,23 @@ def print_issues(issues: list[FieldIssue]) -> None:
             click.echo(f"  {issue.location()}  person {issue.key}  mobile: {issue.reason}")
     if uncreatable:
         click.echo(f"  not created or adopted until their mobile is fixed: {', '.join(uncreatable)}")
+
+
+def print_drift(drift: Drift) -> None:
+    """What the directory read showed that syncd did not push."""
+    if not drift.found:
+        click.echo("Drift check: the directory holds exactly what syncd pushed.")
+        return
+    click.echo("Drift check: the directory differs from what syncd pushed (repairs are in the plan):")
+    for employee_id, changed in sorted(drift.changed_fields.items()):
+        click.echo(f"  {employee_id}: changed by hand: {', '.join(changed)}")
+    for label, ids in (("moved by hand", drift.moved), ("deactivated by hand", drift.deactivated),
+                       ("not found in the unit's organisations", drift.missing)):
+        if ids:
+            click.echo(f"  {label}: {', '.join(sorted(ids))}")
+    if drift.unknown:
+        click.echo(f"  in the directory but unknown to HR ({len(drift.unknown)}): "
+                   + ", ".join(sorted(e.employee_code for e in drift.unknown)))
 
 
 def print_held(held: list[Held]) -> None:
@@ -162,6 +183,11 @@ def result_json(result: CycleResult) -> dict[str, Any]:
              "department": c.department, "from_department": c.from_department, "reason": c.reason}
             for c in result.plan.changes
         ],
+        "drift": None if result.drift is None else {
+            "changed_fields": result.drift.changed_fields, "moved": result.drift.moved,
+            "deactivated": result.drift.deactivated, "missing": result.drift.missing,
+            "unknown": [e.employee_code for e in result.drift.unknown],
+        },
         "held": [
             {"kind": h.change.kind.value, "subject": h.change.subject, "reason": h.reason, "detail": h.detail}
             for h in result.held

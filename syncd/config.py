@@ -242,6 +242,8 @@ class SafetyConfig(_Section):
     max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
     structure_changes: Literal["hold", "apply"] = "hold"
     quarantine_failure_share: float = Field(default=0.4, gt=0, le=1)
+    # People in the unit's organisations whom no HR record links to, found by `sync --full`.
+    unknown_people: Literal["report", "deactivate"] = "report"
 
 
 class Admin(_Section):

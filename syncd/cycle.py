@@ -9,8 +9,9 @@ import structlog
 
 from syncd.apply import Applier, ApplyReport
 from syncd.config import Config
+from syncd.drift import Drift, detect_drift
 from syncd.guard import Held, Limits, ScopeViolation, check_scope, guard
-from syncd.model import Plan, Snapshot
+from syncd.model import Change, ChangeKind, Plan, Snapshot
 from syncd.reconcile import reconcile
 from syncd.recovery import recover
 from syncd.source import Source
@@ -30,6 +31,7 @@ class CycleResult:
     run_id: str | None = None
     report: ApplyReport = field(default_factory=ApplyReport)
     held: list[Held] = field(default_factory=list)
+    drift: Drift | None = None
     outcome: str = "success"  # success | partial | failed | held | dry_run
 
     @property
@@ -39,17 +41,18 @@ class CycleResult:
 
 
 def run_cycle(config: Config, source: Source, target: Target, store: StateStore, *,
-              trigger: str = "manual", dry_run: bool = False) -> CycleResult:
+              trigger: str = "manual", dry_run: bool = False, full: bool = False) -> CycleResult:
     """Run one cycle under the cycle lock; with `dry_run` compute and return the plan, writing nothing.
 
+    `full` also reads the unit's part of the directory and repairs what was changed by hand.
     Raises Busy when another cycle holds the lock.
     """
     with store.exclusive():
-        return _run_cycle(config, source, target, store, trigger=trigger, dry_run=dry_run)
+        return _run_cycle(config, source, target, store, trigger=trigger, dry_run=dry_run, full=full)
 
 
 def _run_cycle(config: Config, source: Source, target: Target, store: StateStore, *,
-               trigger: str, dry_run: bool) -> CycleResult:
+               trigger: str, dry_run: bool, full: bool) -> CycleResult:
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(trigger=trigger, unit=config.unit.root_department)
     try:
@@ -61,8 +64,19 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         if not dry_run:
             recover(store, target, config.unit.root_department, config.unit.root_organization_code)
         links = store.links()
+        drift = None
+        if full:
+            org_codes = [config.unit.root_organization_code,
+                         *(link.organization_code for link in links.departments.values() if link.status == "active")]
+            drift = detect_drift(links, target.read_people(org_codes))
+            links = drift.links
+            log.info("drift.checked", changed=len(drift.changed_fields), moved=len(drift.moved),
+                     deactivated=len(drift.deactivated), missing=len(drift.missing), unknown=len(drift.unknown))
         plan = reconcile(snapshot, links, config.unit.root_department)
-        result = CycleResult(snapshot, plan)
+        if drift is not None and config.safety.unknown_people == "deactivate":
+            plan.changes.extend(Change(ChangeKind.LEAVE, entry.employee_code, {"employee_code": entry.employee_code},
+                                       reason="in the directory, unknown to HR") for entry in drift.unknown)
+        result = CycleResult(snapshot, plan, drift=drift)
         try:
             check_scope(plan, snapshot, config.unit.root_department)
         except ScopeViolation as exc:
@@ -78,7 +92,7 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
             result.outcome = "dry_run"
             _summary(result, started)
             return result
-        result.run_id = store.start_run(trigger, "incremental", dry_run=False)
+        result.run_id = store.start_run(trigger, "full" if full else "incremental", dry_run=False)
         structlog.contextvars.bind_contextvars(run_id=result.run_id)
         applier = Applier(target, store, links, config.unit.root_department, config.unit.root_organization_code,
                           config.escalation.deadline_workdays, safety.quarantine_failure_share,

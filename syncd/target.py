@@ -7,7 +7,7 @@ employee codes are the directory's own identifiers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +27,16 @@ class DirectoryPerson:
     employee_code: str
     account_id: int | None
     status: str  # "A" active | "F" inactive
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """A person as the directory holds them, in HR field names (the mobile is never returned)."""
+
+    employee_code: str
+    status: str  # "A" | "F"
+    organization_code: str | None  # the main position's organisation
+    fields: dict[str, str]  # the fields the directory reports back, e.g. name, gender, post
 
 
 class Target(Protocol):
@@ -76,6 +86,9 @@ class Target(Protocol):
 
     def set_account_frozen(self, account_id: int, frozen: bool) -> None:
         """Freeze a login at once (a lost phone, Article 17) or unfreeze it."""
+
+    def read_people(self, org_codes: Sequence[str]) -> list[DirectoryEntry]:
+        """Everyone with a position in these organisations, as the directory holds them (drift check)."""
 
 
 class TargetError(Exception):
