@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import structlog
 
@@ -63,7 +63,8 @@ class Applier:
 
     def __init__(self, target: Target, store: StateStore, links: LinkState, root_department: str,
                  root_organization_code: str, deadline_workdays: int = 3,
-                 quarantine_failure_share: float = 1.0, concurrency: int = 1) -> None:
+                 quarantine_failure_share: float = 1.0, concurrency: int = 1,
+                 workday_overrides: dict[date, bool] | None = None) -> None:
         self._target = target
         self._store = store
         self._departments = dict(links.departments)
@@ -74,6 +75,7 @@ class Applier:
         self._deadline_workdays = deadline_workdays
         self._quarantine_share = quarantine_failure_share
         self._concurrency = concurrency
+        self._workday_overrides = workday_overrides or {}
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
             ChangeKind.DEPT_CREATE: self._dept_create,
             ChangeKind.DEPT_UPDATE: self._dept_update,
@@ -95,7 +97,7 @@ class Applier:
         gateway with 50–100 ms latency only calls in flight together reach the rate limit.
         """
         detected = datetime.now(UTC)
-        due = add_workdays(detected.astimezone().date(), self._deadline_workdays)
+        due = add_workdays(detected.astimezone().date(), self._deadline_workdays, self._workday_overrides)
         held_ids = self._store.journal_plan(run_id, [h.change for h in held], detected, due)
         for entry_id, hold in zip(held_ids, held, strict=True):
             self._store.mark_failed(entry_id, hold.reason, hold.detail, state="held")

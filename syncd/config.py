@@ -6,6 +6,7 @@ expected, so that `syncd check-config` can list them all at once and the daemon 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -260,6 +261,9 @@ class EscalationConfig(_Section):
     unit_admins: list[Admin] = Field(default_factory=list)
     higher_admins: list[Admin] = Field(default_factory=list)
     deadline_workdays: int = Field(default=3, ge=1, le=30)
+    # Days the official calendar gets wrong for this unit, or years it does not know yet:
+    # "2027-10-09" = true (a make-up working Saturday), "2027-10-08" = false (a holiday).
+    workday_overrides: dict[dt.date, bool] = Field(default_factory=dict)
     failed_runs_before_escalation: int = Field(default=3, ge=1)
     channels: list[Literal["work_notification", "email", "webhook"]] = Field(
         default_factory=lambda: ["work_notification"]

@@ -96,7 +96,7 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         structlog.contextvars.bind_contextvars(run_id=result.run_id)
         applier = Applier(target, store, links, config.unit.root_department, config.unit.root_organization_code,
                           config.escalation.deadline_workdays, safety.quarantine_failure_share,
-                          config.target.concurrency)
+                          config.target.concurrency, config.escalation.workday_overrides)
         result.report = applier.apply(result.run_id, guarded.allowed, guarded.held)
         store.consume_approvals(((o.change.kind.value, o.change.subject) for o in result.report.outcomes
                                  if o.state == "done"), result.run_id)
