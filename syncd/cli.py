@@ -167,8 +167,8 @@ def print_outcomes(result: CycleResult) -> None:
     done = len(result.report.outcomes) - len(failed)
     click.echo(f"Run {result.run_id}: {result.outcome}; {done} done, {len(failed)} failed, {len(result.held)} held, "
                f"{len(result.snapshot.rejections)} record(s) rejected")
-    if result.outcome == "held":
-        click.echo(f"Decide with `syncd approve {result.run_id}` or `syncd reject {result.run_id}`.")
+    for run_id in result.decide_runs:
+        click.echo(f"Decide with `syncd approve {run_id}` or `syncd reject {run_id}`.")
 
 
 def result_json(result: CycleResult) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import structlog
 from syncd.apply import Applier, ApplyReport
 from syncd.config import Config
 from syncd.drift import Drift, detect_drift
-from syncd.guard import Held, Limits, ScopeViolation, check_scope, guard
+from syncd.guard import WAITING, Held, Limits, ScopeViolation, check_scope, guard
 from syncd.model import Change, ChangeKind, Plan, Snapshot
 from syncd.reconcile import reconcile
 from syncd.recovery import recover
@@ -32,6 +32,7 @@ class CycleResult:
     report: ApplyReport = field(default_factory=ApplyReport)
     held: list[Held] = field(default_factory=list)
     drift: Drift | None = None
+    decide_runs: list[str] = field(default_factory=list)  # runs whose holds an operator must decide
     outcome: str = "success"  # success | partial | failed | held | dry_run
 
     @property
@@ -97,7 +98,11 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         applier = Applier(target, store, links, config.unit.root_department, config.unit.root_organization_code,
                           config.escalation.deadline_workdays, safety.quarantine_failure_share,
                           config.target.concurrency, config.escalation.workday_overrides)
-        result.report = applier.apply(result.run_id, guarded.allowed, guarded.held)
+        # A hold already waiting for a decision is not journaled (or announced) again: the admin
+        # decides once, on the run that first held it.
+        pending = store.pending_holds()
+        new_holds = [h for h in guarded.held if (h.change.kind.value, h.change.subject) not in pending]
+        result.report = applier.apply(result.run_id, guarded.allowed, new_holds)
         store.consume_approvals(((o.change.kind.value, o.change.subject) for o in result.report.outcomes
                                  if o.state == "done"), result.run_id)
         if result.report.stopped:
@@ -106,8 +111,13 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
             result.outcome = "partial"
         elif guarded.needs_approval:
             result.outcome = "held"
-            log.warning("plan.held", run_id=result.run_id, held=len(guarded.held),
-                        reasons=sorted({h.reason for h in guarded.held}))
+            waiting_on = sorted({pending[(h.change.kind.value, h.change.subject)] for h in guarded.held
+                                 if (h.change.kind.value, h.change.subject) in pending})
+            if any(h.reason != WAITING for h in new_holds):
+                log.warning("plan.held", held=len(guarded.held), reasons=sorted({h.reason for h in guarded.held}))
+            else:
+                log.info("plan.still_held", held=len(guarded.held), decide_run=waiting_on)
+            result.decide_runs = sorted({*waiting_on, *([result.run_id] if new_holds else [])})
         counts = {**result.report.counts(), "held": len(guarded.held), "rejected": len(snapshot.rejections),
                   "incomplete_people": len({i.key for i in snapshot.issues})}
         store.finish_run(result.run_id, result.outcome, counts)

@@ -215,3 +215,17 @@ def test_a_frozen_login_stays_frozen_through_syncs_until_unfrozen(env: Env) -> N
 
 def test_freezing_an_unknown_person_is_a_usage_error(env: Env) -> None:
     assert env.cli("freeze", "A999999").exit_code == 2
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 1}], indirect=True)
+def test_a_hold_is_announced_once_and_decided_on_the_run_that_first_held_it(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    env.write_export(people=PEOPLE[:2])
+    first = env.sync()
+    second = env.sync()
+    assert (first.exit_code, second.exit_code) == (3, 3)
+    assert "plan.held" in first.stderr and "plan.held" not in second.stderr and "plan.still_held" in second.stderr
+    [run_id] = re.findall(r"syncd approve (\w+)", first.output)
+    assert re.findall(r"syncd approve (\w+)", second.output) == [run_id]
+    assert env.cli("reject", run_id).exit_code == 0
+    assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())

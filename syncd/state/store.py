@@ -224,6 +224,13 @@ class StateStore:
                 JournalEntry.state == "approved"))
             return frozenset((kind, subject) for kind, subject in rows)
 
+    def pending_holds(self) -> dict[tuple[str, str], str]:
+        """(kind, subject) → run id of changes held for a decision nobody has made yet."""
+        with self._session() as session:
+            rows = session.execute(select(JournalEntry.kind, JournalEntry.subject, JournalEntry.run_id).where(
+                JournalEntry.state == "held", JournalEntry.error_category != "waiting"))
+            return {(kind, subject): run_id for kind, subject, run_id in rows}
+
     def consume_approvals(self, applied: Iterable[tuple[str, str]], run_id: str) -> None:
         """Approved changes that a run has now applied are closed, pointing at that run."""
         pairs = set(applied)
