@@ -1,0 +1,1 @@
+"""Integration tests of the LDAP source against a real OpenLDAP slapd."""
