@@ -129,8 +129,12 @@ class LdapConfig(_Section):
     def _secure_transport(self) -> LdapConfig:
         if self.url.startswith("ldap://") and not self.start_tls and not self.allow_plaintext:
             raise ValueError("source.ldap.url: ldaps://, or start_tls = true, or allow_plaintext = true explicitly")
+        if self.url.startswith("ldaps://") and self.start_tls:
+            raise ValueError("source.ldap.start_tls: false with ldaps:// (the connection is TLS from the start)")
         if not self.password_file.is_file():
             raise ValueError(f"source.ldap.password_file: a readable file, not {str(self.password_file)!r}")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"source.ldap.ca_file: a readable PEM file, not {str(self.ca_file)!r}")
         return self
 
     def password(self) -> str:
