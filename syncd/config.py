@@ -13,9 +13,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
 
@@ -69,28 +69,29 @@ class UnitConfig(_Section):
     operator: str = Field(default="syncd", min_length=1)
 
 
-class ColumnsConfig(_Section):
-    """`[source.columns]`: header names of the CSV/XLSX export, by field."""
-
-    people: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PEOPLE_COLUMNS))
-    departments: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DEPARTMENT_COLUMNS))
-
-    @field_validator("people")
-    @classmethod
-    def _known_people_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        return {**DEFAULT_PEOPLE_COLUMNS, **_known(value, PERSON_FIELDS)}
-
-    @field_validator("departments")
-    @classmethod
-    def _known_department_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        return {**DEFAULT_DEPARTMENT_COLUMNS, **_known(value, DEPARTMENT_FIELDS)}
-
-
 def _known(mapping: dict[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
     unknown = sorted(set(mapping) - set(allowed))
     if unknown:
         raise ValueError(f"field names from {', '.join(allowed)}; unknown: {', '.join(unknown)}")
     return mapping
+
+
+# A table keyed by people (or department) field names: a misspelt field is an error at start.
+PeopleFieldMap = Annotated[dict[str, str], AfterValidator(lambda v: _known(v, PERSON_FIELDS))]
+DepartmentFieldMap = Annotated[dict[str, str], AfterValidator(lambda v: _known(v, DEPARTMENT_FIELDS))]
+
+
+class ColumnsConfig(_Section):
+    """`[source.columns]`: header names of the CSV/XLSX export, by field; unset fields keep the default."""
+
+    people: PeopleFieldMap = Field(default_factory=dict)
+    departments: DepartmentFieldMap = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _with_defaults(self) -> ColumnsConfig:
+        object.__setattr__(self, "people", {**DEFAULT_PEOPLE_COLUMNS, **self.people})
+        object.__setattr__(self, "departments", {**DEFAULT_DEPARTMENT_COLUMNS, **self.departments})
+        return self
 
 
 class LdapConfig(_Section):
@@ -112,18 +113,9 @@ class LdapConfig(_Section):
     # Where a person's department comes from: an attribute (people_attributes.department) or the
     # entry's parent DN, matched against the departments read.
     department_from: Literal["attribute", "dn"] = "attribute"
-    people_attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LDAP_PEOPLE_ATTRIBUTES))
-    department_attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LDAP_DEPARTMENT_ATTRIBUTES))
-
-    @field_validator("people_attributes")
-    @classmethod
-    def _known_people_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        return _known(value, PERSON_FIELDS)
-
-    @field_validator("department_attributes")
-    @classmethod
-    def _known_department_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        return _known(value, DEPARTMENT_FIELDS)
+    people_attributes: PeopleFieldMap = Field(default_factory=lambda: dict(DEFAULT_LDAP_PEOPLE_ATTRIBUTES))
+    department_attributes: DepartmentFieldMap = Field(
+        default_factory=lambda: dict(DEFAULT_LDAP_DEPARTMENT_ATTRIBUTES))
 
     @model_validator(mode="after")
     def _secure_transport(self) -> LdapConfig:
@@ -149,18 +141,8 @@ class SqlConfig(_Section):
     people_query: str = Field(min_length=1)
     departments_query: str = Field(min_length=1)
     password_file: Path | None = None
-    people_columns: dict[str, str] = Field(default_factory=dict)  # field = "column"; default: same name
-    department_columns: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("people_columns")
-    @classmethod
-    def _known_people_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        return _known(value, PERSON_FIELDS)
-
-    @field_validator("department_columns")
-    @classmethod
-    def _known_department_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        return _known(value, DEPARTMENT_FIELDS)
+    people_columns: PeopleFieldMap = Field(default_factory=dict)  # field = "column"; default: same name
+    department_columns: DepartmentFieldMap = Field(default_factory=dict)
 
 
 class SourceConfig(_Section):
