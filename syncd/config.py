@@ -180,6 +180,9 @@ class TargetConfig(_Section):
     timeout: float = Field(default=5.0, gt=0, le=300)
     # Calls in flight at once: rate_limit × gateway latency must fit, or bulk work runs below the rate.
     concurrency: int = Field(default=8, ge=1, le=64)
+    # Transient failures (throttling, 5xx, timeouts) are retried with backoff, bounded by both.
+    retry_attempts: int = Field(default=5, ge=1, le=20)
+    retry_total: float = Field(default=60.0, gt=0, le=3600)
     error_codes: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

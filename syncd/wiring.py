@@ -46,6 +46,7 @@ def build_source(config: Config) -> Source:
 def build_target(config: Config, dry_run: bool = False) -> Target:
     """The Zhengzhengding contacts directory of `[target]`."""
     client_cls = _load("connectors.zzd.client:ContactsClient")
+    retry_cls = _load("connectors.zzd.client:RetryPolicy")
     target_cls = _load("connectors.zzd.target:ZzdTarget")
     client = client_cls(
         base_url=config.target.base_url,
@@ -56,5 +57,7 @@ def build_target(config: Config, dry_run: bool = False) -> Target:
         timeout=config.target.timeout,
         error_codes=config.target.error_codes,
         dry_run=dry_run,
+        rate_limit=config.target.rate_limit,
+        retry=retry_cls(attempts=config.target.retry_attempts, total=config.target.retry_total),
     )
     return target_cls(client)

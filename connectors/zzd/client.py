@@ -6,6 +6,14 @@ or typed errors. Methods named after an API call make exactly one request; the h
 (`all_*`, `*_in_batches`) read every page (pageSize 100) or split long lists (100 codes, 50
 mobiles) into several.
 
+Retries (tenacity) cover the transient categories only: every read, and a write only when it
+certainly did not land (throttled at the gateway, connection refused) or is idempotent (updates,
+account status, a notification deduplicated by bizMsgId). A create, move, delete, deactivate or
+rehire whose response was lost is raised to the caller, which must look before re-sending
+(`ZzdTarget` does). Waits grow exponentially with jitter, honour `Retry-After`, and are bounded
+by attempts and total time; `RetryPolicy(sleep=...)` makes them instant in tests. A shared
+`RateLimiter` spaces all calls and slows down when throttled.
+
 Dry run happens here, at the transport boundary: writes are recorded in `dry_run_writes` and not
 sent, reads still go out, so a dry run exercises everything but the writes themselves.
 
@@ -16,6 +24,7 @@ secret or a personal value.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -26,8 +35,18 @@ from urllib.parse import urlencode
 
 import requests
 import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
 
-from connectors.zzd.errors import CodeTable, Reply, ZzdError, unwrap
+from connectors.zzd.errors import Category, CodeTable, Reply, TransientError, ZzdError, unwrap
+from connectors.zzd.ratelimit import RateLimiter
 from connectors.zzd.signing import Params, param_pairs, signed_headers
 
 log = structlog.get_logger(__name__)
@@ -75,6 +94,39 @@ WRITE_PATHS = frozenset({
 })
 # The one write that names its author `creator` instead of `operator` (zzd-api.md §5).
 CREATOR_PATHS = frozenset({"/mozi/organization/createGovOrganization"})
+# Writes that may be re-sent even if the first one landed: the second has the same effect (or, for
+# a notification, is refused as a duplicate, which the caller treats as success).
+IDEMPOTENT_WRITES = frozenset({
+    "/mozi/organization/updateGovOrganization",
+    "/mozi/employee/updateGovEmployee",
+    "/mozi/employee/updateGovEmployeePosition",
+    "/mozi/account/updateGovAccountStatus",
+    "/message/workNotification",
+})
+
+
+_SERVICE_PROBLEMS = frozenset({Category.AUTH, Category.THROTTLED, Category.UNAVAILABLE})
+_LEVELS = {"warning": logging.WARNING, "info": logging.INFO}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried: at most `attempts` tries within `total` seconds, waits included.
+
+    Waits grow from `initial` seconds, doubling, capped at `maximum`, plus up to `jitter` random
+    seconds; a longer `Retry-After` wins. `sleep` is what waits: tests pass a recorder."""
+
+    attempts: int = 5
+    total: float = 60.0
+    initial: float = 0.5
+    maximum: float = 10.0
+    jitter: float = 0.5
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def instant(cls, attempts: int = 5) -> RetryPolicy:
+        """A policy that retries without waiting, for tests."""
+        return cls(attempts=attempts, sleep=lambda _seconds: None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +166,8 @@ class ContactsClient:
         error_codes: Mapping[str, str] | None = None,
         dry_run: bool = False,
         session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | RateLimiter | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._app_key = app_key
@@ -124,6 +178,10 @@ class ContactsClient:
         self._timeout = timeout
         self._codes = CodeTable(error_codes)
         self._session = session or requests.Session()
+        self.retry = retry or RetryPolicy()
+        # A number builds this client's own limiter (evenly spaced calls, no burst, so that no
+        # one-second window ever sees more than the rate); a RateLimiter may be shared by several clients.
+        self.limiter = RateLimiter(float(rate_limit)) if isinstance(rate_limit, int | float) else rate_limit
         self.dry_run = dry_run
         self.dry_run_writes: list[DryRunWrite] = []
         self.calls: Counter[str] = Counter()
@@ -162,6 +220,9 @@ class ContactsClient:
         personal = _personal_values(pairs)
 
         def send() -> requests.Response:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            # Signed per attempt: a retry carries a fresh timestamp and nonce.
             headers = signed_headers(self._app_key, self._secret(), "POST", path, pairs)
             headers["Content-Type"] = CONTENT_TYPE
             with self._lock:
@@ -175,15 +236,51 @@ class ContactsClient:
                 headers=headers, timeout=self._timeout,
             )
 
-        started = time.monotonic()
-        try:
-            reply = unwrap(path, send, self._codes, personal)
-        except ZzdError as exc:
-            log.warning("zzd.call", path=path, outcome="error", duration_ms=_ms(started),
+        def attempt() -> Reply:
+            started = time.monotonic()
+            try:
+                reply = unwrap(path, send, self._codes, personal)
+            except ZzdError as exc:
+                # A refusal about one object (not found, conflict …) is routine; the caller decides.
+                level = "warning" if exc.category in _SERVICE_PROBLEMS else "info"
+                log.log(_LEVELS[level], "zzd.call", path=path, outcome="error", duration_ms=_ms(started),
                         category=exc.category.value, code=exc.code)
-            raise
-        log.debug("zzd.call", path=path, outcome="ok", duration_ms=_ms(started))
-        return reply
+                if exc.category is Category.THROTTLED and self.limiter is not None:
+                    self.limiter.throttled(getattr(exc, "retry_after", None))
+                raise
+            log.debug("zzd.call", path=path, outcome="ok", duration_ms=_ms(started))
+            if self.limiter is not None:
+                self.limiter.succeeded()
+            return reply
+
+        def may_resend(exc: BaseException) -> bool:
+            if not isinstance(exc, TransientError):
+                return False
+            return not write or not exc.maybe_applied or path in IDEMPOTENT_WRITES
+
+        return self.retrying(may_resend, path)(attempt)
+
+    def retrying(self, predicate: Callable[[BaseException], bool], path: str = "") -> Retrying:
+        """A tenacity `Retrying` with this client's policy, retrying errors that satisfy `predicate`."""
+        policy = self.retry
+        backoff = wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(0, policy.jitter)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else 0.0
+            return max(backoff(state), after)
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("zzd.retry", path=path or getattr(exc, "path", ""), attempt=state.attempt_number,
+                     wait_s=round(state.upcoming_sleep, 3), category=str(getattr(exc, "category", "")),
+                     code=getattr(exc, "code", type(exc).__name__))
+
+        return Retrying(
+            retry=retry_if_exception(predicate),
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.total),
+            wait=wait, sleep=policy.sleep, before_sleep=log_retry, reraise=True,
+        )
 
     def _page(self, path: str, params: Params, page_no: int, page_size: int) -> Page[Any]:
         reply = self.request(path, {**params, "pageNo": page_no, "pageSize": page_size, "returnTotalSize": "true"})

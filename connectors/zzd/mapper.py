@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors.zzd.client import AREA_CODE
 
@@ -99,3 +100,22 @@ def department_params(fields: Mapping[str, str], *, update: bool) -> DepartmentP
 def leader_duties_json(value: str) -> str:
     """`positionExtPropertiesStr` carrying the leadership portfolio (zzd-api.md §4, key `leaderDuties`)."""
     return json.dumps({"leaderDuties": value}, ensure_ascii=False, separators=(",", ":"))
+
+
+def person_fields_from_api(employee: Mapping[str, Any], main_position: Mapping[str, Any] | None) -> dict[str, str]:
+    """The HR fields that a directory read reports back: person fields, and the main position's post and order.
+
+    Only what `listEmployeesByCodes` and `pageOrganizationEmployeePositions` return is given: the
+    mobile is never returned, and the other position fields would cost one call per person.
+    """
+    fields = {hr: _text(employee.get(api)) for hr, api in PERSON_FIELD_MAP.items() if api in employee}
+    if main_position is not None:
+        for hr in ("post", "order"):
+            api = POSITION_FIELD_MAP[hr]
+            if api in main_position:
+                fields[hr] = _text(main_position[api])
+    return fields
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)

@@ -2,20 +2,28 @@
 
 Field names are mapped by `connectors.zzd.mapper`; errors arrive already typed (`errors.py`), as
 `TargetError` subclasses with the categories of zzd-api.md §3.
+
+A write whose response was lost may have landed (zzd-api.md §5, idempotency). The client never
+re-sends such a write by itself; here, creates, moves and deactivations look first (an
+organisation by extOrgCode, a person by mobile, a position by its organisation, a status) and
+adopt what landed, and only re-send when nothing did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import structlog
 
 from connectors.zzd.client import ContactsClient
-from connectors.zzd.errors import Category, InvalidError, NotFoundError
-from connectors.zzd.mapper import department_params, person_params
-from syncd.target import CreatedPerson, DirectoryPerson
+from connectors.zzd.errors import Category, InvalidError, NotFoundError, TransientError
+from connectors.zzd.mapper import department_params, person_fields_from_api, person_params
+from syncd.target import CreatedPerson, DirectoryEntry, DirectoryPerson
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class ZzdTarget:
@@ -29,9 +37,14 @@ class ZzdTarget:
     def create_department(self, fields: Mapping[str, str], parent_code: str, ext_code: str) -> str:
         """Create an organisation under `parent_code` with extOrgCode `ext_code`; return its code."""
         params = department_params(fields, update=False).params
-        return self.client.create_gov_organization(
-            parent_code, params.get("organizationName", ""), ext_org_code=ext_code,
-            display_order=params.get("displayOrder", ""), gov_short_name=params.get("govShortName", ""),
+        return self._exactly_once(
+            "/mozi/organization/createGovOrganization",
+            lambda: self.client.create_gov_organization(
+                parent_code, params.get("organizationName", ""), ext_org_code=ext_code,
+                display_order=params.get("displayOrder", ""), gov_short_name=params.get("govShortName", ""),
+            ),
+            # Without an extOrgCode nothing can be looked up, so a lost create is not re-sent.
+            (lambda: self.find_department(ext_code)) if ext_code else None,
         )
 
     def find_department(self, ext_code: str) -> str | None:
@@ -66,8 +79,18 @@ class ZzdTarget:
             raise InvalidError(Category.INVALID, "MOBILE-REQUIRED", "a person needs a mobile to be created",
                                "/addressBook/employee/createComplexEmployee")
         mapped = person_params(fields, update=False)
-        data = self.client.create_complex_employee(org_code, {**mapped.person, **mapped.position})
-        return CreatedPerson(str(data["employeeCode"]), _account_id(data.get("accountId")))
+        mobile = fields["mobile"]
+
+        def create() -> CreatedPerson:
+            data = self.client.create_complex_employee(org_code, {**mapped.person, **mapped.position})
+            return CreatedPerson(str(data["employeeCode"]), _account_id(data.get("accountId")))
+
+        def landed() -> CreatedPerson | None:
+            # The mobile is unique per tenant and was free (else the create would have conflicted).
+            found = self.find_person_by_mobile(mobile)
+            return CreatedPerson(found.employee_code, found.account_id) if found else None
+
+        return self._exactly_once("/addressBook/employee/createComplexEmployee", create, landed)
 
     def find_person_by_mobile(self, mobile: str) -> DirectoryPerson | None:
         """The person holding this mobile in the tenant, or None."""
@@ -90,11 +113,27 @@ class ZzdTarget:
 
     def move_person(self, employee_code: str, from_code: str, to_code: str) -> None:
         """Move the person's position from one organisation to another."""
-        self.client.move_employee_position(employee_code, from_code, to_code)
+        def landed() -> bool | None:
+            positions = self.person_positions(employee_code)
+            return True if to_code in positions and from_code not in positions else None
+
+        def move() -> bool:
+            self.client.move_employee_position(employee_code, from_code, to_code)
+            return True
+
+        self._exactly_once("/mozi/employee/moveEmployeePosition", move, landed)
 
     def deactivate_person(self, employee_code: str) -> None:
         """Set the person inactive (status F): the 离职/退休 call. Never a delete."""
-        self.client.deactivate_gov_employee(employee_code)
+        def landed() -> bool | None:
+            found = self.client.list_employees_by_codes([employee_code])
+            return True if found and found[0].get("status") == "F" else None
+
+        def deactivate() -> bool:
+            self.client.deactivate_gov_employee(employee_code)
+            return True
+
+        self._exactly_once("/mozi/employee/deactivateGovEmployee", deactivate, landed)
 
     def rehire_person(self, employee_code: str, org_code: str, fields: Mapping[str, str]) -> None:
         """Set an inactive person active again with a main position in `org_code` (same employeeCode)."""
@@ -103,6 +142,12 @@ class ZzdTarget:
         if mapped.person:
             self.client.update_gov_employee(employee_code, mapped.person)
 
+    def person_positions(self, employee_code: str) -> list[str]:
+        """The organisationCodes of the person's positions, main position first."""
+        positions = self.client.list_employee_positions_by_employee_code(employee_code)
+        ordered = sorted(positions, key=lambda p: not p.get("mainJob"))
+        return [str(p["organizationCode"]) for p in ordered]
+
     def remove_position(self, employee_code: str, org_code: str) -> None:
         """Remove the person's position in `org_code` (调离 while another position remains)."""
         self.client.delete_gov_employee_position(employee_code, org_code)
@@ -110,6 +155,46 @@ class ZzdTarget:
     def set_account_frozen(self, account_id: int, frozen: bool) -> None:
         """Freeze a login at once (a lost phone) or unfreeze it."""
         self.client.update_gov_account_status(account_id, "F" if frozen else "A")
+
+    def read_people(self, org_codes: Sequence[str]) -> list[DirectoryEntry]:
+        """Everyone with a position in these organisations, active or not, as the directory holds them.
+
+        Fields are those a read reports back cheaply (see `mapper.person_fields_from_api`): one
+        paged read per organisation and one batched read per 100 people."""
+        main_of: dict[str, dict[str, Any] | None] = {}
+        for org_code in dict.fromkeys(org_codes):
+            for member in self.client.all_organization_employee_positions(org_code, employee_status="TOTAL"):
+                positions = member.get("govEmployeePositions") or []
+                main_of[str(member["employeeCode"])] = next((p for p in positions if p.get("mainJob")), None)
+        entries = []
+        for employee in self.client.employees_in_batches(main_of):
+            main = main_of.get(str(employee["employeeCode"]))
+            entries.append(DirectoryEntry(
+                employee_code=str(employee["employeeCode"]),
+                status=str(employee.get("status", "A")),
+                organization_code=str(main["organizationCode"]) if main else None,
+                fields=person_fields_from_api(employee, main),
+            ))
+        return entries
+
+    def _exactly_once(self, path: str, send: Callable[[], T], landed: Callable[[], T | None] | None) -> T:
+        """Send a write; after a lost response, adopt what landed (`landed()` not None) or send again."""
+        sent = False
+
+        def attempt() -> T:
+            nonlocal sent
+            if sent and landed is not None:
+                found = landed()
+                if found is not None:
+                    log.info("zzd.write_adopted", path=path)
+                    return found
+            sent = True
+            return send()
+
+        def lost(exc: BaseException) -> bool:
+            return landed is not None and isinstance(exc, TransientError) and exc.maybe_applied
+
+        return self.client.retrying(lost, path)(attempt)
 
 
 def _account_id(value: object) -> int | None:

@@ -6,11 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 
-from connectors.zzd.client import ContactsClient
-from connectors.zzd.simulator import SimTenant, SimulatorServer
-from connectors.zzd.simulator.app import ADMIN_HEADER
+from connectors.zzd.client import ContactsClient, RetryPolicy
+from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from connectors.zzd.target import ZzdTarget
 
 ROOT = "GO_" + "a" * 32
@@ -33,12 +31,32 @@ def server(tenant: SimTenant) -> Iterator[SimulatorServer]:
         yield running
 
 
+Connect = Callable[..., ContactsClient]
+
+
 @pytest.fixture
-def client(server: SimulatorServer, tenant: SimTenant) -> Iterator[ContactsClient]:
+def connect(server: SimulatorServer, tenant: SimTenant) -> Iterator[Connect]:
+    """A factory of clients of the simulator: the right credentials and instant retries unless overridden."""
+    made: list[ContactsClient] = []
+
+    def make(**overrides: Any) -> ContactsClient:
+        options: dict[str, Any] = {
+            "base_url": server.base_url, "app_key": tenant.app_key, "secret": lambda: tenant.app_secret,
+            "tenant_id": tenant.tenant_id, "operator": "syncd-test", "retry": RetryPolicy.instant(),
+        }
+        options.update(overrides)
+        made.append(ContactsClient(**options))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(connect: Connect) -> ContactsClient:
     """A client of the simulator with the right credentials."""
-    with ContactsClient(server.base_url, tenant.app_key, lambda: tenant.app_secret, tenant.tenant_id,
-                        "syncd-test") as made:
-        yield made
+    return connect()
 
 
 @pytest.fixture
@@ -47,49 +65,22 @@ def target(client: ContactsClient) -> ZzdTarget:
     return ZzdTarget(client)
 
 
-class Admin:
-    """The simulator's admin endpoints, as a test reads them."""
-
-    def __init__(self, server: SimulatorServer, token: str) -> None:
-        self._base = server.base_url
-        self._headers = {ADMIN_HEADER: token}
-
-    def directory(self) -> dict[str, Any]:
-        """GET /_sim/directory."""
-        return self._get("/_sim/directory")
-
-    def counters(self) -> dict[str, Any]:
-        """GET /_sim/counters."""
-        return self._get("/_sim/counters")
-
-    def reset_counters(self) -> None:
-        """POST /_sim/counters/reset."""
-        requests.post(self._base + "/_sim/counters/reset", headers=self._headers, timeout=5).raise_for_status()
-
-    def set_faults(self, **faults: Any) -> dict[str, Any]:
-        """POST /_sim/faults."""
-        response = requests.post(self._base + "/_sim/faults", json=faults, headers=self._headers, timeout=5)
-        response.raise_for_status()
-        return response.json()
-
-    def employee(self, code: str) -> dict[str, Any]:
-        """One employee of the directory, mobile and positions included."""
-        return next(e for e in self.directory()["employees"] if e["employeeCode"] == code)
-
-    def organization(self, code: str) -> dict[str, Any]:
-        """One organisation of the directory."""
-        return next(o for o in self.directory()["organizations"] if o["organizationCode"] == code)
-
-    def _get(self, path: str) -> dict[str, Any]:
-        response = requests.get(self._base + path, headers=self._headers, timeout=5)
-        response.raise_for_status()
-        return response.json()
+@pytest.fixture
+def admin(server: SimulatorServer, tenant: SimTenant) -> SimAdmin:
+    """The admin endpoints of `server`."""
+    return SimAdmin(server.base_url, tenant.admin_token)
 
 
 @pytest.fixture
-def admin(server: SimulatorServer, tenant: SimTenant) -> Admin:
-    """The admin endpoints of `server`."""
-    return Admin(server, tenant.admin_token)
+def root(tenant: SimTenant) -> str:
+    """The app's root organisation: its whole scope."""
+    return tenant.root_code
+
+
+@pytest.fixture
+def other_unit() -> str:
+    """A top-level organisation outside the app's scope."""
+    return OTHER_UNIT
 
 
 PersonFields = Callable[..., dict[str, str]]

@@ -11,7 +11,7 @@ import requests
 import responses
 import structlog
 
-from connectors.zzd.client import ContactsClient
+from connectors.zzd.client import ContactsClient, RetryPolicy
 from connectors.zzd.errors import (
     AuthError,
     Category,
@@ -55,7 +55,8 @@ def rsps() -> Iterator[responses.RequestsMock]:
 
 
 def make_client(**kwargs: Any) -> ContactsClient:
-    options: dict[str, Any] = {"timeout": 3.0}
+    # One attempt: these tests are about single requests; retries have their own tests.
+    options: dict[str, Any] = {"timeout": 3.0, "retry": RetryPolicy.instant(attempts=1)}
     options.update(kwargs)
     return ContactsClient(BASE, "unit-key", lambda: SECRET, 196729, "syncd", **options)
 
@@ -137,7 +138,7 @@ def test_secret_is_read_for_every_request(rsps: responses.RequestsMock) -> None:
     path = "/auth/scopesV2"
     rsps.post(BASE + path, json=ok({"deptVisibleScopes": ["GO_root"]}))
     secrets = iter(["old-secret", "new-secret"])
-    client = ContactsClient(BASE, "unit-key", lambda: next(secrets), 196729, "syncd")
+    client = ContactsClient(BASE, "unit-key", lambda: next(secrets), 196729, "syncd", retry=RetryPolicy.instant())
     client.scopes()
     client.scopes()
     assert_signed(rsps.calls[0], path, "old-secret")
@@ -274,7 +275,8 @@ def test_transport_failures_are_unavailable_and_chain_the_cause(
 
 
 def test_connection_refused_is_known_not_to_have_landed() -> None:
-    client = ContactsClient("http://127.0.0.1:9", "k", lambda: "s", 1, "syncd", timeout=2)
+    client = ContactsClient("http://127.0.0.1:9", "k", lambda: "s", 1, "syncd", timeout=2,
+                            retry=RetryPolicy.instant(attempts=1))
     with pytest.raises(TransientError) as caught:
         client.deactivate_gov_employee("GE_a")
     assert caught.value.maybe_applied is False

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from connectors.zzd.client import PERSON_PARAMS, POSITION_PARAMS
-from connectors.zzd.mapper import PERSON_FIELD_MAP, POSITION_FIELD_MAP, department_params, person_params
+from connectors.zzd.mapper import (
+    PERSON_FIELD_MAP,
+    POSITION_FIELD_MAP,
+    department_params,
+    person_fields_from_api,
+    person_params,
+)
 from syncd.model import PUSHED_PERSON_FIELDS
 
 
@@ -62,3 +68,14 @@ def test_department_fields_map_and_empty_ones_are_reported_on_update() -> None:
     updated = department_params({"short_name": ""}, update=True)
     assert updated.params == {}
     assert updated.uncleared == ("short_name",)
+
+
+def test_directory_read_maps_back_to_hr_field_names_without_the_mobile() -> None:
+    employee = {"employeeCode": "GE_a", "employeeName": "测试员", "status": "A", "govEmpGenderCode": "2",
+                "govEmpPoliticalStatusCode": None, "govEmpJobLevelCode": "", "govEmpBudgetedPostCode": "事业编制"}
+    main = {"organizationCode": "GO_o", "mainJob": True, "govEmpPosJob": "科员", "orderInOrganization": 4}
+    assert person_fields_from_api(employee, main) == {
+        "name": "测试员", "gender": "2", "political_status": "", "rank": "", "establishment": "事业编制",
+        "post": "科员", "order": "4",
+    }
+    assert "post" not in person_fields_from_api(employee, None)

@@ -546,7 +546,11 @@ class Directory:
         return True
 
     def deactivate_gov_employee(self, params: Params) -> Any:
-        """`/mozi/employee/deactivateGovEmployee`: status F, positions released (so nodes can empty)."""
+        """`/mozi/employee/deactivateGovEmployee`: status F, positions released (so nodes can empty).
+
+        [I] Whether the platform keeps a leaver's positions is not known; the `employeeStatus`
+        filter of pageOrganizationEmployeePositions hints that it does. Releasing them here means
+        that filter with `F` finds nobody."""
         employee = self._employee(params.require("employeeCode"))
         self._check_employee_scope(employee)
         if employee.status != "A":
@@ -556,7 +560,7 @@ class Directory:
         return True
 
     def rehired_gov_employee(self, params: Params) -> Any:
-        """`/mozi/employee/rehiredGovEmployee`: status A again, with a main position."""
+        """`/mozi/employee/rehiredGovEmployee`: status A again, with one main position in organizationCode."""
         employee = self._employee(params.require("employeeCode"))
         org = self._org(params.require("organizationCode"))
         self._check_scope(org.code)
