@@ -18,9 +18,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from syncd.model import Change, LinkedDepartment, LinkedPerson, LinkState
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, Run
@@ -142,28 +144,21 @@ class StateStore:
                 state.people[row[0]] = LinkedPerson(*row[1:])
         return state
 
-    def save_department(self, hr_id: str, link: LinkedDepartment, session: Session) -> None:
-        """Insert or replace a department link (inside the caller's transaction)."""
-        row = session.get(DepartmentLink, hr_id) or DepartmentLink(hr_id=hr_id)
-        row.organization_code = link.organization_code
-        row.parent_hr_id = link.parent
-        row.pushed = dict(link.pushed)
-        row.status = link.status
-        row.updated_at = _now()
-        session.add(row)
+    def _upsert(self, connection: Connection, table: Table, key: str, values: dict[str, Any]) -> None:
+        """Insert a link row or replace the one with the same key, in one statement."""
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(table).values(**values)
+        connection.execute(statement.on_conflict_do_update(
+            index_elements=[key], set_={k: v for k, v in values.items() if k != key}))
 
-    def save_person(self, employee_id: str, link: LinkedPerson, session: Session) -> None:
-        """Insert or replace a person link (inside the caller's transaction)."""
-        row = session.get(PersonLink, employee_id) or PersonLink(employee_id=employee_id)
-        row.employee_code = link.employee_code
-        row.account_id = link.account_id
-        row.department = link.department
-        row.organization_code = link.organization_code
-        row.pushed = dict(link.pushed)
-        row.status = link.status
-        row.frozen = link.frozen
-        row.updated_at = _now()
-        session.add(row)
+    def _department_row(self, hr_id: str, link: LinkedDepartment) -> dict[str, Any]:
+        return {"hr_id": hr_id, "organization_code": link.organization_code, "parent_hr_id": link.parent,
+                "pushed": dict(link.pushed), "status": link.status, "updated_at": _now()}
+
+    def _person_row(self, employee_id: str, link: LinkedPerson) -> dict[str, Any]:
+        return {"employee_id": employee_id, "employee_code": link.employee_code, "account_id": link.account_id,
+                "department": link.department, "organization_code": link.organization_code,
+                "pushed": dict(link.pushed), "status": link.status, "frozen": link.frozen, "updated_at": _now()}
 
     # -- runs and journal --------------------------------------------------------------------
 
@@ -196,19 +191,20 @@ class StateStore:
 
     def mark_sent(self, entry_id: int) -> None:
         """The change is about to be sent: a crash from here on needs a check before any resend."""
-        with self._session.begin() as session:
-            session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+        with self.engine.begin() as connection:
+            connection.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state="sent", attempts=JournalEntry.attempts + 1, updated_at=_now()))
 
     def mark_done(self, entry_id: int, department: tuple[str, LinkedDepartment] | None = None,
                   person: tuple[str, LinkedPerson] | None = None) -> None:
         """The directory accepted the change: write its link and close the entry in one transaction."""
-        with self._session.begin() as session:
+        # Core statements, not ORM objects: this runs once per change and must stay cheap.
+        with self.engine.begin() as connection:
             if department is not None:
-                self.save_department(*department, session=session)
+                self._upsert(connection, DepartmentLink.__table__, "hr_id", self._department_row(*department))
             if person is not None:
-                self.save_person(*person, session=session)
-            session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+                self._upsert(connection, PersonLink.__table__, "employee_id", self._person_row(*person))
+            connection.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state="done", error_category=None, error_message=None, updated_at=_now()))
 
     def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
