@@ -355,10 +355,26 @@ def report_completeness(ctx: click.Context, fmt: str, output: Path | None) -> No
               help="File holding the token of the /_sim admin endpoints (default: the demo token).")
 @click.option("--state-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the directory in this JSON file across restarts.")
+@click.option("--latency", type=float, default=0.0, show_default=True, help="Seconds added to every call.")
+@click.option("--error-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of calls answered HTTP 500.")
+@click.option("--throttle-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of calls throttled (HTTP 429, Throttling.User, Retry-After).")
+@click.option("--per-second-limit", type=click.IntRange(min=1), help="Throttle calls over this many per second.")
+@click.option("--drop-after-commit", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of writes applied and then answered HTTP 502 (a lost response).")
+@click.option("--clock-skew", type=float, default=0.0, show_default=True, help="Seconds added to the gateway clock.")
+@click.option("--seed", type=int, help="Seed of the fault sequence (deterministic faults).")
 def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_file: Path | None,
-              root_code: str, root_name: str, admin_token_file: Path | None, state_file: Path | None) -> None:
-    """Serve the bundled Zhengzhengding simulator (demo, tests) until interrupted."""
-    from connectors.zzd.simulator.server import SimTenant, serve
+              root_code: str, root_name: str, admin_token_file: Path | None, state_file: Path | None,
+              latency: float, error_share: float, throttle_share: float, per_second_limit: int | None,
+              drop_after_commit: float, clock_skew: float, seed: int | None) -> None:
+    """Serve the bundled Zhengzhengding simulator (demo, tests) until interrupted.
+
+    Faults can also be changed while it runs: POST /_sim/faults with the admin token.
+    """
+    from connectors.zzd.simulator import SimTenant, serve
+    from connectors.zzd.simulator.tenant import Faults
 
     logging_setup.configure()
     tenant = SimTenant(
@@ -367,6 +383,9 @@ def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_fil
         root_code=root_code, root_name=root_name,
         admin_token=admin_token_file.read_text().strip() if admin_token_file else DEMO_ADMIN_TOKEN,
         state_file=state_file,
+        faults=Faults(latency=latency, error_share=error_share, throttle_share=throttle_share,
+                      per_second_limit=per_second_limit, drop_after_commit=drop_after_commit,
+                      clock_skew=clock_skew, seed=seed),
     )
     click.echo(f"simulator for tenant {tenant_id} on http://{host}:{port} (root {root_code})", err=True)
     serve(tenant, host, port)

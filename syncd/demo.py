@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-import requests
 
+from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd import log as logging_setup
 from syncd.cli import DEMO_ADMIN_TOKEN, DEMO_SECRET, print_issues, print_plan, print_rejections
 from syncd.config import load
@@ -61,29 +61,13 @@ level = "info"
 """
 
 
-class _SimulatorAdmin:
-    """The simulator's inspection endpoints, as the demo reads them."""
-
-    def __init__(self, base_url: str) -> None:
-        self._base = base_url
-        self._headers = {"X-Sim-Admin-Token": DEMO_ADMIN_TOKEN}
-
-    def _get(self, path: str) -> dict:
-        response = requests.get(self._base + path, headers=self._headers, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def writes(self) -> int:
-        """Write calls the simulator has served so far."""
-        return int(self._get("/_sim/counters")["writes"])
-
-    def census(self) -> str:
-        """Organisations and people (active / inactive) in the directory."""
-        directory = self._get("/_sim/directory")
-        employees = directory["employees"]
-        active = sum(1 for e in employees if e["status"] == "A")
-        return (f"{len(directory['organizations'])} organisations, {active} active and "
-                f"{len(employees) - active} inactive people")
+def census(admin: SimAdmin) -> str:
+    """Organisations and people (active / inactive) in the directory."""
+    directory = admin.directory()
+    employees = directory["employees"]
+    active = sum(1 for e in employees if e["status"] == "A")
+    return (f"{len(directory['organizations'])} organisations, {active} active and "
+            f"{len(employees) - active} inactive people")
 
 
 def _edit_people(path: Path, edit: Callable[[list[str], list[list[str]]], list[str]]) -> list[str]:
@@ -130,15 +114,15 @@ def _hr_change_set(header: list[str], rows: list[list[str]]) -> list[str]:
     return said
 
 
-def _sync(config_path: Path, title: str, admin: _SimulatorAdmin) -> CycleResult:
+def _sync(config_path: Path, title: str, admin: SimAdmin) -> CycleResult:
     config = load(config_path)
-    before = admin.writes()
+    before = admin.counters()["writes"]
     store = StateStore(config.state.url)
     try:
         result = run_cycle(config, build_source(config), build_target(config), store, trigger="demo")
     finally:
         store.close()
-    writes = admin.writes() - before
+    writes = admin.counters()["writes"] - before
     click.secho(f"\n== {title}", bold=True)
     print_rejections(result.snapshot.rejections)
     print_issues(result.snapshot.issues)
@@ -147,22 +131,22 @@ def _sync(config_path: Path, title: str, admin: _SimulatorAdmin) -> CycleResult:
         click.echo(f"Plan: {len(plan)} change(s)")
         for kind, changes in plan.by_kind().items():
             click.echo(f"  {kind.value}: {len(changes)}")
-    else:
+    elif not plan.changes:
         print_plan(plan)
+    else:
+        click.echo(f"Plan: {len(plan)} change(s), each as applied:")
     for outcome in result.report.outcomes:
         if outcome.state != "done" or len(plan) <= 40:
             mark = "ok  " if outcome.state == "done" else "FAIL"
             detail = "" if outcome.state == "done" else f" — {outcome.category}: {outcome.message}"
             click.echo(f"  {mark} {outcome.change.describe()}{detail}")
     click.echo(f"Result: {result.outcome}; {writes} write call(s) to the directory; "
-               f"directory now holds {admin.census()}")
+               f"directory now holds {census(admin)}")
     return result
 
 
 def run_demo(keep: Path | None = None) -> int:
     """Run the demo; return the process exit code."""
-    from connectors.zzd.simulator.server import SimTenant, SimulatorServer
-
     logging_setup.configure("console", "warning")
     workdir = keep or Path(tempfile.mkdtemp(prefix="syncd-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +163,7 @@ def run_demo(keep: Path | None = None) -> int:
         config_path = workdir / "syncd.toml"
         config_path.write_text(CONFIG_TEMPLATE.format(root=ROOT_CODE, base_url=server.base_url, app_key=APP_KEY,
                                                       tenant=TENANT_ID), encoding="utf-8")
-        admin = _SimulatorAdmin(server.base_url)
+        admin = SimAdmin(server.base_url, DEMO_ADMIN_TOKEN)
         click.echo(f"Simulator on {server.base_url}; demo files in {workdir}")
         first = _sync(config_path, "Sync 1: initial load of the bundled bureau", admin)
 
@@ -187,9 +171,9 @@ def run_demo(keep: Path | None = None) -> int:
         for line in _edit_people(workdir / "people.csv", _hr_change_set):
             click.echo(f"  {line}")
         second = _sync(config_path, "Sync 2: the change set", admin)
-        before = admin.writes()
+        before = admin.counters()["writes"]
         third = _sync(config_path, "Sync 3: nothing changed in HR", admin)
-        zero = admin.writes() == before
+        zero = admin.counters()["writes"] == before
     click.secho(f"\nThird sync made {'zero' if zero else 'SOME'} writes.", bold=True, fg="green" if zero else "red")
     if keep is None:
         shutil.rmtree(workdir, ignore_errors=True)
