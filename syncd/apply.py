@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 import structlog
 
 from syncd.guard import Held
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
-from syncd.state.store import StateStore
 from syncd.target import Target, TargetError
 from syncd.workdays import add_workdays
 
@@ -51,6 +51,41 @@ class ApplyReport:
         return sum(1 for o in self.outcomes if o.state != "done")
 
 
+class Journal(Protocol):
+    """Where the applier records each change's progress: the state store, or nothing in a dry run."""
+
+    def journal_plan(self, run_id: str, changes: Sequence[Change], detected_at: datetime, due: date) -> list[int]:
+        """Record the changes as planned; return their entry ids."""
+
+    def mark_sent(self, entry_id: int) -> None:
+        """The change is about to be sent."""
+
+    def mark_done(self, entry_id: int, department: tuple[str, LinkedDepartment] | None = None,
+                  person: tuple[str, LinkedPerson] | None = None) -> None:
+        """The change landed: write its link."""
+
+    def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
+        """The change did not land, or was held."""
+
+
+class DryRunJournal:
+    """A journal that keeps nothing: a dry run applies against a recording target and leaves no state."""
+
+    def journal_plan(self, run_id: str, changes: Sequence[Change], detected_at: datetime, due: date) -> list[int]:
+        """Entry numbers only."""
+        return list(range(len(changes)))
+
+    def mark_sent(self, entry_id: int) -> None:
+        """Nothing to record."""
+
+    def mark_done(self, entry_id: int, department: tuple[str, LinkedDepartment] | None = None,
+                  person: tuple[str, LinkedPerson] | None = None) -> None:
+        """Nothing to record."""
+
+    def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
+        """Nothing to record."""
+
+
 class _Dependency(Exception):
     """A change that needs an object an earlier change failed to create."""
 
@@ -61,7 +96,7 @@ QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about
 class Applier:
     """Applies one plan: the directory ids it learns along the way feed the later changes."""
 
-    def __init__(self, target: Target, store: StateStore, links: LinkState, root_department: str,
+    def __init__(self, target: Target, store: Journal, links: LinkState, root_department: str,
                  root_organization_code: str, deadline_workdays: int = 3,
                  quarantine_failure_share: float = 1.0, concurrency: int = 1,
                  workday_overrides: dict[date, bool] | None = None) -> None:

@@ -78,8 +78,8 @@ def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
     config = _load_config(ctx)
     store = StateStore(config.state.url)
     try:
-        result = run_cycle(config, build_source(config), build_target(config, dry_run=dry_run), store,
-                           trigger="manual", dry_run=dry_run, full=full)
+        target = build_target(config, dry_run=dry_run)
+        result = run_cycle(config, build_source(config), target, store, trigger="manual", dry_run=dry_run, full=full)
     except Busy as exc:
         click.echo(f"syncd: {exc}; try again when it has finished", err=True)
         ctx.exit(EXIT_FAILED)
@@ -94,7 +94,9 @@ def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
             print_drift(result.drift)
         print_plan(result.plan, title="Plan (dry run: nothing written)" if dry_run else "Plan")
         print_held(result.held)
-        if not dry_run:
+        if dry_run:
+            print_recorded_writes(target)
+        else:
             print_outcomes(result)
     ctx.exit(result.exit_code)
 
@@ -112,6 +114,21 @@ def print_issues(issues: list[FieldIssue]) -> None:
             click.echo(f"  {issue.location()}  person {issue.key}  mobile: {issue.reason}")
     if uncreatable:
         click.echo(f"  not created or adopted until their mobile is fixed: {', '.join(uncreatable)}")
+
+
+def print_recorded_writes(target: object) -> None:
+    """The API writes a dry run recorded instead of sending, counted by call, with their parameters."""
+    recorded = getattr(target, "recorded_writes", None)
+    if recorded is None:
+        return
+    by_call: dict[str, tuple[int, set[str]]] = {}
+    for path, names in recorded():
+        count, params = by_call.get(path, (0, set()))
+        by_call[path] = (count + 1, params | set(names))
+    total = sum(count for count, _ in by_call.values())
+    click.echo(f"API writes this plan would send ({total}; none was sent):")
+    for path, (count, params) in sorted(by_call.items()):
+        click.echo(f"  {count:>6} × {path}  ({', '.join(sorted(params))})")
 
 
 def print_drift(drift: Drift) -> None:

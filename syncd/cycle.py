@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from syncd.apply import Applier, ApplyReport
+from syncd.apply import Applier, ApplyReport, DryRunJournal
 from syncd.config import Config
 from syncd.drift import Drift, detect_drift
 from syncd.guard import WAITING, Held, Limits, ScopeViolation, check_scope, guard
@@ -89,15 +89,21 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold")
         guarded = guard(plan, links, limits, store.approvals())
         result.held = guarded.held
+        applier_options = (config.escalation.deadline_workdays, safety.quarantine_failure_share,
+                           config.target.concurrency, config.escalation.workday_overrides)
         if dry_run:
+            # Dry run at the transport boundary: the plan is applied against a target that records
+            # its writes instead of sending them, with a journal that keeps nothing.
+            dry = Applier(target, DryRunJournal(), links, config.unit.root_department,
+                          config.unit.root_organization_code, *applier_options)
+            result.report = dry.apply("dry-run", guarded.allowed, guarded.held)
             result.outcome = "dry_run"
             _summary(result, started)
             return result
         result.run_id = store.start_run(trigger, "full" if full else "incremental", dry_run=False)
         structlog.contextvars.bind_contextvars(run_id=result.run_id)
         applier = Applier(target, store, links, config.unit.root_department, config.unit.root_organization_code,
-                          config.escalation.deadline_workdays, safety.quarantine_failure_share,
-                          config.target.concurrency, config.escalation.workday_overrides)
+                          *applier_options)
         # A hold already waiting for a decision is not journaled (or announced) again: the admin
         # decides once, on the run that first held it.
         pending = store.pending_holds()

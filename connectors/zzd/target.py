@@ -32,6 +32,10 @@ class ZzdTarget:
     def __init__(self, client: ContactsClient) -> None:
         self.client = client
 
+    def recorded_writes(self) -> list[tuple[str, list[str]]]:
+        """In a dry run, the writes the client recorded instead of sending: (path, parameter names)."""
+        return [(write.path, list(write.param_names)) for write in self.client.dry_run_writes]
+
     # -- departments -------------------------------------------------------------------------
 
     def create_department(self, fields: Mapping[str, str], parent_code: str, ext_code: str) -> str:
