@@ -13,6 +13,8 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 
+from bench.synthetic import generate
+from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
 from syncd.cli import main
@@ -48,7 +50,7 @@ url = "sqlite:///state.db"
 [safety]
 structure_changes = "{structure}"
 max_deactivations = {max_deactivations}
-max_deactivation_share = 1.0
+max_deactivation_share = {share}
 
 [logging]
 format = "json"
@@ -94,7 +96,8 @@ def env(tmp_path: Path, export: Callable[..., tuple[Path, Path]], monkeypatch: p
         config = tmp_path / "syncd.toml"
         config.write_text(CONFIG.format(root=TENANT.root_code, base_url=server.base_url,
                                         structure=options.get("structure", "apply"),
-                                        max_deactivations=options.get("max_deactivations", 50)), encoding="utf-8")
+                                        max_deactivations=options.get("max_deactivations", 50),
+                                        share=options.get("share", 1.0)), encoding="utf-8")
         export()
         yield Env(server, config, export)
 
@@ -233,3 +236,61 @@ def test_a_hold_is_announced_once_and_decided_on_the_run_that_first_held_it(env:
     assert re.findall(r"syncd approve (\w+)", second.output) == [run_id]
     assert env.cli("reject", run_id).exit_code == 0
     assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())
+
+
+def hand_client(env: Env) -> ContactsClient:
+    """The directory's own admin console, as a client: edits syncd did not make."""
+    return ContactsClient(env.server.base_url, TENANT.app_key, lambda: TENANT.app_secret, TENANT.tenant_id, "admin")
+
+
+def employee_code(env: Env, mobile: str) -> str:
+    [employee] = [e for e in env.admin("/_sim/directory")["employees"] if e["mobile"] == mobile]
+    return str(employee["employeeCode"])
+
+
+def test_full_sync_repairs_hand_edits_and_reports_people_unknown_to_hr(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    hand = hand_client(env)
+    orgs = {o["extOrgCode"]: o["organizationCode"] for o in env.admin("/_sim/directory")["organizations"]}
+    hand.update_gov_employee(employee_code(env, "13800000001"), {"employeeName": "改过的名字"})
+    hand.move_employee_position(employee_code(env, "13800000004"), orgs["D0003"], orgs["D0005"])
+    stranger = hand.create_complex_employee(orgs["D0002"], {"employeeName": "外来人员",
+                                                            "govEmpCellPhoneNo": "13900000099", "areaCode": "86"})
+    assert env.directory() != expected(PEOPLE, DEPARTMENTS)
+
+    plain = env.sync()
+    assert "the directory is up to date" in plain.output  # an incremental sync cannot see hand edits
+
+    full = env.sync("--full")
+    assert full.exit_code == 0, full.output
+    assert "A000001: changed by hand: name" in full.output
+    assert "moved by hand: A000004" in full.output
+    assert f"unknown to HR (1): {stranger['employeeCode']}" in full.output
+    repaired = env.directory()
+    del repaired["people"]["13900000099"]  # reported, not deactivated: safety.unknown_people = "report"
+    assert repaired == expected(PEOPLE, DEPARTMENTS)
+
+    before = env.writes()
+    assert env.sync("--full").exit_code == 0
+    assert env.writes() == before
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 50, "share": 0.05}], indirect=True)  # the defaults
+def test_a_snapshot_missing_30_percent_deactivates_nobody_and_exits_3_until_approved(env: Env) -> None:
+    departments, people = generate(200, seed=9)
+    env.write_export(people=people, departments=departments)
+    assert env.sync().exit_code == 0
+    in_post = [p for p in people if p["人员状态"] == "在职"]
+    kept = in_post[: int(len(in_post) * 0.7)]
+    env.write_export(people=kept, departments=departments)
+    held = env.sync()
+    assert held.exit_code == 3, held.output
+    assert "mass_deactivation" in held.output
+    assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())
+    assert env.sync().exit_code == 3  # still held, until someone decides
+    [run_id] = re.findall(r"syncd approve (\w+)", held.output)
+    assert env.cli("approve", run_id).exit_code == 0
+    assert env.sync().exit_code == 0
+    gone = {p["手机号"] for p in in_post} - {p["手机号"] for p in kept}
+    statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
+    assert {m for m, status in statuses.items() if status == "F"} == gone
