@@ -46,9 +46,13 @@ def main(ctx: click.Context, config_path: Path) -> None:
 
 
 @main.command("check-config")
+@click.option("--offline", is_flag=True, help="Only validate; do not reach the source and the directory.")
 @click.pass_context
-def check_config(ctx: click.Context) -> None:
-    """Validate the configuration; print every problem with its key, and exit 2 when there is one."""
+def check_config(ctx: click.Context, offline: bool) -> None:
+    """Validate the configuration and reach every configured system.
+
+    Exit 2 when the configuration is wrong (with every problem and its key), 1 when a system is
+    out of reach."""
     config = _load_config(ctx)
     problems = []
     for key in ("people", "departments"):
@@ -56,12 +60,49 @@ def check_config(ctx: click.Context) -> None:
         if config.source.kind in ("csv", "xlsx") and path is not None and not path.is_file():
             problems.append(f"source.{key}: got {str(path)!r}; expected an existing file")
     if problems:
-        click.echo(f"syncd: configuration {ctx.obj['config_path']} is not valid:", err=True)
-        for problem in problems:
-            click.echo(f"  {problem}", err=True)
+        _print_problems(ctx, problems)
         ctx.exit(EXIT_CONFIG)
     click.echo(f"configuration {ctx.obj['config_path']} is valid (unit {config.unit.name}, "
                f"source {config.source.kind}, target {config.target.base_url})")
+    if offline:
+        return
+    problems, unreachable = _reach(config)
+    if problems or unreachable:
+        _print_problems(ctx, problems + unreachable)
+        ctx.exit(EXIT_CONFIG if problems else EXIT_FAILED)
+    click.echo("reached the HR source and the directory; the unit's root is in the app's scope")
+
+
+def _print_problems(ctx: click.Context, problems: list[str]) -> None:
+    click.echo(f"syncd: configuration {ctx.obj['config_path']} has problems:", err=True)
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+
+
+def _reach(config: Config) -> tuple[list[str], list[str]]:
+    """Reach every configured system: (configuration problems, systems out of reach)."""
+    from syncd.source import SourceError
+    from syncd.target import TargetError
+    from syncd.wiring import build_source, build_target
+
+    problems: list[str] = []
+    unreachable: list[str] = []
+    try:
+        next(iter(build_source(config).departments()), None)
+    except SourceError as exc:
+        unreachable.append(f"source ({config.source.kind}): cannot be read: {exc}")
+    try:
+        scope = build_target(config).visible_scope()
+    except TargetError as exc:
+        if exc.category == "auth":
+            problems.append(f"target.app_key / target.app_secret: the gateway refused them ({exc})")
+        else:
+            unreachable.append(f"target.base_url: the gateway did not answer ({exc.category}: {exc})")
+    else:
+        if config.unit.root_organization_code not in scope:
+            problems.append(f"unit.root_organization_code: got {config.unit.root_organization_code!r}; expected an "
+                            f"organisation in the app's scope ({', '.join(scope) or 'empty'})")
+    return problems, unreachable
 
 
 @main.command()

@@ -87,6 +87,9 @@ class Target(Protocol):
     def set_account_frozen(self, account_id: int, frozen: bool) -> None:
         """Freeze a login at once (a lost phone, Article 17) or unfreeze it."""
 
+    def visible_scope(self) -> list[str]:
+        """The organisation codes the app may see and write (check-config verifies the unit's root is one)."""
+
     def read_people(self, org_codes: Sequence[str]) -> list[DirectoryEntry]:
         """Everyone with a position in these organisations, as the directory holds them (drift check)."""
 

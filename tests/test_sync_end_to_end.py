@@ -294,3 +294,20 @@ def test_a_snapshot_missing_30_percent_deactivates_nobody_and_exits_3_until_appr
     gone = {p["手机号"] for p in in_post} - {p["手机号"] for p in kept}
     statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
     assert {m for m, status in statuses.items() if status == "F"} == gone
+
+
+def test_check_config_reaches_the_source_and_the_directory(env: Env) -> None:
+    result = env.cli("check-config")
+    assert result.exit_code == 0, result.output
+    assert "the unit's root is in the app's scope" in result.output
+
+
+def test_check_config_names_a_root_outside_the_scope_and_a_wrong_secret(env: Env, monkeypatch: pytest.MonkeyPatch
+                                                                        ) -> None:
+    monkeypatch.setenv("SYNCD_UNIT__ROOT_ORGANIZATION_CODE", "GO_" + "f" * 32)
+    outside = env.cli("check-config")
+    assert outside.exit_code == 2 and "unit.root_organization_code" in outside.output
+    monkeypatch.setenv("SYNCD_IT_SECRET", "wrong-secret")
+    refused = env.cli("check-config")
+    assert refused.exit_code == 2 and "target.app_key / target.app_secret" in refused.output
+    assert "wrong-secret" not in refused.output

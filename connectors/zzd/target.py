@@ -32,6 +32,10 @@ class ZzdTarget:
     def __init__(self, client: ContactsClient) -> None:
         self.client = client
 
+    def visible_scope(self) -> list[str]:
+        """The organisation codes the app may see and write (`/auth/scopesV2`)."""
+        return self.client.scopes()
+
     def recorded_writes(self) -> list[tuple[str, list[str]]]:
         """In a dry run, the writes the client recorded instead of sending: (path, parameter names)."""
         return [(write.path, list(write.param_names)) for write in self.client.dry_run_writes]
