@@ -107,22 +107,23 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         # A hold already waiting for a decision is not journaled (or announced) again: the admin
         # decides once, on the run that first held it.
         pending = store.pending_holds()
-        new_holds = [h for h in guarded.held if (h.change.kind.value, h.change.subject) not in pending]
+        new_holds = [h for h in guarded.held if h.change.fingerprint() not in pending]
         result.report = applier.apply(result.run_id, guarded.allowed, new_holds)
-        store.consume_approvals(((o.change.kind.value, o.change.subject) for o in result.report.outcomes
-                                 if o.state == "done"), result.run_id)
+        store.settle_decisions({c.fingerprint() for c in plan.changes},
+                               {o.change.fingerprint() for o in result.report.outcomes if o.state == "done"},
+                               result.run_id)
         if result.report.stopped:
             result.outcome = "failed"
         elif result.report.failed:
             result.outcome = "partial"
         elif guarded.needs_approval:
             result.outcome = "held"
-            waiting_on = sorted({pending[(h.change.kind.value, h.change.subject)] for h in guarded.held
-                                 if (h.change.kind.value, h.change.subject) in pending})
+        if guarded.needs_approval:  # announced whatever else happened: a failure elsewhere must not hide it
+            waiting_on = {pending[fp] for h in guarded.held if (fp := h.change.fingerprint()) in pending}
             if any(h.reason != WAITING for h in new_holds):
                 log.warning("plan.held", held=len(guarded.held), reasons=sorted({h.reason for h in guarded.held}))
             else:
-                log.info("plan.still_held", held=len(guarded.held), decide_run=waiting_on)
+                log.info("plan.still_held", held=len(guarded.held), decide_run=sorted(waiting_on))
             result.decide_runs = sorted({*waiting_on, *([result.run_id] if new_holds else [])})
         counts = {**result.report.counts(), "held": len(guarded.held), "rejected": len(snapshot.rejections),
                   "incomplete_people": len({i.key for i in snapshot.issues})}

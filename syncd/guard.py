@@ -83,15 +83,16 @@ def _under_root(dept_id: str, snapshot: Snapshot, root: str) -> bool:
     return False
 
 
-def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[tuple[str, str]]) -> GuardedPlan:
+def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]) -> GuardedPlan:
     """Split the plan: held deactivations and structure changes, waiting dependents, the rest allowed.
 
-    `approved` holds (kind, subject) pairs an operator approved in an earlier held run; they pass.
+    `approved` holds the fingerprints of changes an operator approved in an earlier held run: exactly
+    those changes pass; the same subject with different values is held again.
     """
     held: dict[int, Held] = {}
 
     def is_approved(change: Change) -> bool:
-        return (change.kind.value, change.subject) in approved
+        return change.fingerprint() in approved
 
     deactivations = [i for i, c in enumerate(plan.changes) if c.kind in DEACTIVATIONS and not is_approved(c)]
     active = sum(1 for link in links.people.values() if link.status == "active")

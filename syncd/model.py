@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
@@ -163,6 +164,10 @@ class Change:
     from_department: str | None = None
     reason: str = ""
 
+    def fingerprint(self) -> str:
+        """What the change does, as one comparable string: an approval holds for exactly this change."""
+        return fingerprint(self.kind.value, self.subject, self.fields, self.department, self.from_department)
+
     def describe(self) -> str:
         """A line for an operator: kind, subject, what changes (field names, never values)."""
         extra = f" [{', '.join(sorted(self.fields))}]" if self.kind in _FIELD_KINDS else ""
@@ -173,6 +178,12 @@ class Change:
             where = f" in {self.department}"
         reason = f" ({self.reason})" if self.reason else ""
         return f"{self.kind.value} {self.subject}{where}{extra}{reason}"
+
+
+def fingerprint(kind: str, subject: str, fields: dict[str, str], department: str | None,
+                from_department: str | None) -> str:
+    """The identity of a change's effect (not its reason): kind, subject, values, departments."""
+    return json.dumps([kind, subject, fields, department, from_department], sort_keys=True, ensure_ascii=False)
 
 
 _FIELD_KINDS = frozenset({ChangeKind.UPDATE, ChangeKind.DEPT_UPDATE})

@@ -39,9 +39,15 @@ def test_over_the_share_is_held_even_under_the_count() -> None:
 
 
 def test_approved_deactivations_pass_and_do_not_count() -> None:
-    approved = frozenset(("leave", f"A{i}") for i in range(3))
+    approved = frozenset(c.fingerprint() for c in leaves(3))
     guarded = guard(Plan(leaves(3)), links(10), APPLY, approved)
     assert len(guarded.allowed) == 3 and guarded.held == []
+
+
+def test_an_approval_holds_for_that_change_only_not_the_same_subject_changed_again() -> None:
+    approved = frozenset({Change(ChangeKind.DEPT_UPDATE, "D2", {"name": "综合处"}).fingerprint()})
+    plan = Plan([Change(ChangeKind.DEPT_UPDATE, "D2", {"name": "另一个名字"})])
+    assert [h.reason for h in guard(plan, links(1), HOLD, approved).held] == [HOLD_STRUCTURE]
 
 
 def test_held_structure_holds_the_people_who_need_it() -> None:

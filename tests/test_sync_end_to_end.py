@@ -311,3 +311,17 @@ def test_check_config_names_a_root_outside_the_scope_and_a_wrong_secret(env: Env
     refused = env.cli("check-config")
     assert refused.exit_code == 2 and "target.app_key / target.app_secret" in refused.output
     assert "wrong-secret" not in refused.output
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 1}], indirect=True)
+def test_a_hold_hr_has_made_moot_is_superseded_and_cannot_be_approved_later(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    env.write_export(people=PEOPLE[:2])
+    held = env.sync()
+    [run_id] = re.findall(r"syncd approve (\w+)", held.output)
+    env.write_export()  # HR restores the export: nobody is leaving after all
+    assert env.sync().exit_code == 0
+    assert env.cli("approve", run_id).exit_code == 2  # nothing left to decide
+    env.write_export(people=PEOPLE[:2])
+    assert env.sync().exit_code == 3  # the old decision does not wave a new truncation through
+    assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from syncd.model import Change, LinkedDepartment, LinkedPerson, LinkState
+from syncd.model import Change, LinkedDepartment, LinkedPerson, LinkState, fingerprint
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, Run
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -213,31 +213,38 @@ class StateStore:
             session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state=state, error_category=category, error_message=message[:2000], updated_at=_now()))
 
-    def approvals(self) -> frozenset[tuple[str, str]]:
-        """(kind, subject) of held changes an operator approved that no run has applied yet."""
+    def _decisions(self, states: tuple[str, ...]) -> list[tuple[str, str, JournalEntry]]:
+        """(fingerprint, run id, entry) of entries in these states that hold for a decision."""
         with self._session() as session:
-            rows = session.execute(select(JournalEntry.kind, JournalEntry.subject).where(
-                JournalEntry.state == "approved"))
-            return frozenset((kind, subject) for kind, subject in rows)
+            entries = session.scalars(select(JournalEntry).where(
+                JournalEntry.state.in_(states), JournalEntry.error_category.is_distinct_from("waiting")))
+            return [(_fingerprint(e), e.run_id, e) for e in entries]
 
-    def pending_holds(self) -> dict[tuple[str, str], str]:
-        """(kind, subject) → run id of changes held for a decision nobody has made yet."""
-        with self._session() as session:
-            rows = session.execute(select(JournalEntry.kind, JournalEntry.subject, JournalEntry.run_id).where(
-                JournalEntry.state == "held", JournalEntry.error_category != "waiting"))
-            return {(kind, subject): run_id for kind, subject, run_id in rows}
+    def approvals(self) -> frozenset[str]:
+        """Fingerprints of held changes an operator approved that no run has applied yet."""
+        return frozenset(fp for fp, _, _ in self._decisions(("approved",)))
 
-    def consume_approvals(self, applied: Iterable[tuple[str, str]], run_id: str) -> None:
-        """Approved changes that a run has now applied are closed, pointing at that run."""
-        pairs = set(applied)
-        if not pairs:
+    def pending_holds(self) -> dict[str, str]:
+        """Fingerprint → run id of changes held for a decision nobody has made yet."""
+        return {fp: run_id for fp, run_id, _ in self._decisions(("held",))}
+
+    def settle_decisions(self, planned: set[str], applied: set[str], run_id: str) -> None:
+        """Close holds and approvals the current plan has moved past.
+
+        An approved change this run applied is done. A held or approved change that is no longer
+        in the plan (HR fixed the data, or the change is now a different one) is superseded, so a
+        decision never outlives the change it was about.
+        """
+        closing = [(e.id, fp in applied) for fp, _, e in self._decisions(("held", "approved"))
+                   if fp in applied or fp not in planned]
+        if not closing:
             return
         with self._session.begin() as session:
-            for entry in session.scalars(select(JournalEntry).where(JournalEntry.state == "approved")):
-                if (entry.kind, entry.subject) in pairs:
-                    entry.state = "done"
-                    entry.error_message = f"approved; applied by run {run_id}"
-                    entry.updated_at = _now()
+            for entry_id, was_applied in closing:
+                session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+                    state="done" if was_applied else "superseded",
+                    error_message=f"applied by run {run_id}" if was_applied else f"no longer planned (run {run_id})",
+                    updated_at=_now()))
 
     def decide(self, run_id: str, approve: bool) -> int:
         """Approve or reject the changes a run held for approval; return how many were decided.
@@ -287,6 +294,12 @@ class StateStore:
         """The latest runs, newest first."""
         with self._session() as session:
             return list(session.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
+
+
+def _fingerprint(entry: JournalEntry) -> str:
+    payload = entry.change
+    return fingerprint(entry.kind, entry.subject, dict(payload.get("fields") or {}),  # type: ignore[call-overload]
+                       payload.get("department"), payload.get("from_department"))  # type: ignore[arg-type]
 
 
 def _change_payload(change: Change) -> dict[str, object]:
