@@ -110,6 +110,7 @@ class Applier:
         self._deadline_workdays = deadline_workdays
         self._quarantine_share = quarantine_failure_share
         self._concurrency = concurrency
+        self._linked_codes = {link.employee_code for link in links.people.values()}
         self._workday_overrides = workday_overrides or {}
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
             ChangeKind.DEPT_CREATE: self._dept_create,
@@ -298,7 +299,7 @@ class Applier:
         found = self._target.find_person_by_mobile(change.fields.get("mobile", ""))
         if found is None:
             raise _Conflict("the directory refused the mobile as taken, but no person holds it")
-        if found.employee_code in {link.employee_code for link in self._people.values()}:
+        if found.employee_code in self._linked_codes:
             raise _Conflict("the mobile belongs to a person syncd already links to another 工号")
         if found.status != "A":
             self._target.rehire_person(found.employee_code, org_code, change.fields)
@@ -357,6 +358,9 @@ class Applier:
     def _leave(self, entry_id: int, change: Change) -> str:
         if change.subject not in self._people and change.fields.get("employee_code"):
             # A directory person unknown to HR (full mode, `safety.unknown_people = "deactivate"`).
+            if change.fields["employee_code"] in self._linked_codes:
+                self._store.mark_failed(entry_id, "superseded", "adopted by a join of this run", state="done")
+                return "not deactivated: a join of this run adopted them"
             self._store.mark_sent(entry_id)
             self._target.deactivate_person(change.fields["employee_code"])
             self._store.mark_done(entry_id)
@@ -372,8 +376,11 @@ class Applier:
         link = self._person(change.subject)
         self._store.mark_sent(entry_id)
         ours = set(self._org_codes.values())
-        elsewhere = [p for p in self._target.person_positions(link.employee_code) if p not in ours]
-        if elsewhere:
+        positions = self._target.person_positions(link.employee_code)
+        elsewhere = [p for p in positions if p not in ours]
+        if elsewhere and link.organization_code not in positions:
+            note = "position already removed (an earlier attempt landed)"
+        elif elsewhere:
             self._target.remove_position(link.employee_code, link.organization_code)
             note = "position removed; the person keeps a position in another unit"
         else:
@@ -392,6 +399,7 @@ class Applier:
     def _save_person(self, entry_id: int, employee_id: str, link: LinkedPerson) -> None:
         self._store.mark_done(entry_id, person=(employee_id, link))
         self._people[employee_id] = link
+        self._linked_codes.add(link.employee_code)  # a set: safe to add to while other threads test it
 
 
 class _Conflict(TargetError):

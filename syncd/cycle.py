@@ -74,9 +74,13 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
             log.info("drift.checked", changed=len(drift.changed_fields), moved=len(drift.moved),
                      deactivated=len(drift.deactivated), missing=len(drift.missing), unknown=len(drift.unknown))
         plan = reconcile(snapshot, links, config.unit.root_department)
-        if drift is not None and config.safety.unknown_people == "deactivate":
+        if drift is not None and config.safety.unknown_people == "deactivate" and snapshot.complete:
+            # Only people whose main position is in the unit; the applier skips anyone a join of
+            # this same run adopts (their mobile matched an HR record after all).
+            ours = set(org_codes)
             plan.changes.extend(Change(ChangeKind.LEAVE, entry.employee_code, {"employee_code": entry.employee_code},
-                                       reason="in the directory, unknown to HR") for entry in drift.unknown)
+                                       reason="in the directory, unknown to HR")
+                                for entry in drift.unknown if entry.organization_code in ours)
         result = CycleResult(snapshot, plan, drift=drift)
         try:
             check_scope(plan, snapshot, config.unit.root_department)

@@ -6,7 +6,6 @@ operator unfreezes. Both are journaled as their own run, with who asked.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -39,7 +38,7 @@ def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool
         store.mark_failed(entry, exc.category, str(exc))
         store.finish_run(run_id, "failed", {f"{kind.value}.failed": 1})
         raise
-    store.mark_done(entry, person=(employee_id, replace(link, frozen=frozen)))
+    store.set_frozen(employee_id, frozen, entry)
     store.finish_run(run_id, "success", {f"{kind.value}.done": 1})
     log.info(f"person.{kind.value}", subject=employee_id, requested_by=requested_by, run_id=run_id)
     return run_id

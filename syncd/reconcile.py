@@ -49,7 +49,7 @@ def _department_changes(snapshot: Snapshot, state: LinkState, root: str) -> list
             continue  # the unit's own node exists already and is not syncd's to rename (Article 7)
         wanted = department_pushed_fields(dept)
         link = state.departments.get(dept.id)
-        if link is None:
+        if link is None or link.status != "active":  # new, or retired earlier and back in HR
             changes.append(Change(ChangeKind.DEPT_CREATE, dept.id, wanted, department=dept.parent))
             continue
         if link.parent != dept.parent:

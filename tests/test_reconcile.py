@@ -143,3 +143,9 @@ def test_a_reparented_department_moves_and_a_vanished_one_retires_deepest_first_
 def test_no_department_retires_from_an_incomplete_read() -> None:
     state = synced(snapshot(ALICE))
     assert kinds(reconcile(snapshot(ALICE, departments=(ROOT, OFFICE), complete=False), state, "D1")) == []
+
+
+def test_a_retired_department_back_in_hr_is_created_again() -> None:
+    state = synced(snapshot(ALICE))
+    state.departments["D3"] = replace(state.departments["D3"], status="retired")
+    assert kinds(reconcile(snapshot(ALICE), state, "D1")) == [("dept_create", "D3")]

@@ -55,6 +55,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Freeze and unfreeze run beside cycles (a lost phone cannot wait): recovery leaves them alone.
+_OUTSIDE_CYCLES = ("freeze", "unfreeze")
 _LOCK_KEY = 0x73796E6364  # "syncd": the advisory lock every node contends for
 
 
@@ -109,7 +111,12 @@ class StateStore:
                 os.close(fd)  # closing releases the flock
             return
         with self.engine.connect() as connection:
-            if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar():
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar()
+            # A session lock outlives the transaction; committing now keeps the connection from
+            # sitting "idle in transaction" for the whole cycle, where a server timeout would kill it
+            # and silently release the lock.
+            connection.commit()
+            if not got:
                 raise Busy("another syncd node holds the cycle lock")
             try:
                 yield
@@ -144,12 +151,14 @@ class StateStore:
                 state.people[row[0]] = LinkedPerson(*row[1:])
         return state
 
-    def _upsert(self, connection: Connection, table: Table, key: str, values: dict[str, Any]) -> None:
-        """Insert a link row or replace the one with the same key, in one statement."""
+    def _upsert(self, connection: Connection, table: Table, key: str, values: dict[str, Any],
+                keep: tuple[str, ...] = ()) -> None:
+        """Insert a link row or replace the one with the same key, in one statement; `keep` columns
+        are written on insert only."""
         insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         statement = insert(table).values(**values)
         connection.execute(statement.on_conflict_do_update(
-            index_elements=[key], set_={k: v for k, v in values.items() if k != key}))
+            index_elements=[key], set_={k: v for k, v in values.items() if k != key and k not in keep}))
 
     def _department_row(self, hr_id: str, link: LinkedDepartment) -> dict[str, Any]:
         return {"hr_id": hr_id, "organization_code": link.organization_code, "parent_hr_id": link.parent,
@@ -159,6 +168,14 @@ class StateStore:
         return {"employee_id": employee_id, "employee_code": link.employee_code, "account_id": link.account_id,
                 "department": link.department, "organization_code": link.organization_code,
                 "pushed": dict(link.pushed), "status": link.status, "frozen": link.frozen, "updated_at": _now()}
+
+    def set_frozen(self, employee_id: str, frozen: bool, entry_id: int) -> None:
+        """Record a freeze or unfreeze on the link and close its journal entry."""
+        with self.engine.begin() as connection:
+            connection.execute(update(PersonLink).where(PersonLink.employee_id == employee_id).values(
+                frozen=frozen, updated_at=_now()))
+            connection.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
+                state="done", updated_at=_now()))
 
     # -- runs and journal --------------------------------------------------------------------
 
@@ -203,7 +220,10 @@ class StateStore:
             if department is not None:
                 self._upsert(connection, DepartmentLink.__table__, "hr_id", self._department_row(*department))
             if person is not None:
-                self._upsert(connection, PersonLink.__table__, "employee_id", self._person_row(*person))
+                # `frozen` belongs to freeze/unfreeze alone: a cycle that read the link before a freeze
+                # must not write the old value back.
+                self._upsert(connection, PersonLink.__table__, "employee_id", self._person_row(*person),
+                             keep=("frozen",))
             connection.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state="done", error_category=None, error_message=None, updated_at=_now()))
 
@@ -274,14 +294,16 @@ class StateStore:
         """Entries left `planned` or `sent` by runs that never finished, oldest first."""
         with self._session() as session:
             rows = session.scalars(select(JournalEntry).join(Run, Run.id == JournalEntry.run_id).where(
-                JournalEntry.state.in_(("planned", "sent")), Run.finished_at.is_(None)).order_by(JournalEntry.id))
+                JournalEntry.state.in_(("planned", "sent")), Run.finished_at.is_(None),
+                Run.trigger.not_in(_OUTSIDE_CYCLES)).order_by(JournalEntry.id))
             return [UnfinishedEntry(e.id, e.run_id, e.kind, e.subject, e.state, dict(e.change.get("fields") or {}),
                                     e.change.get("department")) for e in rows]  # type: ignore[arg-type]
 
     def close_dead_runs(self) -> None:
         """Runs that never finished are recorded as crashed."""
         with self._session.begin() as session:
-            session.execute(update(Run).where(Run.finished_at.is_(None)).values(finished_at=_now(), outcome="crashed"))
+            session.execute(update(Run).where(Run.finished_at.is_(None), Run.trigger.not_in(_OUTSIDE_CYCLES)).values(
+                finished_at=_now(), outcome="crashed"))
 
     def journal_states(self, run_id: str) -> dict[str, int]:
         """Count of entries per state for a run."""
