@@ -93,6 +93,19 @@ class _Dependency(Exception):
 QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about the run
 
 
+def inside_unit(target: Target, code: str, root_organization_code: str, max_depth: int = 64) -> bool:
+    """Whether an organisation sits at or under the unit's root: extOrgCodes are unique per tenant,
+    not per unit, so one found by extOrgCode may belong to a sister unit."""
+    current: str | None = code
+    for _ in range(max_depth):
+        if current == root_organization_code:
+            return True
+        if current is None:
+            return False
+        current = target.organization_parent(current)
+    return False
+
+
 class Applier:
     """Applies one plan: the directory ids it learns along the way feed the later changes."""
 
@@ -107,6 +120,7 @@ class Applier:
         self._org_codes = {hr_id: link.organization_code for hr_id, link in links.departments.items()
                            if link.status == "active"}
         self._org_codes[root_department] = root_organization_code
+        self._root_code = root_organization_code
         self._deadline_workdays = deadline_workdays
         self._quarantine_share = quarantine_failure_share
         self._concurrency = concurrency
@@ -239,6 +253,9 @@ class Applier:
             found = self._target.find_department(change.subject) if exc.category == "conflict" else None
             if found is None:
                 raise
+            if not inside_unit(self._target, found, self._root_code):
+                raise _Conflict(f"an organisation with extOrgCode {change.subject} exists outside the unit: "
+                                f"another unit uses the same HR department id") from exc
             self._target.update_department(found, change.fields)
             code, note = found, "adopted the existing organisation with this extOrgCode"
         self._save_department(entry_id, change.subject, LinkedDepartment(code, change.department, dict(change.fields)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import structlog
 
+from syncd.apply import inside_unit
 from syncd.model import ChangeKind, LinkedDepartment, LinkedPerson
 from syncd.state.store import StateStore
 from syncd.target import Target
@@ -34,7 +35,7 @@ def recover(store: StateStore, target: Target, root_department: str, root_organi
         adopted = False
         if entry.kind == ChangeKind.DEPT_CREATE.value and entry.subject not in links.departments:
             code = target.find_department(entry.subject)
-            if code is not None:
+            if code is not None and inside_unit(target, code, root_organization_code):
                 link = LinkedDepartment(code, entry.department, dict(entry.fields))
                 store.mark_done(entry.id, department=(entry.subject, link))
                 org_codes[entry.subject] = code

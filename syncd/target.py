@@ -50,6 +50,9 @@ class Target(Protocol):
     def find_department(self, ext_code: str) -> str | None:
         """The organisationCode whose extOrgCode is this HR department id, or None."""
 
+    def organization_parent(self, code: str) -> str | None:
+        """The parent organisationCode of an organisation; None for a top-level one or an unknown code."""
+
     def update_department(self, code: str, fields: Mapping[str, str]) -> None:
         """Change `name` / `short_name` / `order` of an organisation (only the keys given)."""
 

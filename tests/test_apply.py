@@ -45,8 +45,19 @@ class FakeTarget:
     def create_department(self, fields: Mapping[str, str], parent_code: str, ext_code: str) -> str:
         self._enter(ext_code)
         assert parent_code in self.orgs, f"{ext_code} created before its parent"
+        if f"GO_{ext_code}" in self.orgs:
+            raise Refused("conflict")
         self.orgs[f"GO_{ext_code}"] = parent_code
         return f"GO_{ext_code}"
+
+    def find_department(self, ext_code: str) -> str | None:
+        return f"GO_{ext_code}" if f"GO_{ext_code}" in self.orgs else None
+
+    def organization_parent(self, code: str) -> str | None:
+        return self.orgs.get(code)
+
+    def update_department(self, code: str, fields: Mapping[str, str]) -> None:
+        self.renamed = (code, dict(fields))
 
     def create_person(self, fields: Mapping[str, str], org_code: str) -> CreatedPerson:
         self._enter(fields["mobile"])
@@ -126,3 +137,15 @@ def test_too_many_failures_quarantine_the_run(store: StateStore) -> None:
     report = applier(target, store, quarantine=0.4).apply(new_run(store), Plan([join(i) for i in range(40)]))
     assert report.stopped and report.stopped.startswith("quarantine")
     assert len(target.people) < 20
+
+
+def test_an_existing_organisation_with_the_ext_code_is_adopted_only_inside_the_unit(store: StateStore) -> None:
+    target = FakeTarget()
+    target.orgs.update({"GO_D2": "GO_root", "GO_sister": None, "GO_D3": "GO_sister"})
+    plan = Plan([Change(ChangeKind.DEPT_CREATE, "D2", {"name": "办公室"}, department="D1"),
+                 Change(ChangeKind.DEPT_CREATE, "D3", {"name": "财政处"}, department="D1")])
+    report = applier(target, store).apply(new_run(store), plan)
+    assert [o.state for o in report.outcomes] == ["done", "failed"]
+    assert "adopted" in report.outcomes[0].message
+    assert "outside the unit" in report.outcomes[1].message
+    assert target.renamed == ("GO_D2", {"name": "办公室"})

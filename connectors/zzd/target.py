@@ -52,8 +52,18 @@ class ZzdTarget:
                 display_order=params.get("displayOrder", ""), gov_short_name=params.get("govShortName", ""),
             ),
             # Without an extOrgCode nothing can be looked up, so a lost create is not re-sent.
-            (lambda: self.find_department(ext_code)) if ext_code else None,
+            (lambda: self._landed_department(ext_code, parent_code)) if ext_code else None,
         )
+
+    def _landed_department(self, ext_code: str, parent_code: str) -> str | None:
+        """After a lost create: the organisation it made, which must sit exactly where it was asked."""
+        code = self.find_department(ext_code)
+        return code if code is not None and self.organization_parent(code) == parent_code else None
+
+    def organization_parent(self, code: str) -> str | None:
+        """The parent organisationCode of an organisation, None for a top-level one or an unknown code."""
+        found = self.client.list_organizations_by_codes([code])
+        return (str(found[0].get("parentCode") or "") or None) if found else None
 
     def find_department(self, ext_code: str) -> str | None:
         """The organisationCode whose extOrgCode is this HR department id, or None."""

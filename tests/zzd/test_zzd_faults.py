@@ -37,7 +37,8 @@ def test_lost_response_of_a_department_create_is_adopted_not_duplicated(
     code = target.create_department({"name": "办公室", "short_name": "", "order": "1"}, root, "D2")
     assert [o["organizationCode"] for o in admin.directory()["organizations"] if o["extOrgCode"] == "D2"] == [code]
     assert admin.counters()["calls"] == {"/mozi/organization/createGovOrganization": 1,
-                                         "/mozi/organization/getOrgCodeByExtOrgCode": 1}
+                                         "/mozi/organization/getOrgCodeByExtOrgCode": 1,
+                                         "/mozi/organization/listOrganizationsByCodes": 1}
 
 
 def test_lost_response_of_a_person_create_is_adopted_by_mobile(

@@ -16,6 +16,7 @@ from connectors.zzd.target import ZzdTarget
 BASE = "https://zzd.test"
 CREATE_ORG = "/mozi/organization/createGovOrganization"
 EXT_LOOKUP = "/mozi/organization/getOrgCodeByExtOrgCode"
+LIST_ORGS = "/mozi/organization/listOrganizationsByCodes"
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -156,6 +157,17 @@ def test_target_resends_a_lost_create_that_did_not_land(rsps: responses.Requests
 def test_target_adopts_a_lost_create_that_landed(rsps: responses.RequestsMock, waits: list[float]) -> None:
     rsps.post(BASE + CREATE_ORG, body="bad gateway", status=502)
     rsps.post(BASE + EXT_LOOKUP, json=ok("GO_landed"))
+    rsps.post(BASE + LIST_ORGS, json=ok([{"organizationCode": "GO_landed", "parentCode": "GO_r"}]))
     code = ZzdTarget(make_client(waits)).create_department({"name": "办公室"}, "GO_r", "D2")
     assert code == "GO_landed"
-    assert paths(rsps) == [CREATE_ORG, EXT_LOOKUP]
+    assert paths(rsps) == [CREATE_ORG, EXT_LOOKUP, LIST_ORGS]
+
+
+def test_target_does_not_adopt_an_organisation_with_the_ext_code_elsewhere(
+        rsps: responses.RequestsMock, waits: list[float]) -> None:
+    rsps.post(BASE + CREATE_ORG, body="bad gateway", status=502)
+    rsps.post(BASE + EXT_LOOKUP, json=ok("GO_sister"))
+    rsps.post(BASE + LIST_ORGS, json=ok([{"organizationCode": "GO_sister", "parentCode": "GO_other_unit"}]))
+    rsps.post(BASE + CREATE_ORG, json=ok({"organizationCode": "GO_new"}))
+    code = ZzdTarget(make_client(waits)).create_department({"name": "办公室"}, "GO_r", "D2")
+    assert code == "GO_new"
