@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,7 +340,7 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
             if not isinstance(node, dict):
                 break
         else:
-            node[keys[-1]] = _env_value(text)
+            node[keys[-1]] = text if _expects_text(keys) else _env_value(text)
 
 
 def _env_value(text: str) -> Any:
@@ -347,6 +348,23 @@ def _env_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _expects_text(keys: list[str]) -> bool:
+    """Whether the key is a text field, so `SYNCD_UNIT__ROOT_DEPARTMENT=1001` stays "1001"."""
+    model: type[BaseModel] = Config
+    for depth, key in enumerate(keys):
+        info = model.model_fields.get(key)
+        if info is None:
+            return False
+        options = typing.get_args(info.annotation) or (info.annotation,)
+        if depth == len(keys) - 1:
+            return any(option in (str, SecretStr) for option in options)
+        nested = [o for o in options if isinstance(o, type) and issubclass(o, BaseModel)]
+        if not nested:
+            return False
+        model = nested[0]
+    return False
 
 
 # Paths in the file are relative to the file, so a configuration directory can move as a whole.
@@ -374,6 +392,7 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
             state["url"] = prefix + str((base / url[len(prefix):]).resolve())
 
 
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@/\s]*@")
 _KEYED_MESSAGE = re.compile(r"^([a-z_]+\.[a-z_.]+): (.*)$", re.DOTALL)
 
 
@@ -400,5 +419,7 @@ def _mask(key: str, value: Any) -> str:
         return "'****'"
     if isinstance(value, dict):
         return "a table"
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\1****@", value)  # postgresql://syncd:secret@db → syncd:****@db
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "…"

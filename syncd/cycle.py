@@ -60,8 +60,9 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         codes = CodeTables.load(config.source.code_tables)
         snapshot = build_snapshot(source, config.unit.root_department, codes)
         for rejection in snapshot.rejections:
+            # A file and line locate a record without naming anyone; a DN may hold a name (cn=…).
             log.warning("record.rejected", kind=rejection.kind, key=rejection.key, field=rejection.field,
-                        reason=rejection.reason, location=rejection.location())
+                        reason=rejection.reason, location=rejection.location() if rejection.line else rejection.kind)
         if not dry_run:
             recover(store, target, config.unit.root_department, config.unit.root_organization_code)
         links = store.links()

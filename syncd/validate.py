@@ -81,7 +81,8 @@ def _coded(value: str, table: Mapping[str, str], field: str) -> str:
         return table[value]
     if value in table.values():  # already a code
         return value
-    raise _Invalid(field, f"unknown value {value!r}; expected one of {', '.join(sorted(set(table)))}")
+    # The value itself stays out of the reason: reasons reach logs, and a shifted column puts a name here.
+    raise _Invalid(field, f"not a known label; expected one of {', '.join(sorted(set(table)))}")
 
 
 def _order(value: str) -> int | None:
@@ -90,7 +91,7 @@ def _order(value: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise _Invalid("order", f"not a whole number: {value!r}") from None
+        raise _Invalid("order", "not a whole number") from None
 
 
 def _required(fields: Mapping[str, str], name: str) -> str:
@@ -128,7 +129,7 @@ def parse_person(fields: Mapping[str, str], codes: CodeTables) -> tuple[Person, 
         status = PersonStatus(status_text)
     except ValueError:
         labels = ", ".join(s.value for s in PersonStatus)
-        raise _Invalid("status", f"unknown value {status_text!r}; expected one of {labels}") from None
+        raise _Invalid("status", f"not a known status; expected one of {labels}") from None
     order = _order(fields.get("order", ""))
 
     issues: list[tuple[str, str, str]] = []

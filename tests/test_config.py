@@ -100,3 +100,18 @@ def test_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(tmp_path / "absent.toml"), "check-config"])
     assert result.exit_code == 2
     assert "absent.toml" in result.output
+
+
+def test_a_password_in_a_url_is_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SECRET", "x")
+    path = write(tmp_path, GOOD + '\n[state]\nurl = "mysql://syncd:Hunter2Secret@db/syncd"\n')
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config", "--offline"])
+    assert result.exit_code == 2 and "state.url" in result.output
+    assert "Hunter2Secret" not in result.output and "syncd:****@db" in result.output
+
+
+def test_a_numeric_override_of_a_text_key_stays_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SECRET", "x")
+    config = load(write(tmp_path, GOOD), {"SYNCD_UNIT__ROOT_DEPARTMENT": "1001", "SYNCD_TARGET__APP_KEY": "42",
+                                          "SYNCD_TARGET__TIMEOUT": "7.5"})
+    assert (config.unit.root_department, config.target.app_key, config.target.timeout) == ("1001", "42", 7.5)
