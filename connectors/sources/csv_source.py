@@ -31,16 +31,15 @@ def detect_encoding(path: Path) -> str:
     return "utf-8"
 
 
-class CsvSource:
-    """HR records from `departments.csv` and `people.csv`, headers mapped to field names."""
+class ExportFiles:
+    """Two export files (people, departments) with their header names: what CSV and XLSX share."""
 
     def __init__(self, people: Path, departments: Path, people_columns: Mapping[str, str],
-                 department_columns: Mapping[str, str], encoding: str = "auto") -> None:
+                 department_columns: Mapping[str, str]) -> None:
         self._people = people
         self._departments = departments
         self._people_columns = dict(people_columns)
         self._department_columns = dict(department_columns)
-        self._encoding = encoding
 
     def departments(self) -> Iterator[RawRecord]:
         """Every department row."""
@@ -49,6 +48,18 @@ class CsvSource:
     def people(self) -> Iterator[RawRecord]:
         """Every person row."""
         return self._rows(self._people, self._people_columns, REQUIRED_PEOPLE_FIELDS)
+
+    def _rows(self, path: Path, columns: Mapping[str, str], required: tuple[str, ...]) -> Iterator[RawRecord]:
+        raise NotImplementedError
+
+
+class CsvSource(ExportFiles):
+    """HR records from `departments.csv` and `people.csv`, headers mapped to field names."""
+
+    def __init__(self, people: Path, departments: Path, people_columns: Mapping[str, str],
+                 department_columns: Mapping[str, str], encoding: str = "auto") -> None:
+        super().__init__(people, departments, people_columns, department_columns)
+        self._encoding = encoding
 
     def _rows(self, path: Path, columns: Mapping[str, str], required: tuple[str, ...]) -> Iterator[RawRecord]:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
-from connectors.sources.csv_source import REQUIRED_DEPARTMENT_FIELDS, REQUIRED_PEOPLE_FIELDS, header_positions
+from connectors.sources.csv_source import ExportFiles, header_positions
 from syncd.source import RawRecord, SourceError
 
 _HEADER_SEARCH_ROWS = 10
@@ -33,23 +33,8 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-class XlsxSource:
+class XlsxSource(ExportFiles):
     """HR records from two workbooks (`people.xlsx`, `departments.xlsx`), first sheet of each."""
-
-    def __init__(self, people: Path, departments: Path, people_columns: Mapping[str, str],
-                 department_columns: Mapping[str, str]) -> None:
-        self._people = people
-        self._departments = departments
-        self._people_columns = dict(people_columns)
-        self._department_columns = dict(department_columns)
-
-    def departments(self) -> Iterator[RawRecord]:
-        """Every department row."""
-        return self._rows(self._departments, self._department_columns, REQUIRED_DEPARTMENT_FIELDS)
-
-    def people(self) -> Iterator[RawRecord]:
-        """Every person row."""
-        return self._rows(self._people, self._people_columns, REQUIRED_PEOPLE_FIELDS)
 
     def _rows(self, path: Path, columns: Mapping[str, str], required: tuple[str, ...]) -> Iterator[RawRecord]:
         try:
