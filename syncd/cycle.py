@@ -149,6 +149,7 @@ def _summary(result: CycleResult, started: float) -> None:
         departments=len(result.snapshot.departments),
         people=len(result.snapshot.people),
         rejected=len(result.snapshot.rejections),
+        incomplete=len({issue.key for issue in result.snapshot.issues}),
         planned=len(result.plan),
         held=len(result.held),
         done=done,
