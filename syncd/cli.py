@@ -92,7 +92,7 @@ def _reach(config: Config) -> tuple[list[str], list[str]]:
     except SourceError as exc:
         unreachable.append(f"source ({config.source.kind}): cannot be read: {exc}")
     try:
-        scope = build_target(config).visible_scope()
+        scope = build_target(config, retry_attempts=2).visible_scope()
     except TargetError as exc:
         if exc.category == "auth":
             problems.append(f"target.app_key / target.app_secret: the gateway refused them ({exc})")

@@ -43,8 +43,9 @@ def build_source(config: Config) -> Source:
                password)
 
 
-def build_target(config: Config, dry_run: bool = False) -> Target:
-    """The Zhengzhengding contacts directory of `[target]`."""
+def build_target(config: Config, dry_run: bool = False, retry_attempts: int | None = None) -> Target:
+    """The Zhengzhengding contacts directory of `[target]`; `retry_attempts` overrides the configured
+    attempts (check-config wants an answer now, not after a minute of backoff)."""
     client_cls = _load("connectors.zzd.client:ContactsClient")
     retry_cls = _load("connectors.zzd.client:RetryPolicy")
     target_cls = _load("connectors.zzd.target:ZzdTarget")
@@ -58,6 +59,6 @@ def build_target(config: Config, dry_run: bool = False) -> Target:
         error_codes=config.target.error_codes,
         dry_run=dry_run,
         rate_limit=config.target.rate_limit,
-        retry=retry_cls(attempts=config.target.retry_attempts, total=config.target.retry_total),
+        retry=retry_cls(attempts=retry_attempts or config.target.retry_attempts, total=config.target.retry_total),
     )
     return target_cls(client)
