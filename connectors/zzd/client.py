@@ -293,9 +293,11 @@ class ContactsClient:
         while True:
             page = fetch(page_no)
             items.extend(page.items)
-            short = len(page.items) < PAGE_SIZE
-            reached = page.total_size is not None and page_no * PAGE_SIZE >= page.total_size
-            if short or reached:
+            # Stop on what the server says, not on what was asked: a gateway may cap pages smaller.
+            reached = page.total_size is not None and len(items) >= page.total_size
+            empty = not page.items
+            short = page.total_size is None and len(page.items) < page.page_size
+            if empty or reached or short:
                 return items
             page_no += 1
 

@@ -245,11 +245,14 @@ def _http_error(path: str, response: requests.Response, codes: CodeTable, code: 
 def _error(category: Category, code: str, message: str, path: str, response: requests.Response) -> ZzdError:
     cls = ERROR_CLASSES[category]
     if cls is TransientError:
-        # A throttled request was turned away by the gateway before the service saw it.
+        # A request throttled by the gateway itself (429 or its Throttling.User envelope) was turned
+        # away before the service saw it. A bare 503 may come from a balancer behind which the write
+        # landed: throttled for pacing, but maybe applied.
+        turned_away = category is Category.THROTTLED and code != "HTTP 503"
         return TransientError(
             category, code, message, path,
             retry_after=retry_after(response.headers.get("Retry-After")),
-            maybe_applied=category is not Category.THROTTLED,
+            maybe_applied=not turned_away,
         )
     return cls(category, code, message, path)
 

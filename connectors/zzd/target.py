@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import structlog
 
 from connectors.zzd.client import ContactsClient
-from connectors.zzd.errors import Category, InvalidError, NotFoundError, TransientError
+from connectors.zzd.errors import Category, ConflictError, InvalidError, NotFoundError, TransientError
 from connectors.zzd.mapper import department_params, person_fields_from_api, person_params
 from syncd.target import CreatedPerson, DirectoryEntry, DirectoryPerson
 
@@ -104,9 +104,14 @@ class ZzdTarget:
             return CreatedPerson(str(data["employeeCode"]), _account_id(data.get("accountId")))
 
         def landed() -> CreatedPerson | None:
-            # The mobile is unique per tenant and was free (else the create would have conflicted).
-            found = self.find_person_by_mobile(mobile)
-            return CreatedPerson(found.employee_code, found.account_id) if found else None
+            # Someone holds the mobile now: perhaps our create, perhaps a person who held it all along
+            # (the lost answer may have been a refusal). Which one is the engine's adopt decision —
+            # linked elsewhere, inactive, in another organisation — so it gets a conflict, not a guess.
+            if self.find_person_by_mobile(mobile) is not None:
+                raise ConflictError(Category.CONFLICT, "LOST-CREATE-MOBILE-TAKEN",
+                                    "the answer to a create was lost and the mobile is now taken",
+                                    "/addressBook/employee/createComplexEmployee")
+            return None
 
         return self._exactly_once("/addressBook/employee/createComplexEmployee", create, landed)
 

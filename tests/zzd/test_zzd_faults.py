@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from connectors.zzd.client import ContactsClient, RetryPolicy
-from connectors.zzd.errors import AuthError, Category, TransientError
+from connectors.zzd.errors import AuthError, Category, ConflictError, TransientError
 from connectors.zzd.ratelimit import RateLimiter
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from connectors.zzd.target import ZzdTarget
@@ -41,14 +41,14 @@ def test_lost_response_of_a_department_create_is_adopted_not_duplicated(
                                          "/mozi/organization/listOrganizationsByCodes": 1}
 
 
-def test_lost_response_of_a_person_create_is_adopted_by_mobile(
+def test_a_lost_person_create_that_landed_is_never_resent_but_handed_to_adopt(
     target: ZzdTarget, admin: SimAdmin, root: str, person_fields: Callable[..., dict[str, str]],
 ) -> None:
     admin.set_faults(drop_after_commit=1.0)
     admin.reset_counters()
-    created = target.create_person(person_fields(1), root)
-    (employee,) = admin.directory()["employees"]
-    assert (created.employee_code, created.account_id) == (employee["employeeCode"], employee["accountId"])
+    with pytest.raises(ConflictError, match="LOST-CREATE-MOBILE-TAKEN"):
+        target.create_person(person_fields(1), root)
+    assert len(admin.directory()["employees"]) == 1
     assert admin.counters()["calls"] == {"/addressBook/employee/createComplexEmployee": 1,
                                          "/mozi/employee/get_by_mobiles": 1}
 

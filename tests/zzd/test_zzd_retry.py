@@ -171,3 +171,25 @@ def test_target_does_not_adopt_an_organisation_with_the_ext_code_elsewhere(
     rsps.post(BASE + CREATE_ORG, json=ok({"organizationCode": "GO_new"}))
     code = ZzdTarget(make_client(waits)).create_department({"name": "办公室"}, "GO_r", "D2")
     assert code == "GO_new"
+
+
+def test_a_bare_503_on_a_create_is_looked_up_before_anything_is_resent(
+        rsps: responses.RequestsMock, waits: list[float]) -> None:
+    """A 503 from a balancer may hide a write that landed: only the gateway's own throttling is safe."""
+    rsps.post(BASE + CREATE_ORG, body="service unavailable", status=503)
+    rsps.post(BASE + EXT_LOOKUP, json=ok("GO_landed"))
+    rsps.post(BASE + LIST_ORGS, json=ok([{"organizationCode": "GO_landed", "parentCode": "GO_r"}]))
+    code = ZzdTarget(make_client(waits)).create_department({"name": "办公室"}, "GO_r", "D2")
+    assert code == "GO_landed"
+    assert paths(rsps) == [CREATE_ORG, EXT_LOOKUP, LIST_ORGS]
+
+
+def test_paging_follows_the_page_size_the_server_reports(rsps: responses.RequestsMock, waits: list[float]) -> None:
+    path = "/mozi/organization/pageSubOrganizationCodes"
+    for page in range(3):  # a gateway that caps pages at 50 although 100 were asked for
+        codes = [f"GO_{page}_{i}" for i in range(50 if page < 2 else 20)]
+        body = ok(codes)
+        body["content"].update({"currentPage": page + 1, "pageSize": 50, "totalSize": 120})
+        rsps.post(BASE + path, json=body)
+    assert len(make_client(waits).all_sub_organization_codes("GO_root")) == 120
+    assert len(rsps.calls) == 3
