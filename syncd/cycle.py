@@ -70,7 +70,8 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         if full:
             org_codes = [config.unit.root_organization_code,
                          *(link.organization_code for link in links.departments.values() if link.status == "active")]
-            drift = detect_drift(links, target.read_people(org_codes))
+            linked = [link.employee_code for link in links.people.values() if link.status == "active"]
+            drift = detect_drift(links, target.read_people(org_codes, linked))
             links = drift.links
             log.info("drift.checked", changed=len(drift.changed_fields), moved=len(drift.moved),
                      deactivated=len(drift.deactivated), missing=len(drift.missing), unknown=len(drift.unknown))

@@ -93,8 +93,9 @@ class Target(Protocol):
     def visible_scope(self) -> list[str]:
         """The organisation codes the app may see and write (check-config verifies the unit's root is one)."""
 
-    def read_people(self, org_codes: Sequence[str]) -> list[DirectoryEntry]:
-        """Everyone with a position in these organisations, as the directory holds them (drift check)."""
+    def read_people(self, org_codes: Sequence[str], employee_codes: Sequence[str] = ()) -> list[DirectoryEntry]:
+        """Everyone with a position in these organisations, and the people named by `employee_codes`
+        wherever they are, as the directory holds them (drift check)."""
 
 
 class TargetError(Exception):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from connectors.sources.sql_source import SqlSource
 from syncd.source import SourceError
@@ -57,12 +58,24 @@ def test_people_and_departments_are_read_with_column_mapping(hr_database: str) -
     assert (mobile.key, mobile.problem, mobile.location()) == ("A3", "invalid", "people query:3")
 
 
-def test_a_failing_query_is_a_source_error_without_the_password(hr_database: str) -> None:
-    source = SqlSource(hr_database, "SELECT * FROM no_such_table", DEPTS_QUERY, password="pw-in-url")
+def test_a_failing_query_is_a_source_error_that_quotes_neither_url_nor_password() -> None:
+    """The password comes from password_file, the connection succeeds, and then the query fails."""
+    url = make_url(PG_URL)
+    source = SqlSource(url.set(password=None).render_as_string(hide_password=False),
+                       "SELECT secret_column FROM no_such_table", DEPTS_QUERY, password=url.password)
     with pytest.raises(SourceError) as info:
         list(source.people())
-    assert "pw-in-url" not in str(info.value)
     source.close()
+    assert str(info.value) == "people query failed: ProgrammingError"
+
+
+def test_a_wrong_password_is_a_source_error_without_it() -> None:
+    source = SqlSource(make_url(PG_URL).set(password=None).render_as_string(hide_password=False),
+                       PEOPLE_QUERY, DEPTS_QUERY, password="not-the-password-4711")
+    with pytest.raises(SourceError) as info:
+        list(source.people())
+    source.close()
+    assert "4711" not in str(info.value) and str(info.value).startswith("people query failed:")
 
 
 def test_a_mapped_column_missing_from_the_result_is_named(hr_database: str) -> None:

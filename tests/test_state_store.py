@@ -27,9 +27,14 @@ def test_a_new_sqlite_database_is_private_and_migrated(tmp_path: Path) -> None:
 
 def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    StateStore(url).close()
+    first = StateStore(url)
+    run = first.start_run("manual", "incremental", dry_run=False)
+    first.close()
     store = StateStore(url)
-    store.close()
+    try:
+        assert [r.id for r in store.runs()] == [run]  # the second start migrated nothing away
+    finally:
+        store.close()
 
 
 def test_a_change_is_journaled_planned_sent_done_with_its_link(tmp_path: Path) -> None:

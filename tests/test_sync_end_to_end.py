@@ -143,12 +143,14 @@ def test_changes_in_hr_reach_the_directory(env: Env) -> None:
 
 
 def test_a_log_captured_during_a_sync_contains_no_mobile_number(env: Env) -> None:
-    env.write_export(people=[*PEOPLE, person("A000007", "孙丽", "138-0000-00x7", "D0003")])
+    # An over-long mobile: invalid, so validation reports it, and it must not reach the log either.
+    env.write_export(people=[*PEOPLE, person("A000007", "孙丽", "1380000000712", "D0003")])
     result = env.sync()
     assert result.exit_code == 0
     logged = result.stderr
     assert "cycle.finished" in logged
-    assert not MOBILE.search(logged.replace("-", "")), "a mobile number reached the log"
+    assert not MOBILE.search(logged), "a mobile number reached the log"
+    assert "1380000000712" not in logged
     assert "张明" not in logged
 
 
@@ -254,6 +256,7 @@ def test_full_sync_repairs_hand_edits_and_reports_people_unknown_to_hr(env: Env)
     orgs = {o["extOrgCode"]: o["organizationCode"] for o in env.admin("/_sim/directory")["organizations"]}
     hand.update_gov_employee(employee_code(env, "13800000001"), {"employeeName": "改过的名字"})
     hand.move_employee_position(employee_code(env, "13800000004"), orgs["D0003"], orgs["D0005"])
+    hand.deactivate_gov_employee(employee_code(env, "13800000002"))
     stranger = hand.create_complex_employee(orgs["D0002"], {"employeeName": "外来人员",
                                                             "govEmpCellPhoneNo": "13900000099", "areaCode": "86"})
     assert env.directory() != expected(PEOPLE, DEPARTMENTS)
@@ -265,6 +268,7 @@ def test_full_sync_repairs_hand_edits_and_reports_people_unknown_to_hr(env: Env)
     assert full.exit_code == 0, full.output
     assert "A000001: changed by hand: name" in full.output
     assert "moved by hand: A000004" in full.output
+    assert "deactivated by hand: A000002" in full.output
     assert f"unknown to HR (1): {stranger['employeeCode']}" in full.output
     repaired = env.directory()
     del repaired["people"]["13900000099"]  # reported, not deactivated: safety.unknown_people = "report"
@@ -325,3 +329,20 @@ def test_a_hold_hr_has_made_moot_is_superseded_and_cannot_be_approved_later(env:
     env.write_export(people=PEOPLE[:2])
     assert env.sync().exit_code == 3  # the old decision does not wave a new truncation through
     assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())
+
+
+def test_people_already_in_the_directory_are_adopted_moved_and_rehired_not_created_twice(env: Env) -> None:
+    hand = hand_client(env)
+    def by_hand(name: str, mobile: str) -> dict[str, Any]:
+        return hand.create_complex_employee(TENANT.root_code, {"employeeName": name, "govEmpCellPhoneNo": mobile,
+                                                               "areaCode": "86"})
+
+    moved = by_hand("旧名字", "13800000003")  # in the root; HR has them in 财政审计处
+    inactive = by_hand("李华", "13800000002")
+    hand.deactivate_gov_employee(inactive["employeeCode"])
+    result = env.sync()
+    assert result.exit_code == 0, result.output
+    assert env.directory() == expected(PEOPLE, DEPARTMENTS)
+    assert employee_code(env, "13800000003") == moved["employeeCode"]
+    assert employee_code(env, "13800000002") == inactive["employeeCode"]
+    assert len(env.admin("/_sim/directory")["employees"]) == 5

@@ -179,8 +179,10 @@ class ZzdTarget:
         """Freeze a login at once (a lost phone) or unfreeze it."""
         self.client.update_gov_account_status(account_id, "F" if frozen else "A")
 
-    def read_people(self, org_codes: Sequence[str]) -> list[DirectoryEntry]:
-        """Everyone with a position in these organisations, active or not, as the directory holds them.
+    def read_people(self, org_codes: Sequence[str], employee_codes: Sequence[str] = ()) -> list[DirectoryEntry]:
+        """Everyone with a position in these organisations, active or not, as the directory holds them,
+        and the people `employee_codes` names wherever they are (a person deactivated by hand may hold
+        no position any more, and must still be seen as deactivated).
 
         Fields are those a read reports back cheaply (see `mapper.person_fields_from_api`): one
         paged read per organisation and one batched read per 100 people."""
@@ -189,6 +191,8 @@ class ZzdTarget:
             for member in self.client.all_organization_employee_positions(org_code, employee_status="TOTAL"):
                 positions = member.get("govEmployeePositions") or []
                 main_of[str(member["employeeCode"])] = next((p for p in positions if p.get("mainJob")), None)
+        for code in employee_codes:
+            main_of.setdefault(code, None)
         entries = []
         for employee in self.client.employees_in_batches(main_of):
             main = main_of.get(str(employee["employeeCode"]))
