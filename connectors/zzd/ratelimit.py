@@ -54,7 +54,10 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             self._refill(now)
-            self.rate = max(self._min_rate, self.rate / 2)
+            # Calls in flight together are throttled together: one episode halves the rate once,
+            # not once per concurrent answer (which would drop it to the floor at once).
+            if now >= self._paused_until:
+                self.rate = max(self._min_rate, self.rate / 2)
             pause = retry_after if retry_after is not None else 1 / self.rate
             self._paused_until = max(self._paused_until, now + pause)
             self._tokens = min(self._tokens, 0.0)

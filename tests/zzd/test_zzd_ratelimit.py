@@ -70,6 +70,7 @@ def test_rate_recovers_with_successes_but_not_above_the_configured_rate() -> Non
     fake = FakeTime()
     limiter = RateLimiter(10, clock=fake.clock, sleep=fake.sleep)
     limiter.throttled()
+    fake.now += 1  # a second, separate throttling episode
     limiter.throttled()
     assert limiter.rate == 2.5
     for _ in range(20):
@@ -82,3 +83,14 @@ def test_rate_never_falls_below_its_floor() -> None:
     for _ in range(10):
         limiter.throttled(retry_after=0)
     assert limiter.rate == 1
+
+
+def test_concurrent_throttled_answers_halve_the_rate_once() -> None:
+    now = [0.0]
+    limiter = RateLimiter(10, clock=lambda: now[0], sleep=lambda s: None)
+    for _ in range(4):  # four calls in flight, all turned away in the same moment
+        limiter.throttled(retry_after=1.0)
+    assert limiter.rate == 5
+    now[0] = 2.0  # a later, separate episode halves again
+    limiter.throttled(retry_after=1.0)
+    assert limiter.rate == 2.5
