@@ -112,7 +112,7 @@ class Applier:
     def __init__(self, target: Target, store: Journal, links: LinkState, root_department: str,
                  root_organization_code: str, deadline_workdays: int = 3,
                  quarantine_failure_share: float = 1.0, concurrency: int = 1,
-                 workday_overrides: dict[date, bool] | None = None) -> None:
+                 workday_overrides: dict[date, bool] | None = None, ext_org_code_prefix: str = "") -> None:
         self._target = target
         self._store = store
         self._departments = dict(links.departments)
@@ -126,6 +126,7 @@ class Applier:
         self._concurrency = concurrency
         self._linked_codes = {link.employee_code for link in links.people.values()}
         self._workday_overrides = workday_overrides or {}
+        self._ext_prefix = ext_org_code_prefix
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
             ChangeKind.DEPT_CREATE: self._dept_create,
             ChangeKind.DEPT_UPDATE: self._dept_update,
@@ -247,15 +248,16 @@ class Applier:
         parent_code = self._org_code(change.department)
         self._store.mark_sent(entry_id)
         try:
-            code, note = self._target.create_department(change.fields, parent_code, change.subject), ""
+            ext_code = self._ext_prefix + change.subject
+            code, note = self._target.create_department(change.fields, parent_code, ext_code), ""
         except TargetError as exc:
             # Created earlier by hand or by a run whose answer was lost: adopt it by extOrgCode.
-            found = self._target.find_department(change.subject) if exc.category == "conflict" else None
+            found = self._target.find_department(ext_code) if exc.category == "conflict" else None
             if found is None:
                 raise
             if not inside_unit(self._target, found, self._root_code):
-                raise _Conflict(f"an organisation with extOrgCode {change.subject} exists outside the unit: "
-                                f"another unit uses the same HR department id") from exc
+                raise _Conflict(f"an organisation with extOrgCode {ext_code} exists outside the unit: another "
+                                f"unit uses the same HR department id (set unit.ext_org_code_prefix)") from exc
             self._target.update_department(found, change.fields)
             code, note = found, "adopted the existing organisation with this extOrgCode"
         self._save_department(entry_id, change.subject, LinkedDepartment(code, change.department, dict(change.fields)))

@@ -68,6 +68,9 @@ class UnitConfig(_Section):
     root_department: str = Field(min_length=1)
     root_organization_code: str = Field(pattern=r"^GO_[0-9a-zA-Z]+$")
     operator: str = Field(default="syncd", min_length=1)
+    # extOrgCode is unique per tenant, not per unit: units sharing a tenant (a city bureau and its
+    # district bureaus) whose HR department ids overlap give each unit its own prefix, e.g. "ZZSJ-".
+    ext_org_code_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.:-]*$", max_length=32)
 
 
 def _known(mapping: dict[str, str], allowed: tuple[str, ...]) -> dict[str, str]:

@@ -64,7 +64,8 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
             log.warning("record.rejected", kind=rejection.kind, key=rejection.key, field=rejection.field,
                         reason=rejection.reason, location=rejection.location() if rejection.line else rejection.kind)
         if not dry_run:
-            recover(store, target, config.unit.root_department, config.unit.root_organization_code)
+            recover(store, target, config.unit.root_department, config.unit.root_organization_code,
+                    config.unit.ext_org_code_prefix)
         links = store.links()
         drift = None
         if full:
@@ -96,7 +97,8 @@ def _run_cycle(config: Config, source: Source, target: Target, store: StateStore
         guarded = guard(plan, links, limits, store.approvals())
         result.held = guarded.held
         applier_options = (config.escalation.deadline_workdays, safety.quarantine_failure_share,
-                           config.target.concurrency, config.escalation.workday_overrides)
+                           config.target.concurrency, config.escalation.workday_overrides,
+                           config.unit.ext_org_code_prefix)
         if dry_run:
             # Dry run at the transport boundary: the plan is applied against a target that records
             # its writes instead of sending them, with a journal that keeps nothing.

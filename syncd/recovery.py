@@ -18,7 +18,8 @@ from syncd.target import Target
 log = structlog.get_logger(__name__)
 
 
-def recover(store: StateStore, target: Target, root_department: str, root_organization_code: str) -> int:
+def recover(store: StateStore, target: Target, root_department: str, root_organization_code: str,
+            ext_org_code_prefix: str = "") -> int:
     """Settle the unfinished entries of earlier runs; return how many were found."""
     entries = store.unfinished_entries()
     if not entries:
@@ -34,7 +35,7 @@ def recover(store: StateStore, target: Target, root_department: str, root_organi
             continue
         adopted = False
         if entry.kind == ChangeKind.DEPT_CREATE.value and entry.subject not in links.departments:
-            code = target.find_department(entry.subject)
+            code = target.find_department(ext_org_code_prefix + entry.subject)
             if code is not None and inside_unit(target, code, root_organization_code):
                 link = LinkedDepartment(code, entry.department, dict(entry.fields))
                 store.mark_done(entry.id, department=(entry.subject, link))

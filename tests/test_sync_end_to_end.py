@@ -346,3 +346,13 @@ def test_people_already_in_the_directory_are_adopted_moved_and_rehired_not_creat
     assert employee_code(env, "13800000003") == moved["employeeCode"]
     assert employee_code(env, "13800000002") == inactive["employeeCode"]
     assert len(env.admin("/_sim/directory")["employees"]) == 5
+
+
+def test_a_unit_prefix_keeps_its_ext_org_codes_apart_from_a_sister_unit(env: Env,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_UNIT__EXT_ORG_CODE_PREFIX", "ZZSJ-")
+    assert env.sync().exit_code == 0
+    ext_codes = {o["extOrgCode"] for o in env.admin("/_sim/directory")["organizations"] if o["extOrgCode"]}
+    assert ext_codes == {"ZZSJ-D0002", "ZZSJ-D0003", "ZZSJ-D0004", "ZZSJ-D0005"}
+    before = env.writes()
+    assert env.sync().exit_code == 0 and env.writes() == before
