@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,30 @@ PEOPLE = [
     person("A000005", "阿依古丽·买买提", "13800000005", "D0005", 性别="女"),
     person("A000006", "陈刚", "13800000006", "D0005", 人员状态="退休"),
 ]
+
+
+def config_toml(base_url: str = "http://127.0.0.1:1", root: str = "GO_0123abcd", app_key: str = "k",
+                app_secret: str | None = "s", tenant_id: int = 196729, **sections: dict[str, object]) -> str:
+    """The text of a configuration reading people.csv and departments.csv beside it; `sections` add
+    or override keys by section (`safety={"structure_changes": "apply"}`)."""
+    config: dict[str, dict[str, object]] = {
+        "unit": {"name": "郑州市审计局", "root_department": "D0001", "root_organization_code": root},
+        "source": {"kind": "csv", "people": "people.csv", "departments": "departments.csv"},
+        "target": {"base_url": base_url, "app_key": app_key, "app_secret": app_secret, "tenant_id": tenant_id},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return "\n".join(f"[{name}]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in values.items()
+                                             if value is not None)
+                     for name, values in config.items())
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    return str(value)
 
 
 def write_csv(path: Path, header: list[str], rows: list[dict[str, str]], encoding: str = "utf-8") -> Path:

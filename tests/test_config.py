@@ -9,24 +9,9 @@ from click.testing import CliRunner
 
 from syncd.cli import main
 from syncd.config import ConfigError, load
+from tests.conftest import config_toml
 
-GOOD = """
-[unit]
-name = "郑州市审计局"
-root_department = "D0001"
-root_organization_code = "GO_0123abcd"
-
-[source]
-kind = "csv"
-people = "people.csv"
-departments = "departments.csv"
-
-[target]
-base_url = "http://127.0.0.1:1"
-app_key = "k"
-app_secret = "env:SYNCD_TEST_SECRET"
-tenant_id = 196729
-"""
+GOOD = config_toml(root="GO_0123abcd", app_secret="env:SYNCD_TEST_SECRET")
 
 
 def write(tmp_path: Path, text: str) -> Path:

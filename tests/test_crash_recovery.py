@@ -13,33 +13,11 @@ from bench.synthetic import generate, write_csv
 from connectors.zzd.simulator.admin import SimAdmin
 from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import Faults, SimTenant
+from tests.conftest import config_toml
 from tests.projection import directory_projection, hr_projection
 
 TENANT = SimTenant(app_key="crash-key", app_secret="crash-secret", admin_token="crash-admin",
                    faults=Faults(latency=0.002))
-CONFIG = """
-[unit]
-name = "郑州市审计局"
-root_department = "D0001"
-root_organization_code = "{root}"
-[source]
-kind = "csv"
-people = "people.csv"
-departments = "departments.csv"
-[target]
-base_url = "{base_url}"
-app_key = "crash-key"
-app_secret = "crash-secret"
-tenant_id = {tenant}
-rate_limit = 1000
-[state]
-url = "sqlite:///state.db"
-[safety]
-structure_changes = "apply"
-[logging]
-format = "json"
-level = "warning"
-"""
 
 
 def sync(config: Path) -> subprocess.Popen[bytes]:
@@ -53,7 +31,10 @@ def test_a_run_killed_mid_plan_is_finished_by_the_next_without_duplicates(tmp_pa
     with SimulatorServer(TENANT) as server:
         admin = SimAdmin(server.base_url, TENANT.admin_token)
         config = tmp_path / "syncd.toml"
-        config.write_text(CONFIG.format(root=TENANT.root_code, base_url=server.base_url, tenant=TENANT.tenant_id))
+        config.write_text(config_toml(
+            server.base_url, TENANT.root_code, TENANT.app_key, TENANT.app_secret, TENANT.tenant_id,
+            target={"rate_limit": 1000}, state={"url": "sqlite:///state.db"}, safety={"structure_changes": "apply"},
+            logging={"format": "json", "level": "warning"}))
         victim = sync(config)
         while admin.counters()["writes"] < 700 and victim.poll() is None:
             time.sleep(0.01)

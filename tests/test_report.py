@@ -10,23 +10,9 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from syncd.cli import main
-from tests.conftest import PEOPLE, person
+from tests.conftest import PEOPLE, config_toml, person
 
-CONFIG = """
-[unit]
-name = "郑州市审计局"
-root_department = "D0001"
-root_organization_code = "GO_1"
-[source]
-kind = "csv"
-people = "people.csv"
-departments = "departments.csv"
-[target]
-base_url = "http://127.0.0.1:1"
-app_key = "k"
-app_secret = "s"
-tenant_id = 1
-"""
+CONFIG = config_toml(root="GO_1", tenant_id=1)
 
 
 def run_report(tmp_path: Path, export: Callable[..., tuple[Path, Path]], *args: str) -> str:

@@ -14,26 +14,7 @@ from click.testing import CliRunner
 from bench.apply_throughput import free_port
 from connectors.zzd.simulator import SimAdmin
 from syncd.cli import main
-
-CONFIG = """
-[unit]
-name = "郑州市审计局"
-root_department = "D0001"
-root_organization_code = "GO_{root}"
-[source]
-kind = "csv"
-people = "people.csv"
-departments = "departments.csv"
-[target]
-base_url = "http://127.0.0.1:{port}"
-app_key = "demo-app-key"
-app_secret_file = "secret"
-tenant_id = 196729
-[state]
-url = "sqlite:///state.db"
-[safety]
-structure_changes = "apply"
-"""
+from tests.conftest import config_toml
 
 
 @contextmanager
@@ -61,7 +42,9 @@ def test_the_simulator_process_keeps_its_directory_across_a_restart(
     port = free_port()
     (tmp_path / "secret").write_text("demo-secret-not-for-production\n")
     config = tmp_path / "syncd.toml"
-    config.write_text(CONFIG.format(root="0" * 31 + "1", port=port), encoding="utf-8")
+    config.write_text(config_toml(f"http://127.0.0.1:{port}", "GO_" + "0" * 31 + "1", "demo-app-key", None,
+                                  target={"app_secret_file": "secret"}, state={"url": "sqlite:///state.db"},
+                                  safety={"structure_changes": "apply"}), encoding="utf-8")
     with simulator_process(tmp_path, port) as admin:
         first = CliRunner().invoke(main, ["--config", str(config), "sync"])
         assert first.exit_code == 0, first.output

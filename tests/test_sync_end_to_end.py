@@ -18,43 +18,13 @@ from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
 from syncd.cli import main
-from tests.conftest import DEPARTMENTS, PEOPLE, person
+from tests.conftest import DEPARTMENTS, PEOPLE, config_toml, person
 from tests.projection import Projection, directory_projection, hr_projection
 
 TENANT = SimTenant(tenant_id=196729, app_key="it-key", app_secret="it-secret",
                    root_code="GO_" + "0" * 31 + "1", admin_token="it-admin")
 MOBILE = re.compile(r"1[3-9]\d{9}")
 
-CONFIG = """
-[unit]
-name = "郑州市审计局"
-root_department = "D0001"
-root_organization_code = "{root}"
-operator = "syncd-test"
-
-[source]
-kind = "csv"
-people = "people.csv"
-departments = "departments.csv"
-
-[target]
-base_url = "{base_url}"
-app_key = "it-key"
-app_secret = "env:SYNCD_IT_SECRET"
-tenant_id = 196729
-rate_limit = 500
-
-[state]
-url = "sqlite:///state.db"
-
-[safety]
-structure_changes = "{structure}"
-max_deactivations = {max_deactivations}
-max_deactivation_share = {share}
-
-[logging]
-format = "json"
-"""
 
 
 @dataclass
@@ -94,10 +64,13 @@ def env(tmp_path: Path, export: Callable[..., tuple[Path, Path]], monkeypatch: p
     options = getattr(request, "param", {})
     with SimulatorServer(TENANT) as server:
         config = tmp_path / "syncd.toml"
-        config.write_text(CONFIG.format(root=TENANT.root_code, base_url=server.base_url,
-                                        structure=options.get("structure", "apply"),
-                                        max_deactivations=options.get("max_deactivations", 50),
-                                        share=options.get("share", 1.0)), encoding="utf-8")
+        config.write_text(config_toml(
+            server.base_url, TENANT.root_code, "it-key", "env:SYNCD_IT_SECRET", TENANT.tenant_id,
+            unit={"operator": "syncd-test"}, target={"rate_limit": 500}, state={"url": "sqlite:///state.db"},
+            safety={"structure_changes": options.get("structure", "apply"),
+                    "max_deactivations": options.get("max_deactivations", 50),
+                    "max_deactivation_share": options.get("share", 1.0)},
+            logging={"format": "json"}), encoding="utf-8")
         export()
         yield Env(server, config, export)
 
