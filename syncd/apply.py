@@ -7,8 +7,10 @@ an auth failure stops the run, because no later call can succeed.
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -16,6 +18,7 @@ from typing import Protocol
 
 import structlog
 
+from syncd.config import Config
 from syncd.guard import Held
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
 from syncd.target import Target, TargetError
@@ -54,8 +57,9 @@ class ApplyReport:
 class Journal(Protocol):
     """Where the applier records each change's progress: the state store, or nothing in a dry run."""
 
-    def journal_plan(self, run_id: str, changes: Sequence[Change], detected_at: datetime, due: date) -> list[int]:
-        """Record the changes as planned; return their entry ids."""
+    def journal_plan(self, run_id: str, changes: Sequence[Change], detected_at: datetime,
+                     due: date) -> list[tuple[int, date]]:
+        """Record the changes as planned; return their entry ids and due dates (an open change keeps its first)."""
 
     def mark_sent(self, entry_id: int) -> None:
         """The change is about to be sent."""
@@ -71,9 +75,10 @@ class Journal(Protocol):
 class DryRunJournal:
     """A journal that keeps nothing: a dry run applies against a recording target and leaves no state."""
 
-    def journal_plan(self, run_id: str, changes: Sequence[Change], detected_at: datetime, due: date) -> list[int]:
+    def journal_plan(self, run_id: str, changes: Sequence[Change], detected_at: datetime,
+                     due: date) -> list[tuple[int, date]]:
         """Entry numbers only."""
-        return list(range(len(changes)))
+        return [(number, due) for number in range(len(changes))]
 
     def mark_sent(self, entry_id: int) -> None:
         """Nothing to record."""
@@ -90,7 +95,32 @@ class _Dependency(Exception):
     """A change that needs an object an earlier change failed to create."""
 
 
+DEPARTMENT_KINDS = frozenset({ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE,
+                              ChangeKind.DEPT_RETIRE})
 QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about the run
+STOPPED_BY_SIGNAL = "the service is stopping"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplySettings:
+    """How the applier works: the unit's root, deadlines, the quarantine, concurrency, and a stop signal."""
+
+    root_department: str
+    root_organization_code: str
+    deadline_workdays: int = 3
+    quarantine_failure_share: float = 1.0
+    concurrency: int = 1
+    workday_overrides: Mapping[date, bool] = field(default_factory=dict)
+    ext_org_code_prefix: str = ""
+    stop: threading.Event | None = None  # set: finish the changes in flight, attempt no more
+
+    @classmethod
+    def from_config(cls, config: Config, stop: threading.Event | None = None) -> ApplySettings:
+        """The settings of `[unit]`, `[safety]`, `[target]` and `[escalation]`."""
+        return cls(config.unit.root_department, config.unit.root_organization_code,
+                   config.escalation.deadline_workdays, config.safety.quarantine_failure_share,
+                   config.target.concurrency, config.escalation.workday_overrides,
+                   config.unit.ext_org_code_prefix, stop)
 
 
 def inside_unit(target: Target, code: str, root_organization_code: str, max_depth: int = 64) -> bool:
@@ -109,24 +139,19 @@ def inside_unit(target: Target, code: str, root_organization_code: str, max_dept
 class Applier:
     """Applies one plan: the directory ids it learns along the way feed the later changes."""
 
-    def __init__(self, target: Target, store: Journal, links: LinkState, root_department: str,
-                 root_organization_code: str, deadline_workdays: int = 3,
-                 quarantine_failure_share: float = 1.0, concurrency: int = 1,
-                 workday_overrides: dict[date, bool] | None = None, ext_org_code_prefix: str = "") -> None:
+    def __init__(self, target: Target, store: Journal, links: LinkState, settings: ApplySettings) -> None:
         self._target = target
         self._store = store
         self._departments = dict(links.departments)
         self._people = dict(links.people)
         self._org_codes = {hr_id: link.organization_code for hr_id, link in links.departments.items()
                            if link.status == "active"}
-        self._org_codes[root_department] = root_organization_code
-        self._root_code = root_organization_code
-        self._deadline_workdays = deadline_workdays
-        self._quarantine_share = quarantine_failure_share
-        self._concurrency = concurrency
+        self._org_codes[settings.root_department] = settings.root_organization_code
+        self._root_code = settings.root_organization_code
+        self._settings = settings
         self._linked_codes = {link.employee_code for link in links.people.values()}
-        self._workday_overrides = workday_overrides or {}
-        self._ext_prefix = ext_org_code_prefix
+        self._ext_prefix = settings.ext_org_code_prefix
+        self._due: dict[int, date] = {}
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
             ChangeKind.DEPT_CREATE: self._dept_create,
             ChangeKind.DEPT_UPDATE: self._dept_update,
@@ -148,17 +173,22 @@ class Applier:
         gateway with 50–100 ms latency only calls in flight together reach the rate limit.
         """
         detected = datetime.now(UTC)
-        due = add_workdays(detected.astimezone().date(), self._deadline_workdays, self._workday_overrides)
+        due = add_workdays(detected.astimezone().date(), self._settings.deadline_workdays,
+                           self._settings.workday_overrides)
         held_ids = self._store.journal_plan(run_id, [h.change for h in held], detected, due)
-        for entry_id, hold in zip(held_ids, held, strict=True):
+        for (entry_id, _), hold in zip(held_ids, held, strict=True):
             self._store.mark_failed(entry_id, hold.reason, hold.detail, state="held")
-        entry_ids = self._store.journal_plan(run_id, plan.changes, detected, due)
+        journaled = self._store.journal_plan(run_id, plan.changes, detected, due)
+        entry_ids = [entry_id for entry_id, _ in journaled]
+        self._due = dict(journaled)
         report = ApplyReport()
         outcomes: list[Outcome | None] = [None] * len(plan.changes)
         tally = [0, 0]  # attempted, failed
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="apply") as pool:
+        with ThreadPoolExecutor(self._settings.concurrency, thread_name_prefix="apply") as pool:
             for phase in self._phases(plan.changes):
-                futures = {pool.submit(self._attempt, entry_ids[i], plan.changes[i], report): i for i in phase}
+                # Each change runs in the cycle's log context (run id, trigger), on whichever thread.
+                futures = {pool.submit(contextvars.copy_context().run, self._attempt, entry_ids[i], plan.changes[i],
+                                       report): i for i in phase}
                 for future in as_completed(futures):
                     outcome = outcomes[futures[future]] = future.result()
                     self._watch_failures(outcome, tally, report)
@@ -189,6 +219,10 @@ class Applier:
             yield phase
 
     def _attempt(self, entry_id: int, change: Change, report: ApplyReport) -> Outcome:
+        stop = self._settings.stop
+        if stop is not None and stop.is_set() and not report.stopped:
+            # The service is stopping: changes in flight finish, the rest are journaled as not attempted.
+            report.stopped = STOPPED_BY_SIGNAL
         if report.stopped:
             self._store.mark_failed(entry_id, "stopped", f"not attempted: {report.stopped}")
             return Outcome(change, "failed", "stopped", report.stopped)
@@ -201,11 +235,12 @@ class Applier:
         tally[0] += 1
         tally[1] += outcome.state != "done"
         attempted, failed = tally
-        if attempted >= QUARANTINE_MIN_WRITES and failed / attempted > self._quarantine_share and not report.stopped:
+        share = self._settings.quarantine_failure_share
+        if attempted >= QUARANTINE_MIN_WRITES and failed / attempted > share and not report.stopped:
             # Something is systematically wrong (the gateway, the data, a mapping): stop before
             # thousands of bad writes, and let a person look.
             report.stopped = (f"quarantine: {failed} of {attempted} writes failed "
-                              f"(over quarantine_failure_share={self._quarantine_share:.0%})")
+                              f"(over quarantine_failure_share={share:.0%})")
             log.error("run.quarantined", failed=failed, attempted=attempted)
 
     def _apply_one(self, entry_id: int, change: Change, report: ApplyReport) -> Outcome:
@@ -218,17 +253,22 @@ class Applier:
             note = handler(entry_id, change)
         except _Dependency as exc:
             self._store.mark_failed(entry_id, "dependency", str(exc))
-            log.warning("change.waiting", kind=change.kind.value, subject=change.subject, reason=str(exc))
+            log.warning("change.waiting", **self._log_keys(entry_id, change), reason=str(exc))
             return Outcome(change, "failed", "dependency", str(exc))
         except TargetError as exc:
             self._store.mark_failed(entry_id, exc.category, str(exc))
-            log.warning("change.failed", kind=change.kind.value, subject=change.subject,
-                        category=exc.category, error=str(exc))
+            log.warning("change.failed", **self._log_keys(entry_id, change), category=exc.category, error=str(exc))
             if exc.stops_run:
                 report.stopped = f"{exc.category} error: {exc}"
             return Outcome(change, "failed", exc.category, str(exc))
-        log.debug("change.done", kind=change.kind.value, subject=change.subject, note=note)
+        log.info("change.done", **self._log_keys(entry_id, change), note=note)
         return Outcome(change, "done", message=note)
+
+    def _log_keys(self, entry_id: int, change: Change) -> dict[str, str]:
+        """What an operator's log line says of a change: kind, the HR id by what it is, the due date."""
+        subject = "department_id" if change.kind in DEPARTMENT_KINDS else "employee_id"
+        due = self._due.get(entry_id)
+        return {"kind": change.kind.value, subject: change.subject, "due": due.isoformat() if due else ""}
 
     def _org_code(self, hr_department: str | None) -> str:
         code = self._org_codes.get(hr_department or "")

@@ -6,6 +6,8 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +15,32 @@ import click
 
 from syncd import log as logging_setup
 from syncd.config import DEFAULT_PATH, Config, ConfigError, load
-from syncd.cycle import CycleResult
-from syncd.drift import Drift
-from syncd.guard import Held
-from syncd.model import FieldIssue, Plan, Rejection
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
+def _set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """`--config` is accepted before the command (`syncd --config F sync`) and after it (`syncd sync --config F`)."""
+    if value is not None:
+        ctx.ensure_object(dict)["config_path"] = value
+        ctx.find_root().ensure_object(dict)["config_path"] = value
+
+
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The `--config PATH` option of every command."""
+    return click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="SYNCD_CONFIG",
+                        expose_value=False, callback=_set_config, is_eager=True,
+                        help=f"Configuration file (default {DEFAULT_PATH}, or SYNCD_CONFIG).")(command)
+
+
+def config_path(ctx: click.Context) -> Path:
+    """The configuration file named by `--config` (before or after the command), SYNCD_CONFIG, or the default."""
+    return ctx.find_root().ensure_object(dict).get("config_path") or DEFAULT_PATH
+
+
 def _load_config(ctx: click.Context) -> Config:
-    path: Path = ctx.obj["config_path"]
+    path = config_path(ctx)
     try:
         config = load(path)
     except ConfigError as exc:
@@ -35,14 +52,26 @@ def _load_config(ctx: click.Context) -> Config:
     return config
 
 
-@click.group()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="SYNCD_CONFIG",
-              default=DEFAULT_PATH, show_default=True, help="Configuration file.")
+class _Group(click.Group):
+    """Adds `--config` to every command, so it may come after the command name too."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "config_path" for p in cmd.params):
+            config_option(cmd)
+        if isinstance(cmd, click.Group) and not isinstance(cmd, _Group):
+            for sub in cmd.commands.values():
+                if not any(p.name == "config_path" for p in sub.params):
+                    config_option(sub)
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group)
+@config_option
+@click.version_option(package_name="syncd", prog_name="syncd")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path) -> None:
+def main(ctx: click.Context) -> None:
     """syncd keeps a unit's part of the Zhengzhengding directory equal to its HR records."""
     ctx.ensure_object(dict)
-    ctx.obj["config_path"] = config_path
 
 
 @main.command("check-config")
@@ -62,7 +91,7 @@ def check_config(ctx: click.Context, offline: bool) -> None:
     if problems:
         _print_problems(ctx, problems)
         ctx.exit(EXIT_CONFIG)
-    click.echo(f"configuration {ctx.obj['config_path']} is valid (unit {config.unit.name}, "
+    click.echo(f"configuration {config_path(ctx)} is valid (unit {config.unit.name}, "
                f"source {config.source.kind}, target {config.target.base_url})")
     if offline:
         return
@@ -74,7 +103,7 @@ def check_config(ctx: click.Context, offline: bool) -> None:
 
 
 def _print_problems(ctx: click.Context, problems: list[str]) -> None:
-    click.echo(f"syncd: configuration {ctx.obj['config_path']} has problems:", err=True)
+    click.echo(f"syncd: configuration {config_path(ctx)} has problems:", err=True)
     for problem in problems:
         click.echo(f"  {problem}", err=True)
 
@@ -112,7 +141,17 @@ def _reach(config: Config) -> tuple[list[str], list[str]]:
 @click.pass_context
 def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
     """Run one cycle now, then exit."""
-    from syncd.cycle import run_cycle
+    from syncd.cycle import CycleOptions, run_cycle
+    from syncd.present import (
+        print_drift,
+        print_held,
+        print_issues,
+        print_outcomes,
+        print_plan,
+        print_recorded_writes,
+        print_rejections,
+        result_json,
+    )
     from syncd.state.store import Busy, StateStore
     from syncd.wiring import build_source, build_target
 
@@ -120,7 +159,8 @@ def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
     store = StateStore(config.state.url)
     try:
         target = build_target(config, dry_run=dry_run)
-        result = run_cycle(config, build_source(config), target, store, trigger="manual", dry_run=dry_run, full=full)
+        result = run_cycle(config, build_source(config), target, store,
+                           CycleOptions(trigger="manual", dry_run=dry_run, full=full))
     except Busy as exc:
         click.echo(f"syncd: {exc}; try again when it has finished", err=True)
         ctx.exit(EXIT_FAILED)
@@ -140,125 +180,6 @@ def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
         else:
             print_outcomes(result)
     ctx.exit(result.exit_code)
-
-
-def print_issues(issues: list[FieldIssue]) -> None:
-    """Article 9 problems of accepted people: synced without the field (count here; details in the report)."""
-    if not issues:
-        return
-    people = len({i.key for i in issues})
-    uncreatable = sorted({i.key for i in issues if i.field == "mobile"})
-    click.echo(f"Incomplete records: {people} person(s) with missing or invalid fields "
-               f"(see `syncd report completeness`)")
-    for issue in issues:
-        if issue.field == "mobile":
-            click.echo(f"  {issue.location()}  person {issue.key}  mobile: {issue.reason}")
-    if uncreatable:
-        click.echo(f"  not created or adopted until their mobile is fixed: {', '.join(uncreatable)}")
-
-
-def print_recorded_writes(target: object) -> None:
-    """The API writes a dry run recorded instead of sending, counted by call, with their parameters."""
-    recorded = getattr(target, "recorded_writes", None)
-    if recorded is None:
-        return
-    by_call: dict[str, tuple[int, set[str]]] = {}
-    for path, names in recorded():
-        count, params = by_call.get(path, (0, set()))
-        by_call[path] = (count + 1, params | set(names))
-    total = sum(count for count, _ in by_call.values())
-    click.echo(f"API writes this plan would send ({total}; none was sent):")
-    for path, (count, params) in sorted(by_call.items()):
-        click.echo(f"  {count:>6} × {path}  ({', '.join(sorted(params))})")
-
-
-def print_drift(drift: Drift) -> None:
-    """What the directory read showed that syncd did not push."""
-    if not drift.found:
-        click.echo("Drift check: the directory holds exactly what syncd pushed.")
-        return
-    click.echo("Drift check: the directory differs from what syncd pushed (repairs are in the plan):")
-    for employee_id, changed in sorted(drift.changed_fields.items()):
-        click.echo(f"  {employee_id}: changed by hand: {', '.join(changed)}")
-    for label, ids in (("moved by hand", drift.moved), ("deactivated by hand", drift.deactivated),
-                       ("not found in the unit's organisations", drift.missing)):
-        if ids:
-            click.echo(f"  {label}: {', '.join(sorted(ids))}")
-    if drift.unknown:
-        click.echo(f"  in the directory but unknown to HR ({len(drift.unknown)}): "
-                   + ", ".join(sorted(e.employee_code for e in drift.unknown)))
-
-
-def print_held(held: list[Held]) -> None:
-    """What the guard held, and why; approve or reject the run to decide."""
-    if not held:
-        return
-    click.echo(f"Held ({len(held)}):")
-    for hold in held:
-        click.echo(f"    {hold.change.describe()} — {hold.reason}: {hold.detail}")
-
-
-def print_rejections(rejections: list[Rejection]) -> None:
-    """Rejected records as HR reads them: where, which field, why."""
-    if not rejections:
-        return
-    click.echo(f"Rejected records ({len(rejections)}):")
-    for r in rejections:
-        click.echo(f"  {r.location()}  {r.kind} {r.key or '?'}  {r.field}: {r.reason}")
-
-
-def print_plan(plan: Plan, title: str = "Plan") -> None:
-    """The plan grouped by change kind, with counts."""
-    groups = plan.by_kind()
-    click.echo(f"{title}: {len(plan)} change(s)" + ("" if plan.changes else " — the directory is up to date"))
-    for kind, changes in groups.items():
-        click.echo(f"  {kind.value} ({len(changes)})")
-        for change in changes:
-            click.echo(f"    {change.describe()}")
-
-
-def print_outcomes(result: CycleResult) -> None:
-    """Per failed change what went wrong, then the run's counts."""
-    failed = [o for o in result.report.outcomes if o.state != "done"]
-    for outcome in failed:
-        click.echo(f"  FAILED {outcome.change.describe()}: {outcome.category}: {outcome.message}")
-    done = len(result.report.outcomes) - len(failed)
-    click.echo(f"Run {result.run_id}: {result.outcome}; {done} done, {len(failed)} failed, {len(result.held)} held, "
-               f"{len(result.snapshot.rejections)} record(s) rejected")
-    for run_id in result.decide_runs:
-        click.echo(f"Decide with `syncd approve {run_id}` or `syncd reject {run_id}`.")
-
-
-def result_json(result: CycleResult) -> dict[str, Any]:
-    """The plan and outcomes for machines (field names, never personal values)."""
-    return {
-        "run_id": result.run_id,
-        "outcome": result.outcome,
-        "complete": result.snapshot.complete,
-        "counts": {kind.value: len(changes) for kind, changes in result.plan.by_kind().items()},
-        "changes": [
-            {"kind": c.kind.value, "subject": c.subject, "fields": sorted(c.fields),
-             "department": c.department, "from_department": c.from_department, "reason": c.reason}
-            for c in result.plan.changes
-        ],
-        "drift": None if result.drift is None else {
-            "changed_fields": result.drift.changed_fields, "moved": result.drift.moved,
-            "deactivated": result.drift.deactivated, "missing": result.drift.missing,
-            "unknown": [e.employee_code for e in result.drift.unknown],
-        },
-        "held": [
-            {"kind": h.change.kind.value, "subject": h.change.subject, "reason": h.reason, "detail": h.detail}
-            for h in result.held
-        ],
-        "failed": [
-            {"kind": o.change.kind.value, "subject": o.change.subject, "category": o.category, "message": o.message}
-            for o in result.report.outcomes if o.state != "done"
-        ],
-        "rejections": [
-            {"location": r.location(), "kind": r.kind, "key": r.key, "field": r.field, "reason": r.reason}
-            for r in result.snapshot.rejections
-        ],
-    }
 
 
 def _decide(ctx: click.Context, run_id: str, approve: bool) -> None:
@@ -297,26 +218,140 @@ def reject(ctx: click.Context, run_id: str) -> None:
 
 
 @main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
-def status(ctx: click.Context) -> None:
-    """Last runs and the runs waiting for a decision."""
+def status(ctx: click.Context, fmt: str) -> None:
+    """Last runs, runs waiting for a decision, overdue changes, queued resyncs, and whether a daemon runs."""
+    from zoneinfo import ZoneInfo
+
+    from syncd.service.leader import running_daemon
+    from syncd.service.status import gather_status
     from syncd.state.store import StateStore
 
     config = _load_config(ctx)
     store = StateStore(config.state.url)
     try:
-        runs = store.runs(10)
-        held = store.held_runs()
+        today = datetime.now(ZoneInfo(config.schedule.timezone)).date()
+        report = gather_status(store, today, running_daemon(store))
     finally:
         store.close()
-    click.echo("Last runs:" if runs else "No runs yet.")
-    for run in runs:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()))
-        click.echo(f"  {run.id}  {run.started_at:%Y-%m-%d %H:%M:%S}  {run.trigger:<8} {run.outcome or 'running':<8} "
-                   f"{counts}")
-    for run_id, started, count in held:
-        click.echo(f"Waiting for a decision: run {run_id} ({started:%Y-%m-%d %H:%M}) holds {count} change(s): "
-                   f"`syncd approve {run_id}` or `syncd reject {run_id}`")
+    if fmt == "json":
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    daemon = report["daemon"]
+    click.echo(f"Daemon: running, pid {daemon['pid']} on {daemon['host']} since {daemon['since']}"
+               if daemon["running"] else "Daemon: not running")
+    click.echo("Last runs:" if report["runs"] else "No runs yet.")
+    for run in report["runs"]:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run["counts"].items()))
+        scope = "" if run["scope"] == "all" else f" [{run['scope']}]"
+        click.echo(f"  {run['id']}  {run['started_at']}  {run['trigger']:<8} {run['outcome'] or '':<8} "
+                   f"{counts}{scope}")
+    for held in report["held"]:
+        click.echo(f"Waiting for a decision: run {held['run_id']} ({held['started_at']}) holds {held['changes']} "
+                   f"change(s): `syncd approve {held['run_id']}` or `syncd reject {held['run_id']}`")
+    if report["overdue"]:
+        click.echo(f"Overdue (past their due date, not in the directory): {len(report['overdue'])}")
+        for entry in report["overdue"]:
+            click.echo(f"  {entry['kind']} {entry['subject']}  due {entry['due']}  {entry['state']}"
+                       + (f" ({entry['error']})" if entry["error"] else ""))
+    waiting = [r for r in report["resyncs"] if r["status"] in ("queued", "running")]
+    for request in waiting:
+        click.echo(f"Resync {request['id']} {request['status']}: {request['scope']} {request['subject'] or ''}")
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """The daemon: sync on schedule, serve the control API, until SIGTERM (systemd starts this)."""
+    from syncd.service.daemon import Daemon
+
+    config = _load_config(ctx)
+    ctx.exit(Daemon(config_path(ctx), config).run())
+
+
+@main.command()
+@click.option("--employee", "employee_id", metavar="ID", help="One person, by HR employee id (工号).")
+@click.option("--department", "department_id", metavar="ID", help="One department and everything under it.")
+@click.option("--all", "everything", is_flag=True, help="The whole unit.")
+@click.option("--full", is_flag=True, help="Also read the directory and repair what was changed by hand.")
+@click.option("--no-wait", is_flag=True, help="Queue it for the daemon and return at once.")
+@click.option("--by", help="Who asked (default: the invoking user).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds to wait for the daemon to finish it.")
+@click.pass_context
+def resync(ctx: click.Context, employee_id: str | None, department_id: str | None, everything: bool, full: bool,
+           no_wait: bool, by: str | None, timeout: float) -> None:
+    """Resync one person, one department or everything now: the running daemon does it within seconds;
+    without a daemon it runs here. Waits and exits with the run's code."""
+    import time
+
+    from syncd.scope import Scope
+    from syncd.service.leader import running_daemon
+    from syncd.service.resyncs import carry_out
+    from syncd.state.store import StateStore
+    from syncd.wiring import build_source, build_target
+
+    chosen = [s for s in (Scope("employee", employee_id) if employee_id else None,
+                          Scope("department", department_id) if department_id else None,
+                          Scope("all") if everything else None) if s is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("name exactly one of --employee ID, --department ID, --all")
+    config = _load_config(ctx)
+    store = StateStore(config.state.url)
+    try:
+        request = store.queue_resync(chosen[0], full, by or os.environ.get("SUDO_USER") or getpass.getuser())
+        daemon = running_daemon(store)
+        if daemon is not None:
+            click.echo(f"resync {request.id} queued for the daemon ({daemon.describe()})", err=True)
+            if no_wait:
+                click.echo(request.id)
+                return
+            deadline = time.monotonic() + timeout
+            while (current := store.resync(request.id)) is not None and current.status in ("queued", "running"):
+                if time.monotonic() > deadline:
+                    click.echo(f"syncd: resync {request.id} is still {current.status}; see `syncd status`", err=True)
+                    ctx.exit(EXIT_FAILED)
+                time.sleep(0.2)
+            done = current
+        else:
+            claimed = store.claim_resync(request.id)
+            assert claimed is not None
+            done = carry_out(claimed, config, build_source(config), build_target(config), store)
+            if done is None:
+                click.echo("syncd: another cycle is running; the resync stays queued", err=True)
+                ctx.exit(EXIT_FAILED)
+    finally:
+        store.close()
+    assert done is not None
+    click.echo(f"resync {done.id} ({done.scope.describe()}): {done.status}, outcome {done.outcome}"
+               + (f", run {done.run_id}" if done.run_id else "") + (f" — {done.message}" if done.message else ""))
+    ctx.exit(done.exit_code if done.exit_code is not None else EXIT_FAILED)
+
+
+@main.group()
+def token() -> None:
+    """Tokens of the control API (and the console)."""
+
+
+@token.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["hr", "operator"]), required=True,
+              help="hr: resync and read status; operator: everything.")
+@click.pass_context
+def token_add(ctx: click.Context, name: str, role: str) -> None:
+    """Create a token for NAME; it is printed once, and only its hash is kept in api.tokens_file."""
+    from syncd.service.tokens import TokensError, add_token
+
+    config = _load_config(ctx)
+    if config.api.tokens_file is None:
+        raise click.UsageError("api.tokens_file is not set in the configuration")
+    try:
+        secret = add_token(config.api.tokens_file, name, role)
+    except TokensError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"token for {name} (role {role}); shown once, keep it now:", err=True)
+    click.echo(secret)
 
 
 def _freeze(ctx: click.Context, employee_id: str, frozen: bool, by: str | None) -> None:
@@ -433,6 +468,7 @@ def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_fil
     """
     from connectors.zzd.simulator import SimTenant, serve
     from connectors.zzd.simulator.tenant import Faults
+    from syncd.demo import DEMO_ADMIN_TOKEN, DEMO_SECRET
 
     logging_setup.configure()
     tenant = SimTenant(
@@ -447,10 +483,6 @@ def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_fil
     )
     click.echo(f"simulator for tenant {tenant_id} on http://{host}:{port} (root {root_code})", err=True)
     serve(tenant, host, port)
-
-
-DEMO_SECRET = "demo-secret-not-for-production"
-DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 
 @main.command()

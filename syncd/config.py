@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,9 @@ class SqlConfig(_Section):
     url: str = Field(min_length=1)
     people_query: str = Field(min_length=1)
     departments_query: str = Field(min_length=1)
+    # Optional: a query whose one row changes whenever HR's data does (e.g. `SELECT max(updated_at),
+    # count(*) FROM staff`); without it every incremental cycle reads both queries.
+    changed_query: str | None = Field(default=None, min_length=1)
     password_file: Path | None = None
     people_columns: PeopleFieldMap = Field(default_factory=dict)  # field = "column"; default: same name
     department_columns: DepartmentFieldMap = Field(default_factory=dict)
@@ -221,6 +225,18 @@ class ScheduleConfig(_Section):
 
     incremental_every: str = Field(default="60s", pattern=_DURATION.pattern)
     full_at: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "Asia/Shanghai"  # the zone of full_at
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> ScheduleConfig:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"schedule.timezone: an IANA time zone such as Asia/Shanghai, "
+                             f"not {self.timezone!r}") from None
+        if self.incremental_seconds() < 1:
+            raise ValueError("schedule.incremental_every: at least 1s")
+        return self
 
     def incremental_seconds(self) -> int:
         """`incremental_every` in seconds."""
@@ -248,6 +264,50 @@ class Admin(_Section):
     email: str | None = None
 
 
+def _readable(path: Path | None, key: str, what: str = "a readable file") -> None:
+    if path is not None and not path.is_file():
+        raise ValueError(f"{key}: {what}, not {str(path)!r}")
+
+
+class EmailConfig(_Section):
+    """`[escalation.email]`: the SMTP relay that carries notices by email."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    # A relay with an internal CA: the PEM file to verify it with (default: the system's CAs).
+    ca_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    sender: str = Field(min_length=3)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EmailConfig:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("escalation.email.password_file: both username and password_file, or neither")
+        _readable(self.password_file, "escalation.email.password_file")
+        _readable(self.ca_file, "escalation.email.ca_file", "a readable PEM file")
+        return self
+
+    def password(self) -> str | None:
+        """The SMTP password, re-read from its file on every send so rotation needs no restart."""
+        return None if self.password_file is None else self.password_file.read_text(encoding="utf-8").strip()
+
+
+class WebhookConfig(_Section):
+    """`[escalation.webhook]`: where notices are POSTed as signed JSON."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    secret_file: Path
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _secret_readable(self) -> WebhookConfig:
+        _readable(self.secret_file, "escalation.webhook.secret_file")
+        return self
+
+
 class EscalationConfig(_Section):
     """`[escalation]`: who hears of problems, and when."""
 
@@ -261,6 +321,16 @@ class EscalationConfig(_Section):
     channels: list[Literal["work_notification", "email", "webhook"]] = Field(
         default_factory=lambda: ["work_notification"]
     )
+    email: EmailConfig | None = None
+    webhook: WebhookConfig | None = None
+
+    @model_validator(mode="after")
+    def _channel_sections(self) -> EscalationConfig:
+        for name in ("email", "webhook"):
+            if name in self.channels and getattr(self, name) is None:
+                raise ValueError(f"escalation.{name}: an [escalation.{name}] section when escalation.channels "
+                                 f"lists {name!r}")
+        return self
 
 
 class ApiConfig(_Section):
@@ -374,7 +444,8 @@ def _expects_text(keys: list[str]) -> bool:
 _PATH_KEYS = (("source", "people"), ("source", "departments"), ("source", "code_tables"),
               ("target", "app_secret_file"), ("api", "tokens_file"))
 _NESTED_PATH_KEYS = (("source", "ldap", "password_file"), ("source", "ldap", "ca_file"),
-                     ("source", "sql", "password_file"))
+                     ("source", "sql", "password_file"), ("escalation", "email", "password_file"),
+                     ("escalation", "email", "ca_file"), ("escalation", "webhook", "secret_file"))
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:

@@ -17,14 +17,16 @@ import click
 
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd import log as logging_setup
-from syncd.cli import DEMO_ADMIN_TOKEN, DEMO_SECRET, print_issues, print_plan, print_rejections
 from syncd.config import load
-from syncd.cycle import CycleResult, run_cycle
+from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.present import print_issues, print_plan, print_rejections
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "config" / "demo"
 ROOT_CODE = "GO_" + "0" * 31 + "1"
+DEMO_SECRET = "demo-secret-not-for-production"
+DEMO_ADMIN_TOKEN = "demo-admin-token"
 TENANT_ID = 196729
 APP_KEY = "demo-app-key"
 
@@ -119,7 +121,7 @@ def _sync(config_path: Path, title: str, admin: SimAdmin) -> CycleResult:
     before = admin.counters()["writes"]
     store = StateStore(config.state.url)
     try:
-        result = run_cycle(config, build_source(config), build_target(config), store, trigger="demo")
+        result = run_cycle(config, build_source(config), build_target(config), store, CycleOptions(trigger="demo"))
     finally:
         store.close()
     writes = admin.counters()["writes"] - before

@@ -30,7 +30,7 @@ def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool
     run_id = store.start_run(kind.value, "manual", dry_run=False)
     now = datetime.now(UTC)
     change = Change(kind, employee_id, reason=f"requested by {requested_by}")
-    [entry] = store.journal_plan(run_id, [change], now, now.date())
+    [(entry, _)] = store.journal_plan(run_id, [change], now, now.date())
     store.mark_sent(entry)
     try:
         target.set_account_frozen(link.account_id, frozen)

@@ -79,5 +79,7 @@ def configure(fmt: str = "auto", level: str = "info", show_personal_data: bool =
     root.setLevel(level.upper())
     # urllib3 at debug would print full URLs and headers; it is only useful when debugging transport.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
-    # Alembic narrates every migration check at info; only its warnings matter to an operator.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # Alembic and APScheduler narrate every migration check and job run at info; the daemon logs its own
+    # scheduler events (skipped, coalesced, failed), so only their warnings matter to an operator.
+    for chatty in ("alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -6,6 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -28,3 +32,25 @@ class Source(Protocol):
 
     def people(self) -> Iterator[RawRecord]:
         """Every person record."""
+
+
+class ChangeDetecting(Protocol):
+    """A source that can tell cheaply whether anything changed, without reading every record."""
+
+    def change_token(self, previous: str | None) -> str | None:
+        """A text that differs whenever the source's records may have changed; None when it cannot tell.
+
+        `previous` is the token of the last complete read (a watermark to search from)."""
+
+
+def change_token(source: Source, previous: str | None = None) -> str | None:
+    """The source's change token, or None when it has none or could not compute it (then the cycle reads)."""
+    detect = getattr(source, "change_token", None)
+    if detect is None:
+        return None
+    try:
+        token: str | None = detect(previous)
+    except SourceError as exc:
+        log.warning("source.change_check_failed", error=str(exc))
+        return None
+    return token

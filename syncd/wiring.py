@@ -6,6 +6,8 @@ The engine modules never import a connector; only this module does, by the confi
 from __future__ import annotations
 
 import importlib
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from syncd.config import Config
@@ -40,12 +42,16 @@ def build_source(config: Config) -> Source:
     assert sql is not None  # validated: kind "sql" requires [source.sql]
     password = sql.password_file.read_text(encoding="utf-8").strip() if sql.password_file else None
     return cls(sql.url, sql.people_query, sql.departments_query, sql.people_columns, sql.department_columns,
-               password)
+               password, sql.changed_query)
 
 
-def build_target(config: Config, dry_run: bool = False, retry_attempts: int | None = None) -> Target:
-    """The Zhengzhengding contacts directory of `[target]`; `retry_attempts` overrides the configured
-    attempts (check-config wants an answer now, not after a minute of backoff)."""
+def build_target(config: Config, dry_run: bool = False, retry_attempts: int | None = None,
+                 on_call: Callable[[str], None] | None = None, interrupt: threading.Event | None = None) -> Target:
+    """The Zhengzhengding contacts directory of `[target]`.
+
+    `retry_attempts` overrides the configured attempts (check-config wants an answer now, not after a
+    minute of backoff); `on_call` hears the outcome of every call (metrics); `interrupt` ends retries
+    when the service stops."""
     client_cls = _load("connectors.zzd.client:ContactsClient")
     retry_cls = _load("connectors.zzd.client:RetryPolicy")
     target_cls = _load("connectors.zzd.target:ZzdTarget")
@@ -59,6 +65,8 @@ def build_target(config: Config, dry_run: bool = False, retry_attempts: int | No
         error_codes=config.target.error_codes,
         dry_run=dry_run,
         rate_limit=config.target.rate_limit,
-        retry=retry_cls(attempts=retry_attempts or config.target.retry_attempts, total=config.target.retry_total),
+        retry=retry_cls(attempts=retry_attempts or config.target.retry_attempts, total=config.target.retry_total,
+                        interrupt=interrupt),
+        on_call=on_call,
     )
     return target_cls(client)

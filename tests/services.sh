@@ -14,6 +14,15 @@ if ! command -v slapd >/dev/null 2>&1 && [ ! -x /usr/sbin/slapd ]; then
   $SUDO systemctl disable --now slapd >/dev/null 2>&1 || $SUDO service slapd stop >/dev/null 2>&1 || true
 fi
 
+# systemd-analyze checks the unit files in systemd/ (tests/test_systemd_units.py). The tests only
+# read unit files with it; systemd itself is never started.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "installing systemd (for systemd-analyze) from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+
 if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _port status _rest; do
     if [ "$status" != "online" ]; then

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.apply import Applier
+from syncd.apply import Applier, ApplySettings
 from syncd.model import Change, ChangeKind, LinkState, Plan
 from syncd.state.store import StateStore
 from syncd.target import CreatedPerson, DirectoryPerson, TargetError
@@ -86,8 +86,8 @@ def store(tmp_path: Path) -> StateStore:
 
 
 def applier(target: FakeTarget, store: StateStore, concurrency: int = 1, quarantine: float = 1.0) -> Applier:
-    return Applier(target, store, LinkState(), "D1", "GO_root", quarantine_failure_share=quarantine,  # type: ignore[arg-type]
-                   concurrency=concurrency)
+    settings = ApplySettings("D1", "GO_root", quarantine_failure_share=quarantine, concurrency=concurrency)
+    return Applier(target, store, LinkState(), settings)  # type: ignore[arg-type]
 
 
 def new_run(store: StateStore) -> str:

@@ -42,7 +42,7 @@ def test_a_change_is_journaled_planned_sent_done_with_its_link(tmp_path: Path) -
     try:
         run = store.start_run("manual", "incremental", dry_run=False)
         change = Change(ChangeKind.JOIN, "A1", {"name": "张明"}, department="D2")
-        [entry] = store.journal_plan(run, [change], datetime.now(UTC), date(2026, 12, 1))
+        [(entry, _)] = store.journal_plan(run, [change], datetime.now(UTC), date(2026, 12, 1))
         assert store.journal_states(run) == {"planned": 1}
         store.mark_sent(entry)
         assert store.journal_states(run) == {"sent": 1}
@@ -74,7 +74,7 @@ def test_the_state_store_migrates_and_journals_on_postgresql() -> None:
     store = StateStore(PG_URL)
     try:
         run = store.start_run("manual", "incremental", dry_run=False)
-        [entry] = store.journal_plan(run, [Change(ChangeKind.LEAVE, "A1")], datetime.now(UTC), date(2026, 12, 1))
+        [(entry, _)] = store.journal_plan(run, [Change(ChangeKind.LEAVE, "A1")], datetime.now(UTC), date(2026, 12, 1))
         store.mark_failed(entry, "state", "already inactive")
         assert store.journal_states(run) == {"failed": 1}
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -40,6 +41,26 @@ class ExportFiles:
         self._departments = departments
         self._people_columns = dict(people_columns)
         self._department_columns = dict(department_columns)
+        self._digests: dict[Path, tuple[int, int, str]] = {}  # path → (size, mtime_ns, sha256)
+
+    def change_token(self, previous: str | None = None) -> str | None:
+        """The SHA-256 of both files' contents; a file whose size and mtime are unchanged is not hashed again."""
+        return "|".join(self._digest(path) for path in (self._departments, self._people))
+
+    def _digest(self, path: Path) -> str:
+        try:
+            stat = path.stat()
+            known = self._digests.get(path)
+            if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+                return known[2]
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise SourceError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
+        self._digests[path] = (stat.st_size, stat.st_mtime_ns, digest.hexdigest())
+        return digest.hexdigest()
 
     def departments(self) -> Iterator[RawRecord]:
         """Every department row."""

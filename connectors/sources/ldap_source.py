@@ -202,6 +202,34 @@ class LdapSource:
         """
         return self._watermark
 
+    def change_token(self, previous: str | None = None) -> str | None:
+        """`<newest modifyTimestamp>|<people>|<departments>` of the entries the reads would return.
+
+        The newest stamp comes from a search for entries stamped at or after the previous token's
+        (a handful when little changed); the entry counts from a DN-only search, because a deleted
+        entry leaves no newer stamp behind.
+        """
+        floor = previous.split("|", 1)[0] if previous else ""
+        newest = _stamp_key(floor) if floor else None
+        newest_text = floor
+        counts = []
+        for kind, base, search_filter in (("people", self._config.people_base, self._config.people_filter),
+                                          ("departments", self._config.departments_base,
+                                           self._config.departments_filter)):
+            if floor:
+                counts.append(sum(1 for _ in self._search(kind, base, search_filter, [])))
+                stamped = self._search(kind, base, changed_since_filter(search_filter, floor), ["modifyTimestamp"])
+            else:
+                entries = list(self._search(kind, base, search_filter, ["modifyTimestamp"]))
+                counts.append(len(entries))
+                stamped = iter(entries)
+            for entry in stamped:
+                text = (entry.values.get("modifytimestamp") or [""])[0]
+                stamp = _stamp_key(text)
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest, newest_text = stamp, text
+        return f"{newest_text}|{counts[0]}|{counts[1]}"
+
     def departments(self) -> Iterator[RawRecord]:
         """Every department entry under `departments_base` matching `departments_filter`."""
         attributes = sorted(set(self._department_attributes.values()))

@@ -20,13 +20,26 @@ class SqlSource:
 
     def __init__(self, url: str, people_query: str, departments_query: str,
                  people_columns: Mapping[str, str] | None = None,
-                 department_columns: Mapping[str, str] | None = None, password: str | None = None) -> None:
+                 department_columns: Mapping[str, str] | None = None, password: str | None = None,
+                 changed_query: str | None = None) -> None:
         parsed = make_url(url)
         if password is not None and parsed.get_backend_name() != "sqlite":
             parsed = parsed.set(password=password)
         self._engine = create_engine(parsed)
         self._queries = {"people": people_query, "departments": departments_query}
         self._columns = {"people": dict(people_columns or {}), "departments": dict(department_columns or {})}
+        self._changed_query = changed_query
+
+    def change_token(self, previous: str | None = None) -> str | None:
+        """The first row of `changed_query` as text (None without one: every cycle reads)."""
+        if self._changed_query is None:
+            return None
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(text(self._changed_query)).first()
+        except SQLAlchemyError as exc:
+            raise SourceError(f"changed query failed: {type(exc).__name__}") from exc
+        return "|".join(cell_text(cell) for cell in (row or ()))
 
     def departments(self) -> Iterator[RawRecord]:
         """Every row of the departments query."""

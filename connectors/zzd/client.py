@@ -122,6 +122,8 @@ class RetryPolicy:
     maximum: float = 10.0
     jitter: float = 0.5
     sleep: Callable[[float], None] = time.sleep
+    # Set when the service stops: no further retry, so SIGTERM is answered in seconds, not a minute.
+    interrupt: threading.Event | None = None
 
     @classmethod
     def instant(cls, attempts: int = 5) -> RetryPolicy:
@@ -168,6 +170,7 @@ class ContactsClient:
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: float | RateLimiter | None = None,
+        on_call: Callable[[str], None] | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._app_key = app_key
@@ -183,6 +186,8 @@ class ContactsClient:
         # one-second window ever sees more than the rate); a RateLimiter may be shared by several clients.
         self.limiter = RateLimiter(float(rate_limit)) if isinstance(rate_limit, int | float) else rate_limit
         self.dry_run = dry_run
+        # Told "ok" or the error category of every call that got an answer (the daemon's metrics).
+        self._on_call = on_call
         self.dry_run_writes: list[DryRunWrite] = []
         self.calls: Counter[str] = Counter()
         self.reads = 0
@@ -247,8 +252,12 @@ class ContactsClient:
                         category=exc.category.value, code=exc.code)
                 if exc.category is Category.THROTTLED and self.limiter is not None:
                     self.limiter.throttled(getattr(exc, "retry_after", None))
+                if self._on_call is not None:
+                    self._on_call(exc.category.value)
                 raise
             log.debug("zzd.call", path=path, outcome="ok", duration_ms=_ms(started))
+            if self._on_call is not None:
+                self._on_call("ok")
             if self.limiter is not None:
                 self.limiter.succeeded()
             return reply
@@ -276,11 +285,14 @@ class ContactsClient:
                      wait_s=round(state.upcoming_sleep, 3), category=str(getattr(exc, "category", "")),
                      code=getattr(exc, "code", type(exc).__name__))
 
-        return Retrying(
-            retry=retry_if_exception(predicate),
-            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.total),
-            wait=wait, sleep=policy.sleep, before_sleep=log_retry, reraise=True,
-        )
+        stop = stop_after_attempt(policy.attempts) | stop_before_delay(policy.total)
+        sleep = policy.sleep
+        if policy.interrupt is not None:
+            interrupt = policy.interrupt
+            stop = stop | (lambda _state: interrupt.is_set())
+            sleep = interrupt.wait  # a wait ends at once when the service stops
+        return Retrying(retry=retry_if_exception(predicate), stop=stop, wait=wait, sleep=sleep,
+                        before_sleep=log_retry, reraise=True)
 
     def _page(self, path: str, params: Params, page_no: int, page_size: int) -> Page[Any]:
         reply = self.request(path, {**params, "pageNo": page_no, "pageSize": page_size, "returnTotalSize": "true"})

@@ -45,11 +45,13 @@ class Run(Base):
     """One cycle: how it was triggered, when, how it ended, what it counted."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_started_at", "started_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     trigger: Mapped[str] = mapped_column(String(32))
     mode: Mapped[str] = mapped_column(String(16))  # incremental | full
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    scope: Mapped[str] = mapped_column(String(80), default="all")  # all | employee ID | department ID
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(String(16))  # success | partial | failed | held
@@ -60,7 +62,8 @@ class JournalEntry(Base):
     """One change of one run: planned → sent → done | failed | held, with its deadline."""
 
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_state", "state"), Index("ix_journal_subject", "subject"))
+    __table_args__ = (Index("ix_journal_state", "state"), Index("ix_journal_subject", "subject"),
+                      Index("ix_journal_kind_subject", "kind", "subject"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
@@ -74,4 +77,34 @@ class JournalEntry(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResyncRequestRow(Base):
+    """A manual resync asked for by the CLI or the API: queued → running → done | failed."""
+
+    __tablename__ = "resync_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # employee | department | all
+    subject: Mapped[str | None] = mapped_column(String(64))
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class ServiceState(Base):
+    """Small named values the service keeps between cycles: the source's change token, the last decision."""
+
+    __tablename__ = "service_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[object] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

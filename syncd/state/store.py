@@ -25,13 +25,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from syncd.model import Change, LinkedDepartment, LinkedPerson, LinkState, fingerprint
-from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, Run
+from syncd.scope import ResyncRequest, Scope
+from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, ResyncRequestRow, Run, ServiceState
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def aware(moment: datetime) -> datetime:
+    """A stored time with its zone: SQLite hands back naive UTC, PostgreSQL aware times."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _private_sqlite_file(url: str) -> None:
@@ -47,6 +53,9 @@ def _private_sqlite_file(url: str) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite starts transactions itself, and not before DDL: a migration that failed half-way
+    # would stay half-applied. SQLAlchemy's recipe: the driver starts none, `_sqlite_begin` does.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL keeps readers (status, approve) from blocking a running cycle; NORMAL sync is crash-safe in WAL.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -55,9 +64,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
 # Freeze and unfreeze run beside cycles (a lost phone cannot wait): recovery leaves them alone.
 _OUTSIDE_CYCLES = ("freeze", "unfreeze")
 _LOCK_KEY = 0x73796E6364  # "syncd": the advisory lock every node contends for
+# A change in one of these states needs nothing more; any other is still owed to the directory.
+CLOSED_STATES = ("done", "superseded", "rejected")
+DECIDED_AT = "decisions.last"
 
 
 class Busy(Exception):
@@ -85,6 +101,7 @@ class StateStore:
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.migrate()
 
@@ -138,16 +155,18 @@ class StateStore:
 
     # -- links -------------------------------------------------------------------------------
 
-    def links(self) -> LinkState:
-        """Every link, as reconcile's input."""
+    def links(self, people: Iterable[str] | None = None) -> LinkState:
+        """Every department link and the person links (all, or only these employee ids), as reconcile's input."""
         state = LinkState()
         with self._session() as session:
             for d in session.scalars(select(DepartmentLink)):
                 state.departments[d.hr_id] = LinkedDepartment(d.organization_code, d.parent_hr_id, d.pushed, d.status)
-            rows = session.execute(select(
+            query = select(
                 PersonLink.employee_id, PersonLink.employee_code, PersonLink.account_id, PersonLink.department,
-                PersonLink.organization_code, PersonLink.pushed, PersonLink.status, PersonLink.frozen))
-            for row in rows:
+                PersonLink.organization_code, PersonLink.pushed, PersonLink.status, PersonLink.frozen)
+            if people is not None:
+                query = query.where(PersonLink.employee_id.in_(list(people)))
+            for row in session.execute(query):
                 state.people[row[0]] = LinkedPerson(*row[1:])
         return state
 
@@ -179,11 +198,12 @@ class StateStore:
 
     # -- runs and journal --------------------------------------------------------------------
 
-    def start_run(self, trigger: str, mode: str, dry_run: bool) -> str:
+    def start_run(self, trigger: str, mode: str, dry_run: bool, scope: str = "all") -> str:
         """Record a new run and return its id."""
         run_id = uuid.uuid4().hex[:12]
         with self._session.begin() as session:
-            session.add(Run(id=run_id, trigger=trigger, mode=mode, dry_run=dry_run, started_at=_now(), counts={}))
+            session.add(Run(id=run_id, trigger=trigger, mode=mode, dry_run=dry_run, started_at=_now(), counts={},
+                            scope=scope))
         return run_id
 
     def finish_run(self, run_id: str, outcome: str, counts: dict[str, int]) -> None:
@@ -192,19 +212,46 @@ class StateStore:
             session.execute(update(Run).where(Run.id == run_id).values(
                 finished_at=_now(), outcome=outcome, counts=counts))
 
-    def journal_plan(self, run_id: str, changes: Iterable[Change], detected_at: datetime, due: date) -> list[int]:
-        """Journal every change of a plan as planned; return their entry ids in plan order."""
+    def journal_plan(self, run_id: str, changes: Iterable[Change], detected_at: datetime,
+                     due: date) -> list[tuple[int, date]]:
+        """Journal every change of a plan as planned; return their entry ids and due dates in plan order.
+
+        A change still open from an earlier run (failed, interrupted, held) keeps the detection time
+        and due date it was first journaled with: the three working days run from when HR changed,
+        not from the latest retry.
+        """
+        changes = list(changes)
         now = _now()
+        first = self._first_detected({(c.kind.value, c.subject) for c in changes})
         with self._session.begin() as session:
             entries = [
                 JournalEntry(run_id=run_id, seq=seq, kind=change.kind.value, subject=change.subject,
                              change=_change_payload(change), state="planned", attempts=0,
-                             detected_at=detected_at, due_at=due, updated_at=now)
+                             detected_at=first.get((change.kind.value, change.subject), (detected_at, due))[0],
+                             due_at=first.get((change.kind.value, change.subject), (detected_at, due))[1],
+                             updated_at=now)
                 for seq, change in enumerate(changes)
             ]
             session.add_all(entries)
             session.flush()
-            return [entry.id for entry in entries]
+            return [(entry.id, entry.due_at) for entry in entries]
+
+    def _first_detected(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[datetime, date]]:
+        """(kind, subject) → (detected, due) of the latest journal entry of each, when it is still open."""
+        found: dict[tuple[str, str], tuple[int, str, datetime, date]] = {}
+        subjects = sorted({subject for _, subject in keys})
+        with self._session() as session:
+            for start in range(0, len(subjects), 500):
+                rows = session.execute(select(
+                    JournalEntry.id, JournalEntry.kind, JournalEntry.subject, JournalEntry.state,
+                    JournalEntry.detected_at, JournalEntry.due_at).where(
+                    JournalEntry.subject.in_(subjects[start:start + 500])))
+                for entry_id, kind, subject, state, detected, due in rows:
+                    key = (kind, subject)
+                    if key in keys and (key not in found or found[key][0] < entry_id):
+                        found[key] = (entry_id, state, detected, due)
+        return {key: (detected, due) for key, (_, state, detected, due) in found.items()
+                if state not in CLOSED_STATES}
 
     def mark_sent(self, entry_id: int) -> None:
         """The change is about to be sent: a crash from here on needs a check before any resend."""
@@ -266,6 +313,17 @@ class StateStore:
                     error_message=f"applied by run {run_id}" if was_applied else f"no longer planned (run {run_id})",
                     updated_at=_now()))
 
+    def overdue(self, today: date) -> list[JournalEntry]:
+        """Changes not in the directory past their due date: what the latest whole-unit run could not
+        apply, and holds nobody has decided."""
+        last = self.last_unit_run()
+        latest = None if last is None else last.id
+        with self._session() as session:
+            query = select(JournalEntry).where(JournalEntry.due_at < today, (
+                JournalEntry.state.in_(("held", "approved"))
+                | ((JournalEntry.run_id == latest) & JournalEntry.state.not_in(CLOSED_STATES))))
+            return list(session.scalars(query.order_by(JournalEntry.due_at, JournalEntry.id)))
+
     def decide(self, run_id: str, approve: bool) -> int:
         """Approve or reject the changes a run held for approval; return how many were decided.
 
@@ -278,7 +336,11 @@ class StateStore:
                 JournalEntry.run_id == run_id, JournalEntry.state == "held",
                 JournalEntry.error_category != "waiting").values(
                 state="approved" if approve else "rejected", updated_at=_now()))
-            return int(result.rowcount or 0)
+            decided = int(result.rowcount or 0)
+        if decided:
+            # An incremental cycle that finds HR unchanged still runs after a decision.
+            self.set_value(DECIDED_AT, _now().isoformat())
+        return decided
 
     def held_runs(self) -> list[tuple[str, datetime, int]]:
         """Runs with changes still waiting for a decision: (run id, started, held count)."""
@@ -316,6 +378,98 @@ class StateStore:
         """The latest runs, newest first."""
         with self._session() as session:
             return list(session.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
+
+    def last_unit_run(self, finished: bool = True) -> Run | None:
+        """The latest cycle over the whole unit (not a scoped resync, a freeze or a dry run); with
+        `finished=False` also one still running or left unfinished by a crash."""
+        with self._session() as session:
+            query = select(Run).where(Run.scope == "all", Run.dry_run.is_(False), Run.trigger.not_in(_OUTSIDE_CYCLES))
+            if finished:
+                query = query.where(Run.finished_at.is_not(None))
+            return session.scalars(query.order_by(Run.started_at.desc()).limit(1)).first()
+
+    def requeue_resync(self, request_id: str) -> None:
+        """Put a claimed resync back in the queue (its cycle could not take the lock)."""
+        with self._session.begin() as session:
+            session.execute(update(ResyncRequestRow).where(ResyncRequestRow.id == request_id).values(
+                status="queued", started_at=None))
+
+    def run(self, run_id: str) -> Run | None:
+        """One run, or None."""
+        with self._session() as session:
+            return session.get(Run, run_id)
+
+    # -- service state -----------------------------------------------------------------------
+
+    def value(self, key: str) -> Any:
+        """A named service value (a source's change token, the last decision), or None."""
+        with self._session() as session:
+            row = session.get(ServiceState, key)
+            return None if row is None else row.value
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Keep a named service value."""
+        with self.engine.begin() as connection:
+            self._upsert(connection, ServiceState.__table__, "key",
+                         {"key": key, "value": value, "updated_at": _now()})
+
+    # -- manual resyncs ----------------------------------------------------------------------
+
+    def queue_resync(self, scope: Scope, full: bool, requested_by: str) -> ResyncRequest:
+        """Queue a manual resync for the daemon (or an inline run) to pick up."""
+        row = ResyncRequestRow(id=uuid.uuid4().hex[:12], scope=scope.kind, subject=scope.value, full=full,
+                               status="queued", requested_by=requested_by[:128], requested_at=_now())
+        with self._session.begin() as session:
+            session.add(row)
+        return _resync(row)
+
+    def claim_resync(self, request_id: str | None = None) -> ResyncRequest | None:
+        """Take the oldest queued resync (or this one) and mark it running; None when there is none."""
+        with self._session.begin() as session:
+            query = select(ResyncRequestRow).where(ResyncRequestRow.status == "queued")
+            if request_id is not None:
+                query = query.where(ResyncRequestRow.id == request_id)
+            row = session.scalars(query.order_by(ResyncRequestRow.requested_at).limit(1)).first()
+            if row is None:
+                return None
+            # Conditional on still being queued: two claimers never both win.
+            claimed = session.execute(update(ResyncRequestRow).where(
+                ResyncRequestRow.id == row.id, ResyncRequestRow.status == "queued").values(
+                status="running", started_at=_now()))
+            if not claimed.rowcount:
+                return None
+            row.status = "running"
+            return _resync(row)
+
+    def finish_resync(self, request_id: str, status: str, run_id: str | None, outcome: str | None,
+                      exit_code: int | None, message: str = "") -> None:
+        """Record how a resync ended (`done` when its run ran, `failed` when it could not)."""
+        with self._session.begin() as session:
+            session.execute(update(ResyncRequestRow).where(ResyncRequestRow.id == request_id).values(
+                status=status, finished_at=_now(), run_id=run_id, outcome=outcome, exit_code=exit_code,
+                message=message[:2000]))
+
+    def resync(self, request_id: str) -> ResyncRequest | None:
+        """One resync request, or None."""
+        with self._session() as session:
+            row = session.get(ResyncRequestRow, request_id)
+            return None if row is None else _resync(row)
+
+    def resyncs(self, limit: int = 10) -> list[ResyncRequest]:
+        """Queued and running resyncs, then the latest finished ones."""
+        with self._session() as session:
+            rows = list(session.scalars(select(ResyncRequestRow).where(
+                ResyncRequestRow.status.in_(("queued", "running"))).order_by(ResyncRequestRow.requested_at)))
+            rows += session.scalars(select(ResyncRequestRow).where(
+                ResyncRequestRow.status.not_in(("queued", "running"))).order_by(
+                ResyncRequestRow.requested_at.desc()).limit(limit))
+            return [_resync(row) for row in rows]
+
+
+def _resync(row: ResyncRequestRow) -> ResyncRequest:
+    return ResyncRequest(row.id, Scope(row.scope, row.subject), row.full, row.status,  # type: ignore[arg-type]
+                         row.requested_by, row.requested_at, row.run_id, row.outcome, row.exit_code,
+                         row.message or "")
 
 
 def _fingerprint(entry: JournalEntry) -> str:

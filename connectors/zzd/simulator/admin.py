@@ -42,6 +42,10 @@ class SimAdmin:
         """One organisation of the directory."""
         return next(o for o in self.directory()["organizations"] if o["organizationCode"] == code)
 
+    def notifications(self) -> list[dict[str, Any]]:
+        """The work notifications delivered: `bizMsgId`, `msgId`, `receiverIds`, `organizationCodes`, `msg`."""
+        return list(self.directory()["notifications"])
+
     def _call(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
         response = self._session.request(method, self._base + path, json=json, timeout=self._timeout)
         response.raise_for_status()

@@ -1,0 +1,1 @@
+"""The long-running service around the cycle: scheduler, control API, leader lock, systemd notify."""

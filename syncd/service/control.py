@@ -1,0 +1,56 @@
+"""The control surface the HTTP API (and later the console) calls: one place for every action.
+
+The API never touches the store or the target itself; it calls a `Control`, so role checks and
+behaviour are the same whichever front end asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from syncd.scope import RESYNC_STATES, ResyncRequest, Scope
+
+# The scope and the request are the engine's and the store's; re-exported for the API.
+ResyncScope = Scope
+__all__ = ["RESYNC_STATES", "Control", "Health", "ResyncRequest", "ResyncScope"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """`/healthz`: ok while the last cycle succeeded or was skipped within three intervals."""
+
+    ok: bool
+    last_success: datetime | None
+    last_outcome: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"status": "ok"|"failing", "last_success", "last_outcome"}`."""
+        return {"status": "ok" if self.ok else "failing",
+                "last_success": self.last_success.isoformat() if self.last_success else None,
+                "last_outcome": self.last_outcome}
+
+
+class Control(Protocol):
+    """Every action the API offers; implemented by `syncd.service.daemon.DaemonControl`."""
+
+    def request_resync(self, scope: ResyncScope, full: bool, requested_by: str) -> ResyncRequest:
+        """Queue a resync; the daemon starts it within seconds."""
+
+    def resync(self, request_id: str) -> ResyncRequest | None:
+        """One resync request, or None when the id is unknown."""
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready: `runs` (last runs), `held` (runs waiting for a decision), `overdue` (changes
+        past their due date), `resyncs` (queued and recent), `daemon` (running, pid, host, since)."""
+
+    def decide(self, run_id: str, approve: bool, by: str) -> int:
+        """Approve or reject a held run; how many changes were decided. LookupError: unknown run."""
+
+    def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
+        """Freeze or unfreeze a login now; the run id. LookupError: not a linked person;
+        `syncd.target.TargetError`: the directory refused."""
+
+    def health(self) -> Health:
+        """Whether the service is doing its job."""

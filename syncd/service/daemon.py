@@ -1,0 +1,457 @@
+"""`syncd run`: the long-running service (DESIGN.md §8).
+
+APScheduler runs one cycle at start, an incremental cycle every `schedule.incremental_every`
+(skipped cheaply when the source says nothing changed) and a full cycle daily at
+`schedule.full_at`; a poller starts queued manual resyncs within a second. Never two cycles at
+once: one lock in the process, the store's cycle lock across processes and nodes. The control API
+and metrics are served beside it. SIGTERM finishes the change in flight and exits 0; SIGHUP reloads
+the configuration (a bad one is refused and the old one kept).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd import log as logging_setup
+from syncd.config import Config, ConfigError, load
+from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.freeze import set_frozen
+from syncd.scope import ResyncRequest, Scope
+from syncd.service.api import create_api
+from syncd.service.control import Health
+from syncd.service.http import WsgiServer, is_loopback, split_listen
+from syncd.service.leader import AlreadyRunning, Holder, InstanceLock, running_daemon
+from syncd.service.metrics import Metrics
+from syncd.service.notify import SystemdNotifier
+from syncd.service.resyncs import carry_out
+from syncd.service.status import gather_status
+from syncd.service.tokens import TokensError, TokenStore
+from syncd.source import Source
+from syncd.state.store import Busy, StateStore, aware
+from syncd.target import Target
+from syncd.version import __version__
+from syncd.wiring import build_source, build_target
+
+log = structlog.get_logger(__name__)
+
+STOP_WITHIN = 9.0  # seconds a stopping daemon waits for the change in flight (systemd: TimeoutStopSec)
+STANDBY_POLL = 5.0  # seconds between a standby node's tries for leadership (takeover well within 30 s)
+RESYNC_POLL = 1.0  # a queued resync starts within this (plus the cycle it may wait for)
+FULL_WAITS_FOR_LOCK = 600.0  # the daily full cycle waits this long for a running cycle rather than skip a day
+HEALTHY_INTERVALS = 3
+# A held run is the service doing its job (the guard worked; escalation asks for the decision).
+HEALTHY_OUTCOMES = ("success", "skipped", "held")
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class LastCycle:
+    """How the daemon's latest cycle ended, for `/healthz`."""
+
+    outcome: str
+    at: datetime
+
+
+class Engine:
+    """The configuration and what is built from it: swapped whole on SIGHUP."""
+
+    def __init__(self, config: Config, on_call: Callable[[str], None], interrupt: threading.Event) -> None:
+        self.config = config
+        self.source: Source = build_source(config)
+        self.target: Target = build_target(config, on_call=on_call, interrupt=interrupt)
+
+    def close(self) -> None:
+        """Release connections the source and target hold."""
+        for part in (self.source, self.target):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+
+class DaemonControl:
+    """What the API may do, carried out on the daemon's state and directory (`syncd.service.control.Control`)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def request_resync(self, scope: Scope, full: bool, requested_by: str) -> ResyncRequest:
+        """Queue a resync and wake the poller."""
+        request = self._daemon.store.queue_resync(scope, full, requested_by)
+        log.info("resync.queued", resync_id=request.id, scope=scope.describe(), full=full, requested_by=requested_by)
+        self._daemon.wake_resyncs()
+        return request
+
+    def resync(self, request_id: str) -> ResyncRequest | None:
+        """One resync request."""
+        return self._daemon.store.resync(request_id)
+
+    def status(self) -> dict[str, Any]:
+        """Runs, holds, overdue changes, resyncs and this daemon."""
+        daemon = self._daemon
+        return gather_status(daemon.store, daemon.today(), daemon.holder(), daemon.next_cycle())
+
+    def decide(self, run_id: str, approve: bool, by: str) -> int:
+        """Approve or reject a held run."""
+        decided = self._daemon.store.decide(run_id, approve)
+        log.info("run.decided", decided_run=run_id, approved=approve, changes=decided, by=by)
+        return decided
+
+    def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
+        """Freeze or unfreeze a login now, beside any running cycle (a lost phone cannot wait)."""
+        return set_frozen(self._daemon.engine.target, self._daemon.store, employee_id, frozen, by)
+
+    def health(self) -> Health:
+        """Ok while the last cycle succeeded (or was skipped, or held for a decision) within three intervals."""
+        return self._daemon.health()
+
+
+class Daemon:
+    """The service: scheduler, resync poller, control API, signals, systemd notifications."""
+
+    def __init__(self, config_path: Path, config: Config, notifier: SystemdNotifier | None = None) -> None:
+        self.config_path = config_path
+        self.store = StateStore(config.state.url)
+        self.metrics = Metrics(held_changes=lambda: len(self.store.pending_holds()),
+                               overdue_changes=lambda: len(self.store.overdue(self.today())))
+        self._interrupt = threading.Event()  # set on SIGTERM: cycles finish the change in flight and stop
+        self.engine = Engine(config, self.metrics.count_api_call, self._interrupt)
+        self._notifier = notifier or SystemdNotifier()
+        self._lock = InstanceLock(self.store)
+        self._cycle = threading.Lock()  # never two cycles of this process at once
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._reload = threading.Event()
+        self._resyncs_due = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+        self._api: WsgiServer | None = None
+        self._last: LastCycle | None = None
+        self._last_success: datetime | None = None
+        self._leader = False
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; the exit code."""
+        config = self.engine.config
+        try:
+            if not self._lock.shared:
+                self._lock.acquire()
+        except AlreadyRunning as exc:
+            log.error("daemon.refused", reason=str(exc), **(exc.holder.as_json() if exc.holder else {}))
+            self._close()
+            return EXIT_FAILED
+        try:
+            tokens = TokenStore(config.api.tokens_file)
+        except TokensError as exc:
+            log.error("daemon.refused", reason=str(exc))
+            self._close()
+            return EXIT_CONFIG
+        self._install_signals()
+        try:
+            self._serve_api(config, tokens)
+        except OSError as exc:
+            log.error("daemon.refused", reason=f"api.listen {config.api.listen}: {exc.strerror or exc}")
+            self._close()
+            return EXIT_FAILED
+        self._log_start(config)
+        last = self.store.last_unit_run()
+        if last is not None and last.outcome in HEALTHY_OUTCOMES and last.finished_at is not None:
+            self._last_success = aware(last.finished_at)
+            self.metrics.mark_success(self._last_success.timestamp())
+        try:
+            while not self._stopping.is_set():
+                if not self._lead():
+                    break
+                self._notifier.ready(f"leader: syncing every {config.schedule.incremental_every}")
+                self._serve_while_leader()
+        finally:
+            self._shutdown()
+        return EXIT_OK
+
+    def _lead(self) -> bool:
+        """Become the leader; a standby node waits here. False when asked to stop meanwhile."""
+        if self._lock.shared:
+            announced = False
+            while not self._lock.acquire():
+                if not announced:
+                    log.info("daemon.standby", reason="another node holds the leader lock")
+                    self._notifier.ready("standby: another node is the leader")
+                    announced = True
+                if self._wait(STANDBY_POLL):
+                    return False
+        self._leader = True
+        log.info("daemon.leading")
+        self._start_scheduler()
+        return True
+
+    def _serve_while_leader(self) -> None:
+        """The main thread's loop: signals, reloads, the watchdog, and (PostgreSQL) the leader lock."""
+        tick = min(self._notifier.watchdog_interval() or 1.0, 1.0)
+        while not self._stopping.is_set():
+            self._wait(tick)
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            if self._lock.shared and not self._lock.alive():
+                # The lock went with the connection: another node may lead now. Stop syncing at once.
+                self._stop_scheduler()
+                self._leader = False
+                return
+            self._notifier.watchdog()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep until woken; True when the daemon is stopping."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+        return self._stopping.is_set()
+
+    def _shutdown(self) -> None:
+        """Finish the change in flight (journaled), stop serving, let go of the state."""
+        self._notifier.stopping()
+        log.info("daemon.stopping")
+        self._interrupt.set()
+        self._stop_scheduler()
+        if self._cycle.acquire(timeout=STOP_WITHIN):
+            self._cycle.release()
+        else:
+            log.warning("daemon.stop_timeout", waited_s=STOP_WITHIN)
+        if self._api is not None:
+            self._api.stop()
+        self._close()
+        log.info("daemon.stopped")
+
+    def _close(self) -> None:
+        self._lock.release()
+        self.engine.close()
+        self.store.close()
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("daemon.signal", signal=signal.Signals(signum).name)
+            self._stopping.set()
+            self._interrupt.set()
+            self._wake.set()
+
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            self._reload.set()
+            self._wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _serve_api(self, config: Config, tokens: TokenStore) -> None:
+        host, port = split_listen(config.api.listen)
+        if not is_loopback(host):
+            log.warning("api.listen_not_loopback", listen=config.api.listen,
+                        advice="put TLS in front (a reverse proxy); bearer tokens travel in every request")
+        if config.api.tokens_file is None:
+            log.warning("api.no_tokens", advice="set api.tokens_file and run `syncd token add NAME --role hr`")
+        app = create_api(DaemonControl(self), tokens, self.metrics)
+        self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api").start()
+
+    def _log_start(self, config: Config) -> None:
+        schedule = config.schedule
+        log.info("daemon.started", version=__version__, config=str(self.config_path), source=config.source.kind,
+                 unit=config.unit.root_department, unit_name=config.unit.name,
+                 incremental_every=schedule.incremental_every, full_at=schedule.full_at, timezone=schedule.timezone,
+                 api=f"{split_listen(config.api.listen)[0]}:{self._api.port if self._api else '-'}",
+                 state=self.store.engine.url.get_backend_name())
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _start_scheduler(self) -> None:
+        schedule = self.engine.config.schedule
+        zone = ZoneInfo(schedule.timezone)
+        scheduler = BackgroundScheduler(timezone=zone, job_defaults={
+            "coalesce": True,  # missed runs (a suspended VM, a long full cycle) run once, not once per miss
+            "max_instances": 1,
+            "misfire_grace_time": max(30, schedule.incremental_seconds()),
+        })
+        scheduler.add_listener(self._scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        scheduler.add_job(self._start_cycle, id="start", name="cycle at start")
+        self._add_cycle_jobs(scheduler, self.engine.config)
+        scheduler.add_job(self._poll_resyncs, IntervalTrigger(seconds=RESYNC_POLL), id="resyncs",
+                          name="manual resyncs")
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def _add_cycle_jobs(self, scheduler: BackgroundScheduler, config: Config) -> None:
+        schedule = config.schedule
+        zone = ZoneInfo(schedule.timezone)
+        every = schedule.incremental_seconds()
+        hour, minute = (int(part) for part in schedule.full_at.split(":"))
+        scheduler.add_job(self._incremental_cycle, IntervalTrigger(seconds=every, timezone=zone),
+                          id="incremental", name="incremental cycle", replace_existing=True,
+                          next_run_time=datetime.now(zone) + timedelta(seconds=every))
+        scheduler.add_job(self._full_cycle, CronTrigger(hour=hour, minute=minute, timezone=zone),
+                          id="full", name="full cycle", replace_existing=True)
+
+    def _stop_scheduler(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    def _scheduler_event(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.info("scheduler.coalesced", job=event.job_id, scheduled=str(event.scheduled_run_time))
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.info("scheduler.skipped", job=event.job_id, reason="the previous run of this job is still running")
+        elif event.code == EVENT_JOB_ERROR:
+            # APScheduler caught it (and logged the traceback): the scheduler and the service go on.
+            exception = getattr(event, "exception", None)
+            log.error("scheduler.job_failed", job=event.job_id, error=type(exception).__name__)
+            self._record(None, "error", 0.0)
+
+    def next_cycle(self) -> datetime | None:
+        """When the next scheduled cycle starts."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return None
+        times = [job.next_run_time for job in scheduler.get_jobs()
+                 if job.id in ("incremental", "full") and job.next_run_time is not None]
+        return min(times) if times else None
+
+    # -- cycles ------------------------------------------------------------------------------
+
+    def _start_cycle(self) -> None:
+        self._cycle_now(CycleOptions(trigger="start", stop=self._interrupt), wait=FULL_WAITS_FOR_LOCK)
+
+    def _incremental_cycle(self) -> None:
+        self._cycle_now(CycleOptions(trigger="schedule", skip_unchanged=True, stop=self._interrupt))
+
+    def _full_cycle(self) -> None:
+        self._cycle_now(CycleOptions(trigger="full", full=True, stop=self._interrupt), wait=FULL_WAITS_FOR_LOCK)
+
+    def _cycle_now(self, options: CycleOptions, wait: float = 0.0) -> CycleResult | None:
+        """Run one cycle unless another is running (then skip, or wait up to `wait` seconds)."""
+        if not self._cycle.acquire(timeout=wait) if wait else not self._cycle.acquire(blocking=False):
+            log.info("scheduler.skipped", trigger=options.trigger, reason="another cycle is running")
+            return None
+        try:
+            if self._stopping.is_set():
+                return None
+            engine = self.engine
+            started = time.monotonic()
+            try:
+                result = run_cycle(engine.config, engine.source, engine.target, self.store, options)
+            except Busy as exc:
+                log.info("scheduler.skipped", trigger=options.trigger, reason=str(exc))
+                return None
+            self._record(result, result.outcome, time.monotonic() - started)
+            return result
+        finally:
+            self._cycle.release()
+
+    def _record(self, result: CycleResult | None, outcome: str, duration_s: float) -> None:
+        counts = {} if result is None else {k: v for k, v in result.report.counts().items()}
+        self.metrics.observe_cycle(outcome, duration_s, counts)
+        now = datetime.now(UTC)
+        if outcome in HEALTHY_OUTCOMES:
+            self.metrics.mark_success(now.timestamp())
+            self._last_success = now
+        self._last = LastCycle(outcome, now)
+
+    def wake_resyncs(self) -> None:
+        """A resync was queued in this process: start it without waiting for the next poll."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            job = scheduler.get_job("resyncs")
+            if job is not None:
+                job.modify(next_run_time=datetime.now(UTC))
+
+    def _poll_resyncs(self) -> None:
+        """Carry out every queued resync, oldest first; one waiting for a running cycle stays queued."""
+        while not self._stopping.is_set():
+            if not self._cycle.acquire(blocking=False):
+                return  # a cycle is running; the next poll after it ends takes the request
+            try:
+                request = self.store.claim_resync()
+                if request is None:
+                    return
+                engine = self.engine
+                started = time.monotonic()
+                done = carry_out(request, engine.config, engine.source, engine.target, self.store, self._interrupt)
+                if done is None:
+                    return
+                self.metrics.observe_cycle("success" if done.exit_code == 0 else "failed",
+                                           time.monotonic() - started, {})
+            finally:
+                self._cycle.release()
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Read the configuration again (SIGHUP). A bad one is refused and the running one kept."""
+        self._notifier.reloading()
+        try:
+            config = load(self.config_path)
+            TokenStore(config.api.tokens_file)  # a malformed tokens file fails the reload, not the next request
+            engine = Engine(config, self.metrics.count_api_call, self._interrupt)
+        except ConfigError as exc:
+            log.error("config.reload_refused", problems=[p.key for p in exc.problems], detail=str(exc))
+            self._notifier.ready_after_reload("reload refused: configuration kept")
+            return False
+        except TokensError as exc:
+            log.error("config.reload_refused", problems=["api.tokens_file"], detail=str(exc))
+            self._notifier.ready_after_reload("reload refused: configuration kept")
+            return False
+        old = self.engine.config
+        restart_keys = [key for key in ("state", "api") if getattr(old, key) != getattr(config, key)]
+        if restart_keys:
+            log.warning("config.reload_needs_restart", keys=restart_keys)
+        logging_setup.configure(config.logging.format, config.logging.level, config.logging.show_personal_data)
+        # Swapped under the cycle lock: a running cycle keeps the engine it started with.
+        with self._cycle:
+            previous, self.engine = self.engine, engine
+            previous.close()
+        if self._scheduler is not None and old.schedule != config.schedule:
+            self._add_cycle_jobs(self._scheduler, config)
+        log.info("config.reloaded", config=str(self.config_path), source=config.source.kind,
+                 incremental_every=config.schedule.incremental_every, full_at=config.schedule.full_at)
+        self._notifier.ready_after_reload(f"configuration reloaded; syncing every {config.schedule.incremental_every}")
+        return True
+
+    # -- views -------------------------------------------------------------------------------
+
+    def today(self) -> date:
+        """Today in the unit's time zone (due dates are calendar days there)."""
+        return datetime.now(ZoneInfo(self.engine.config.schedule.timezone)).date()
+
+    def holder(self) -> Holder | None:
+        """Who holds the state (this daemon when it leads)."""
+        return running_daemon(self.store)
+
+    def health(self) -> Health:
+        """Ok while the last cycle succeeded, was skipped or held within three intervals."""
+        window = timedelta(seconds=HEALTHY_INTERVALS * self.engine.config.schedule.incremental_seconds())
+        last = self._last
+        if last is None:  # nothing ran in this process yet (starting, or standby): the store tells
+            run = self.store.last_unit_run()
+            last = None if run is None or run.finished_at is None else LastCycle(run.outcome or "crashed",
+                                                                                  aware(run.finished_at))
+        if last is None:
+            return Health(False, None, None)
+        good = last.outcome in HEALTHY_OUTCOMES
+        return Health(good and datetime.now(UTC) - last.at <= window, self._last_success, last.outcome)

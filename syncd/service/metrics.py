@@ -1,0 +1,100 @@
+"""Prometheus metrics of the daemon: cycles, changes, directory API calls, held and overdue work.
+
+Every `Metrics` owns its own registry rather than prometheus_client's global one, so tests and
+several instances in one process never collide over metric names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+
+from syncd.version import __version__
+
+log = structlog.get_logger(__name__)
+
+CYCLE_OUTCOMES = ("success", "partial", "failed", "held", "skipped", "error")
+# From a one-person resync (tens of milliseconds) to a first full load of a large unit (an hour).
+CYCLE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+
+def _scraped(name: str, source: Callable[[], float]) -> Callable[[], float]:
+    """`source` for a gauge read at scrape time; NaN, logged, when it fails."""
+
+    def value() -> float:
+        try:
+            return float(source())
+        # The source usually queries the state store; a store outage must not take every other
+        # metric (last success, cycle outcomes) off the scrape, which is what would tell about it.
+        except Exception as exc:
+            log.warning("metrics.source_failed", metric=name, error=type(exc).__name__)
+            return math.nan
+
+    return value
+
+
+class Metrics:
+    """The daemon's metrics and their exposition."""
+
+    def __init__(self, held_changes: Callable[[], float] = lambda: 0, overdue_changes: Callable[[], float] = lambda: 0,
+                 version: str | None = None) -> None:
+        """`held_changes` and `overdue_changes` are called at each scrape for the current counts."""
+        self.registry = CollectorRegistry()
+        self.last_success = Gauge("syncd_last_success_timestamp_seconds",
+                                  "Unix time the last cycle succeeded", registry=self.registry)
+        self.cycles = Counter("syncd_cycles", "Cycles by outcome", ["outcome"], registry=self.registry)
+        self.changes = Counter("syncd_changes", "Planned changes by kind and final state",
+                               ["kind", "state"], registry=self.registry)
+        self.api_calls = Counter("syncd_api_calls", 'Directory API calls by result ("ok" or the error category)',
+                                 ["category"], registry=self.registry)
+        self.cycle_duration = Histogram("syncd_cycle_duration_seconds", "Duration of a cycle",
+                                        buckets=CYCLE_BUCKETS, registry=self.registry)
+        self.held = Gauge("syncd_held_changes", "Changes held by a guard, waiting for a decision",
+                          registry=self.registry)
+        self.held.set_function(_scraped("syncd_held_changes", held_changes))
+        self.overdue = Gauge("syncd_overdue_changes", "Changes not applied by their due date",
+                             registry=self.registry)
+        self.overdue.set_function(_scraped("syncd_overdue_changes", overdue_changes))
+        self.build_info = Gauge("syncd_build_info", "The running syncd version (always 1)", ["version"],
+                                registry=self.registry)
+        self.build_info.labels(version=version or __version__).set(1)
+        # Series that exist from the start read 0 instead of "no data", so rate() and alerts work.
+        for outcome in CYCLE_OUTCOMES:
+            self.cycles.labels(outcome=outcome)
+        self.api_calls.labels(category="ok")
+
+    def observe_cycle(self, outcome: str, duration_s: float, changes: Mapping[str, int]) -> None:
+        """Count one cycle: its outcome, duration and changes keyed `"<kind>.<state>"` (`"join.done"`)."""
+        if outcome not in CYCLE_OUTCOMES:
+            raise ValueError(f"unknown cycle outcome {outcome!r}; expected one of {', '.join(CYCLE_OUTCOMES)}")
+        counts: list[tuple[str, str, int]] = []
+        for key, count in changes.items():
+            kind, dot, state = key.rpartition(".")
+            if not dot or not kind or not state:
+                raise ValueError(f"change key {key!r} is not '<kind>.<state>'")
+            if count < 0:
+                raise ValueError(f"change count for {key!r} is negative: {count}")
+            counts.append((kind, state, count))
+        # Checked before counting anything, so a bad key never leaves half a cycle counted.
+        self.cycles.labels(outcome=outcome).inc()
+        self.cycle_duration.observe(duration_s)
+        for kind, state, count in counts:
+            self.changes.labels(kind=kind, state=state).inc(count)
+
+    def mark_success(self, timestamp: float) -> None:
+        """Record when a cycle last succeeded (Unix time)."""
+        self.last_success.set(timestamp)
+
+    def count_api_call(self, category: str) -> None:
+        """Count one directory API call: "ok", or the TargetError category. Safe from any thread."""
+        # prometheus_client's labels() and inc() take their own locks.
+        self.api_calls.labels(category=category).inc()
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition body and its content type, in the format the `Accept` header asks for."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

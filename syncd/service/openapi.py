@@ -1,0 +1,206 @@
+"""The OpenAPI 3.1 description of the control API, served at `/api/v1/openapi.json`.
+
+Written by hand next to the routes; `tests/service/test_api.py` checks that it lists exactly the
+routes, methods and roles the Flask app serves, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ID_MAX_LENGTH = 64
+BY_MAX_LENGTH = 128
+
+_BEARER = [{"bearer": []}]
+_PUBLIC: list[dict[str, list[str]]] = []
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _operation(summary: str, role: str | None, responses: dict[str, Any], *,
+               body: dict[str, Any] | None = None, body_required: bool = True,
+               parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One operation; `role` None for an endpoint that needs no token."""
+    operation: dict[str, Any] = {"summary": summary}
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": body_required,
+                                    "content": {"application/json": {"schema": body}}}
+    if role is None:
+        operation["security"] = _PUBLIC
+    else:
+        operation["security"] = _BEARER
+        operation["x-syncd-role"] = role
+        responses = {**responses, "401": _error("Unauthorized"), "403": _error("Forbidden")}
+    operation["responses"] = {**responses, "500": _error("Internal")}
+    return operation
+
+
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
+
+
+_IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH, "pattern": r"^\S(.*\S)?$"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "ResyncBody": {
+        "type": "object",
+        "description": "Exactly one of employee_id, department_id or all.",
+        "additionalProperties": False,
+        "properties": {
+            "employee_id": {**_IDENTIFIER, "description": "HR employee id (工号)"},
+            "department_id": {**_IDENTIFIER,
+                              "description": "HR department id (部门编号); the department and its people"},
+            "all": {"const": True, "description": "everyone and every department"},
+            "full": {"type": "boolean", "default": False,
+                     "description": "compare with the directory too (drift check), not only with the last payload"},
+        },
+        "oneOf": [{"required": ["employee_id"]}, {"required": ["department_id"]}, {"required": ["all"]}],
+    },
+    "ResyncRequest": {
+        "type": "object",
+        "required": ["id", "status", "scope", "full", "requested_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "run_id": _NULLABLE_STRING,
+            "outcome": {**_NULLABLE_STRING, "description": "success | partial | failed | held | skipped, or an error"},
+            "scope": {"enum": ["employee", "department", "all"]},
+            "subject": {**_NULLABLE_STRING, "description": "the employee or department id; null for all"},
+            "full": {"type": "boolean"},
+            "requested_at": {"type": "string", "format": "date-time"},
+            "exit_code": {"type": ["integer", "null"]},
+            "message": {"type": "string"},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "description": "Last runs, held runs, overdue changes, resyncs and the daemon itself.",
+        "properties": {
+            "runs": {"type": "array", "items": {"type": "object"}},
+            "held": {"type": "array", "items": {"type": "object"}},
+            "overdue": {"type": "array", "items": {"type": "object"}},
+            "resyncs": {"type": "array", "items": {"type": "object"}},
+            "daemon": {"type": "object"},
+        },
+    },
+    "Decision": {
+        "type": "object",
+        "required": ["run_id", "decided"],
+        "properties": {"run_id": {"type": "string"},
+                       "decided": {"type": "integer", "minimum": 1, "description": "changes approved or rejected"}},
+    },
+    "FreezeBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": BY_MAX_LENGTH,
+                              "description": "who asked (journalled); default the token's name"}},
+    },
+    "FreezeResult": {
+        "type": "object",
+        "required": ["employee_id", "frozen", "run_id"],
+        "properties": {"employee_id": {"type": "string"}, "frozen": {"type": "boolean"}, "run_id": {"type": "string"}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "last_success", "last_outcome"],
+        "properties": {"status": {"enum": ["ok", "failing"]},
+                       "last_success": {"type": ["string", "null"], "format": "date-time"},
+                       "last_outcome": _NULLABLE_STRING},
+    },
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string", "description": "stable code: unauthorized, forbidden, invalid_request, "
+                                                       "not_found, conflict, directory_refused, internal, …"},
+            "message": {"type": "string"},
+            "field": {"type": "string",
+                      "description": "invalid_request: the field at fault (`body` for the whole body)"},
+            "category": {"type": "string", "description": "directory_refused: the directory's error category"},
+        },
+    },
+}
+
+_ERROR_RESPONSES: dict[str, Any] = {
+    "Unauthorized": {**_json(_ref("Error"), "No token, or a token the tokens file does not hold"),
+                     "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+    "Forbidden": _json(_ref("Error"), "The token's role does not allow this"),
+    "Invalid": _json(_ref("Error"), "The body is not JSON, not an object, or a field is wrong (named in `field`)"),
+    "NotFound": _json(_ref("Error"), "Unknown id"),
+    "Internal": _json(_ref("Error"), "Unexpected error; details are in the daemon's log"),
+}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the control API."""
+    employee = _path_parameter("employee_id", "HR employee id (工号)")
+    run = _path_parameter("run_id", "The held run's id")
+    decided = {"200": _json(_ref("Decision"), "The run's held changes were decided"),
+               "404": _error("NotFound"),
+               "409": _json(_ref("Error"), "The run has no changes waiting for a decision")}
+    frozen = {"200": _json(_ref("FreezeResult"), "Done; the run id journals it"),
+              "404": _error("NotFound"), "422": _error("Invalid"),
+              "502": _json(_ref("Error"), "The directory refused (`category` says why)")}
+    paths: dict[str, Any] = {
+        "/api/v1/resync": {"post": _operation(
+            "Queue a resync of one person, one department or everything", "hr",
+            {"202": {**_json(_ref("ResyncRequest"), "Queued; poll the Location"),
+                     "headers": {"Location": {"schema": {"type": "string"}}}},
+             "422": _error("Invalid")},
+            body=_ref("ResyncBody"))},
+        "/api/v1/resync/{id}": {"get": _operation(
+            "A resync request and how it ended", "hr",
+            {"200": _json(_ref("ResyncRequest"), "The request"), "404": _error("NotFound")},
+            parameters=[_path_parameter("id", "The id returned when the resync was queued")])},
+        "/api/v1/status": {"get": _operation(
+            "Last runs, held runs, overdue changes, resyncs", "hr", {"200": _json(_ref("Status"), "Status")})},
+        "/api/v1/runs/{run_id}/approve": {"post": _operation(
+            "Approve the held changes of a run", "operator", decided, parameters=[run])},
+        "/api/v1/runs/{run_id}/reject": {"post": _operation(
+            "Reject the held changes of a run", "operator", decided, parameters=[run])},
+        "/api/v1/people/{employee_id}/freeze": {"post": _operation(
+            "Freeze a person's login now (a lost phone)", "operator", frozen,
+            body=_ref("FreezeBody"), body_required=False, parameters=[employee])},
+        "/api/v1/people/{employee_id}/unfreeze": {"post": _operation(
+            "Unfreeze a person's login", "operator", frozen,
+            body=_ref("FreezeBody"), body_required=False, parameters=[employee])},
+        "/api/v1/openapi.json": {"get": _operation(
+            "This document", None, {"200": _json({"type": "object"}, "OpenAPI 3.1")})},
+        "/healthz": {"get": _operation(
+            "Whether the service is doing its job", None,
+            {"200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Failing")})},
+        "/metrics": {"get": _operation(
+            "Prometheus metrics", None,
+            {"200": {"description": "Prometheus text (or OpenMetrics when asked for by Accept)",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "syncd control API", "version": version,
+                 "description": "Manual resyncs, status, held-run decisions and login freezes of the "
+                                "HR → Zhengzhengding directory sync. Roles: hr may resync and read status; "
+                                "operator may do everything."},
+        "servers": [{"url": "/"}],
+        "security": _BEARER,
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "A token from `syncd token add NAME --role hr|operator`"}},
+            "schemas": SCHEMAS,
+            "responses": _ERROR_RESPONSES,
+        },
+    }

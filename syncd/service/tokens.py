@@ -1,0 +1,233 @@
+"""Bearer tokens for the control API and the console: a TOML file of hashed tokens with roles.
+
+The file holds only SHA-256 hashes, so reading it does not reveal a token; the token itself is
+printed once by `syncd token add`. The daemon re-reads the file when it changes, so adding or
+removing a token needs no restart.
+
+```toml
+[[token]]
+name = "hr-portal"
+role = "hr"            # hr: resync and read status | operator: everything
+sha256 = "<hex SHA-256 of the token>"
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+Role = Literal["hr", "operator"]
+ROLES: tuple[Role, ...] = get_args(Role)
+_ENTRY_KEYS = frozenset({"name", "role", "sha256", "created"})
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# Names end up in logs and in `requested_by`; letters (any script), digits and . _ @ - keep them readable.
+_NAME = re.compile(r"^[\w.@-]{1,64}$")
+
+
+class TokensError(ValueError):
+    """The tokens file is malformed, or a token cannot be added to it; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """Who presented a valid token: the entry's name and role."""
+
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    token: Token
+    digest: bytes
+
+
+def hash_token(token: str) -> str:
+    """The hex SHA-256 the tokens file stores for a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _parse(path: Path, text: str) -> list[_Entry]:
+    """The entries of a tokens file, or TokensError naming the file and the entry at fault."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TokensError(f"{path}: not valid TOML: {exc}") from exc
+    if unknown := set(data) - {"token"}:
+        raise TokensError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected only [[token]] entries")
+    raw = data.get("token", [])
+    if not isinstance(raw, list):
+        raise TokensError(f"{path}: `token` must be an array of tables ([[token]]), got {type(raw).__name__}")
+    entries: list[_Entry] = []
+    names: set[str] = set()
+    digests: set[str] = set()
+    for number, item in enumerate(raw, start=1):
+        entries.append(_parse_entry(path, number, item, names, digests))
+    return entries
+
+
+def _parse_entry(path: Path, number: int, item: Any, names: set[str], digests: set[str]) -> _Entry:
+    """One `[[token]]` table, checked; `names` and `digests` collect what earlier entries used."""
+    where = f"{path}: [[token]] entry {number}"
+    if not isinstance(item, dict):
+        raise TokensError(f"{where}: must be a table, got {type(item).__name__}")
+    name = item.get("name")
+    if isinstance(name, str):
+        where = f"{where} ({name!r})"
+    if unknown := set(item) - _ENTRY_KEYS:
+        raise TokensError(f"{where}: unknown key(s) {sorted(unknown)}; expected name, role, sha256, created")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise TokensError(f"{where}: `name` must be 1-64 letters, digits or . _ @ -, got {name!r}")
+    if name in names:
+        raise TokensError(f"{where}: duplicate name {name!r}")
+    role = item.get("role")
+    if role not in ROLES:
+        raise TokensError(f"{where}: `role` must be one of {', '.join(ROLES)}, got {role!r}")
+    digest = item.get("sha256")
+    if not isinstance(digest, str) or not _SHA256_HEX.match(digest.lower()):
+        raise TokensError(f"{where}: `sha256` must be 64 hex digits (the SHA-256 of the token)")
+    digest = digest.lower()
+    # Two names for one token would make `requested_by` depend on file order.
+    if digest in digests:
+        raise TokensError(f"{where}: the same token hash appears in an earlier entry")
+    created = item.get("created")
+    if created is not None and not isinstance(created, datetime):
+        raise TokensError(f"{where}: `created` must be a TOML date-time, got {created!r}")
+    names.add(name)
+    digests.add(digest)
+    return _Entry(Token(name, role), bytes.fromhex(digest))
+
+
+def _read_text(path: Path) -> str | None:
+    """The file's text; None when it does not exist; TokensError when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise TokensError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except OSError as exc:
+        raise TokensError(f"{path}: cannot be read: {exc.strerror}") from exc
+
+
+def load_tokens(path: Path) -> list[Token]:
+    """The tokens a file grants (no hashes), or TokensError; a missing file grants none."""
+    text = _read_text(path)
+    return [] if text is None else [entry.token for entry in _parse(path, text)]
+
+
+class TokenStore:
+    """The tokens file, re-read whenever its size or modification time changes."""
+
+    def __init__(self, path: Path | None) -> None:
+        """Load `path` now, so a malformed file stops the daemon at start (TokensError)."""
+        self.path = path
+        self._lock = threading.Lock()
+        self._signature: tuple[int, int, int] | None = None
+        self._entries: list[_Entry] = []
+        if path is not None:
+            signature = self._stat()
+            self._entries = self._read() if signature else []
+            self._signature = signature
+            if signature is None:
+                log.warning("tokens.file_missing", path=str(path))
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TokensError(f"{self.path}: cannot be read: {exc.strerror}") from exc
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _read(self) -> list[_Entry]:
+        assert self.path is not None
+        text = _read_text(self.path)
+        return [] if text is None else _parse(self.path, text)
+
+    def _refresh(self) -> None:
+        """Re-read the file if it changed since the last read."""
+        if self.path is None:
+            return
+        try:
+            signature = self._stat()
+        except TokensError as exc:
+            self._fail_closed(None, exc)
+            return
+        if signature == self._signature:
+            return
+        with self._lock:
+            if signature == self._signature:
+                return
+            try:
+                entries = self._read() if signature else []
+            except TokensError as exc:
+                self._fail_closed(signature, exc)
+                return
+            self._entries, self._signature = entries, signature
+        log.info("tokens.reloaded", path=str(self.path), count=len(entries))
+
+    def _fail_closed(self, signature: tuple[int, int, int] | None, exc: TokensError) -> None:
+        """Accept no token until the file is readable and valid again."""
+        # Keeping the old tokens could keep a token valid that was just removed from the file.
+        self._entries, self._signature = [], signature
+        log.error("tokens.reload_failed", path=str(self.path), error=str(exc))
+
+    def lookup(self, token: str) -> Token | None:
+        """The entry granted by this token, or None."""
+        self._refresh()
+        digest = hashlib.sha256(token.encode()).digest()
+        found: Token | None = None
+        # Compare against every entry without stopping early, so timing does not tell which one matched.
+        for entry in self._entries:
+            if hmac.compare_digest(entry.digest, digest):
+                found = entry.token
+        return found
+
+
+def add_token(path: Path, name: str, role: str) -> str:
+    """Append a new token for `name` with `role` to the tokens file (created 0600) and return it."""
+    if not _NAME.match(name):
+        raise TokensError(f"{path}: token name must be 1-64 letters, digits or . _ @ -, got {name!r}")
+    if role not in ROLES:
+        raise TokensError(f"{path}: role must be one of {', '.join(ROLES)}, got {role!r}")
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+b") as handle:
+        # Two `syncd token add` at once must not both pass the duplicate check.
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            text = handle.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TokensError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+        existing = _parse(path, text)
+        if any(entry.token.name == name for entry in existing):
+            raise TokensError(f"{path}: a token named {name!r} already exists; choose another name")
+        created = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # json.dumps gives a valid TOML basic string for any name (quotes and backslashes escaped).
+        entry = (f"[[token]]\nname = {json.dumps(name, ensure_ascii=False)}\nrole = {json.dumps(role)}\n"
+                 f'sha256 = "{hash_token(token)}"\ncreated = {created}\n')
+        separator = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
+        handle.seek(0, os.SEEK_END)
+        handle.write((separator + entry).encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return token
