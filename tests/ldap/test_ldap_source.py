@@ -312,3 +312,20 @@ def test_logs_carry_counts_not_dns_names_or_mobiles(slapd: Slapd, ldap_config: M
     text = repr(logs)
     assert logs and all(e["event"].startswith("ldap.") for e in logs)
     assert not any(secret in text for secret in ("张明", "13800000001", "uid=", SUFFIX, "synthetic-bind-secret"))
+
+
+def test_change_token_is_stable_until_an_entry_changes_or_goes(fresh_slapd: Slapd, ldap_config: MakeConfig) -> None:
+    source = LdapSource(ldap_config(fresh_slapd))
+    first = source.change_token(None)
+    assert first is not None
+    assert source.change_token(first) == first  # nothing changed: the same token from the watermark search
+    with fresh_slapd.admin() as admin:
+        admin.modify(person_dn("p10", "D0003"), {"title": [("MODIFY_REPLACE", ["副处长"])]})
+    edited = source.change_token(first)
+    assert edited != first
+    assert source.change_token(edited) == edited
+    with fresh_slapd.admin() as admin:
+        admin.delete(person_dn("p10", "D0003"))  # a deletion leaves no newer stamp: the count tells
+    gone = source.change_token(edited)
+    assert gone != edited
+    assert gone.split("|")[1] == str(int(edited.split("|")[1]) - 1)
