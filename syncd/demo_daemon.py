@@ -1,0 +1,137 @@
+"""The daemon part of `syncd demo`: `syncd run` as a real process, an HR edit arriving on schedule,
+a reload, a resync through the HTTP API, and a clean stop."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+import click
+import requests
+
+from connectors.zzd.simulator import SimAdmin
+from syncd.config import load
+from syncd.service.tokens import add_token
+
+WAIT_SECONDS = 30.0
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _until(check: Callable[[], bool], seconds: float = WAIT_SECONDS) -> float | None:
+    """Poll until `check` holds; the seconds it took, or None when it never did."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
+def _set_post(people: Path, employee_id: str, post: str) -> None:
+    with people.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    col = {name: i for i, name in enumerate(rows[0])}
+    for row in rows[1:]:
+        if row[col["工号"]] == employee_id:
+            row[col["职务"]] = post
+    with people.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _post_of(admin: SimAdmin, code: str) -> str | None:
+    for employee in admin.directory()["employees"]:
+        if employee["employeeCode"] == code:
+            return next((p.get("govEmpPosJob") for p in employee["positions"] if p["mainJob"]), None)
+    return None
+
+
+def _in_post(people: Path, linked: Collection[str], count: int) -> list[str]:
+    """The last `count` ordinary in-post people of the export who are in the directory."""
+    with people.open(encoding="utf-8", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle)
+                if r["人员状态"] == "在职" and r["人员角色"] == "普通人员" and r["工号"] in linked]
+    return [r["工号"] for r in rows[-count:]]
+
+
+def run_daemon_demo(config_path: Path, admin: SimAdmin) -> bool:
+    """Start `syncd run`, show an HR edit arrive on schedule and a resync through the API, then stop it."""
+    from syncd.state.store import StateStore
+
+    config = load(config_path)
+    workdir = config_path.parent
+    assert config.api.tokens_file is not None
+    token = add_token(config.api.tokens_file, "demo-hr-portal", "hr")
+    api = f"http://{config.api.listen}"
+    log_path = workdir / "daemon.log"
+    click.secho("\n== The daemon: `syncd run` syncing every 2 s, with the control API on " + api, bold=True)
+    with log_path.open("w", encoding="utf-8") as log_file:
+        daemon = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config", str(config_path)],
+                                  stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        if _until(lambda: _healthy(api)) is None:
+            click.secho(f"  the daemon did not come up; see {log_path}", fg="red")
+            return False
+        click.echo(f"  running as pid {daemon.pid}; GET {api}/healthz → ok")
+        store = StateStore(config.state.url)
+        links = store.links().people
+        store.close()
+        edited, resynced = _in_post(workdir / "people.csv", links, 2)
+
+        _set_post(workdir / "people.csv", edited, "二级主任科员（演示）")
+        click.echo(f"  HR edits people.csv: {edited} gets a new 职务")
+        took = _until(lambda: _post_of(admin, links[edited].employee_code) == "二级主任科员（演示）")
+        click.echo(f"  … in the directory {took:.1f} s later, by the next incremental cycle" if took is not None
+                   else "  … did NOT arrive")
+
+        config_path.write_text(config_path.read_text(encoding="utf-8").replace('incremental_every = "2s"',
+                                                                               'incremental_every = "1h"'),
+                               encoding="utf-8")
+        daemon.send_signal(signal.SIGHUP)
+        click.echo("  configuration changed to one cycle an hour; SIGHUP reloads it without a restart")
+        time.sleep(1)
+
+        _set_post(workdir / "people.csv", resynced, "科长（演示）")
+        started = time.monotonic()
+        answer = requests.post(f"{api}/api/v1/resync", json={"employee_id": resynced},
+                               headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        request_id = answer.json()["id"]
+        click.echo(f"  HR edits {resynced} and its portal calls POST /api/v1/resync → {answer.status_code}, "
+                   f"resync {request_id} queued")
+        final: dict[str, object] = {}
+
+        def finished() -> bool:
+            final.update(requests.get(f"{api}/api/v1/resync/{request_id}",
+                                      headers={"Authorization": f"Bearer {token}"}, timeout=10).json())
+            return final.get("status") in ("done", "failed")
+
+        _until(finished)
+        arrived = _post_of(admin, links[resynced].employee_code) == "科长（演示）"
+        click.echo(f"  … resync {final.get('status')} ({final.get('outcome')}) in "
+                   f"{time.monotonic() - started:.1f} s; the directory {'holds' if arrived else 'does NOT hold'} "
+                   "the new 职务")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=15)
+    click.echo(f"  SIGTERM: the daemon finished what was in flight and stopped with exit code {code} "
+               f"(its log: {log_path.name}, kept with --keep DIR)")
+    return code == 0 and took is not None and arrived
+
+
+def _healthy(api: str) -> bool:
+    try:
+        return requests.get(f"{api}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
