@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint services bench clean
+.PHONY: demo test lint services bench clean bundle
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,3 +25,8 @@ test: $(STAMP) services lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The offline bundle for a server without internet (README): dist/syncd-<version>-<platform>.tar.gz.
+# For Debian 12 from another machine: bash bundle/build.sh --python-version 3.11 --platform manylinux2014_x86_64
+bundle: $(STAMP)
+	bash bundle/build.sh

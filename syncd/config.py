@@ -308,6 +308,10 @@ class WebhookConfig(_Section):
         return self
 
 
+_ESCALATION_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 class EscalationConfig(_Section):
     """`[escalation]`: who hears of problems, and when."""
 
@@ -318,6 +322,15 @@ class EscalationConfig(_Section):
     # "2027-10-09" = true (a make-up working Saturday), "2027-10-08" = false (a holiday).
     workday_overrides: dict[dt.date, bool] = Field(default_factory=dict)
     failed_runs_before_escalation: int = Field(default=3, ge=1)
+    # How long a level-1 problem (a hold: hold_escalate_after) stays open before level 2 hears of it,
+    # and how often an open, unacknowledged problem is recalled: "30m", "4h", "1d".
+    escalate_after: str = Field(default="1d", pattern=_ESCALATION_DURATION.pattern)
+    hold_escalate_after: str = Field(default="1d", pattern=_ESCALATION_DURATION.pattern)
+    reminder_every: str = Field(default="4h", pattern=_ESCALATION_DURATION.pattern)
+    # The Article 11 digest of transfers and departures: ISO weekday (1 Monday … 7 Sunday) and time,
+    # in schedule.timezone.
+    digest_weekday: int = Field(default=1, ge=1, le=7)
+    digest_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     channels: list[Literal["work_notification", "email", "webhook"]] = Field(
         default_factory=lambda: ["work_notification"]
     )
@@ -330,7 +343,16 @@ class EscalationConfig(_Section):
             if name in self.channels and getattr(self, name) is None:
                 raise ValueError(f"escalation.{name}: an [escalation.{name}] section when escalation.channels "
                                  f"lists {name!r}")
+        for name in ("escalate_after", "hold_escalate_after", "reminder_every"):
+            if self.duration(name) <= dt.timedelta(0):
+                raise ValueError(f"escalation.{name}: a duration above zero such as \"4h\"")
         return self
+
+    def duration(self, name: Literal["escalate_after", "hold_escalate_after", "reminder_every"]) -> dt.timedelta:
+        """One of the escalation durations as a timedelta."""
+        match = _ESCALATION_DURATION.match(getattr(self, name))
+        assert match is not None  # validated by the pattern
+        return dt.timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 
 class ApiConfig(_Section):
