@@ -15,6 +15,7 @@ import click
 
 from syncd import log as logging_setup
 from syncd.config import DEFAULT_PATH, Config, ConfigError, load
+from syncd.state.commands import state as state_commands
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -493,6 +494,9 @@ def demo(keep: Path | None) -> None:
     from syncd.demo import run_demo
 
     sys.exit(run_demo(keep))
+
+
+main.add_command(state_commands)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,126 @@
+"""The offline bundle: built by bundle/build.sh, installed into a fresh directory with the network
+unusable, run from the installed venv, and installed again over itself (an upgrade) keeping the
+configuration.
+
+The dependency wheels come from the package index the first time only: build.sh keeps them in its
+wheel cache (~/.cache/syncd/wheels), which `make bundle` shares.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from syncd.version import __version__
+from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing answers there
+
+
+def run(command: list[str], env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle built from this tree, unpacked: the directory holding install.sh."""
+    out = tmp_path_factory.mktemp("dist")
+    built = run(["bash", str(ROOT / "bundle" / "build.sh"), "--out", str(out)],
+                env={**os.environ, "PYTHON": sys.executable}, timeout=600)
+    assert built.returncode == 0, built.stderr
+    tarball = Path(built.stdout.strip().splitlines()[-1])
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    name = f"syncd-{__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{platform}"
+    assert tarball == out / f"{name}.tar.gz"
+    with tarfile.open(tarball) as archive:
+        archive.extractall(out, filter="tar")
+    return out / name
+
+
+def offline() -> tuple[list[str], dict[str, str]]:
+    """A command prefix and an environment under which any network use by pip fails.
+
+    Where the kernel allows it the installer runs in a network namespace of its own (no interface
+    but a downed loopback); in any case pip is told to use no index and pointed at nothing.
+    """
+    prefix = ["unshare", "--map-root-user", "--net"]
+    if shutil.which("unshare") is None or run([*prefix, "true"]).returncode != 0:
+        prefix = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_NO_INDEX="1", PIP_INDEX_URL=f"{UNREACHABLE}/simple", PIP_EXTRA_INDEX_URL="", PIP_FIND_LINKS="",
+               http_proxy=UNREACHABLE, https_proxy=UNREACHABLE, HTTP_PROXY=UNREACHABLE, HTTPS_PROXY=UNREACHABLE,
+               PYTHON=sys.executable)
+    return prefix, env
+
+
+def install(bundle: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
+    wrapper, env = offline()
+    return run([*wrapper, "bash", str(bundle / "install.sh"), "--prefix", str(prefix)], env=env)
+
+
+def valid_offline_configuration(directory: Path) -> str:
+    """A configuration that passes `check-config --offline`, with the HR export it names beside it."""
+    write_csv(directory / "people.csv", PEOPLE_HEADER, PEOPLE)
+    write_csv(directory / "departments.csv", DEPARTMENT_HEADER, DEPARTMENTS)
+    return config_toml("https://zzd-gateway.example.gov.cn", unit={"name": "升级测试单位"},
+                       state={"url": "sqlite:///state.db"})
+
+
+def test_the_bundle_installs_offline_runs_and_upgrades_in_place_keeping_the_configuration(
+        bundle: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "server"
+    first = install(bundle, prefix)
+    assert first.returncode == 0, first.stderr
+    for step in ("syncd.toml", "app-secret", "check-config", "systemctl enable --now syncd"):
+        assert step in first.stdout
+
+    venv = prefix / "opt" / "syncd" / "venv"
+    syncd = venv / "bin" / "syncd"
+    config = prefix / "etc" / "syncd" / "syncd.toml"
+    assert config.read_bytes() == (ROOT / "config" / "example.toml").read_bytes()
+    assert stat.S_IMODE(config.stat().st_mode) == 0o644  # the service's dynamic user reads it
+    for unit in (ROOT / "systemd").glob("*.service"):
+        assert (prefix / "etc" / "systemd" / "system" / unit.name).read_bytes() == unit.read_bytes()
+    assert (prefix / "usr" / "local" / "bin" / "syncd").resolve() == syncd.resolve()
+
+    helped = run([str(syncd), "--help"])
+    assert helped.returncode == 0 and "check-config" in helped.stdout
+    installed = run([str(venv / "bin" / "python"), "-c", "from syncd.version import __version__; print(__version__)"])
+    assert installed.stdout.strip() == __version__
+    shown = run([str(syncd), "--version"])
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"syncd, version {__version__}"
+
+    own = valid_offline_configuration(config.parent)
+    config.write_text(own, encoding="utf-8")
+    checked = run([str(syncd), "--config", str(config), "check-config", "--offline"])
+    assert checked.returncode == 0, checked.stderr
+    assert "升级测试单位" in checked.stdout
+
+    again = install(bundle, prefix)  # the upgrade: the same bundle over the installed one
+    assert again.returncode == 0, again.stderr
+    assert f"(it was {__version__})" in again.stdout and "kept" in again.stdout
+    assert config.read_text(encoding="utf-8") == own
+    assert (config.parent / "syncd.toml.example").read_bytes() == (ROOT / "config" / "example.toml").read_bytes()
+    checked = run([str(syncd), "--config", str(config), "check-config", "--offline"])
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_damaged_bundle_is_refused_before_anything_is_installed(bundle: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "bundle"
+    shutil.copytree(bundle, damaged)
+    (damaged / "config" / "example.toml").write_text("# truncated on the USB stick\n", encoding="utf-8")
+    result = install(damaged, tmp_path / "server")
+    assert result.returncode == 2
+    assert "damaged" in result.stderr
+    assert not (tmp_path / "server" / "opt").exists()
