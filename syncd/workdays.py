@@ -34,3 +34,12 @@ def add_workdays(start: date, days: int, overrides: dict[date, bool] | None = No
         if is_workday(current, overrides):
             remaining -= 1
     return current
+
+
+def calendar_covers(year: int) -> bool:
+    """Whether chinese-calendar knows the statutory holidays of `year`; never raises for an unknown year."""
+    try:
+        chinese_calendar.is_workday(date(year, 1, 1))
+    except NotImplementedError:
+        return False
+    return True

@@ -1,0 +1,494 @@
+"""Escalation up the admin chain, on simulated time: the clock is an argument, the state is a real store.
+
+Runs and journal entries are made with the store's own methods, as a cycle makes them; notices go
+to a recording notifier (and, in one test, to a real webhook receiver checking signatures).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from connectors.notify.webhook import WebhookNotifier
+from syncd.config import Config, EscalationConfig
+from syncd.escalation import Escalation, Facts, gather_facts, open_counts, problems_json
+from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson
+from syncd.notice import Delivery, Notice, NoticeError, Recipient
+from syncd.state.store import StateStore
+from syncd.workdays import add_workdays
+from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
+from tests.test_sql_source import PG_URL
+
+CST = ZoneInfo("Asia/Shanghai")
+UNIT = "郑州市审计局"
+LEVEL_1 = (Recipient("管理员甲", account_id=9001),)
+LEVEL_2 = (Recipient("市局管理员", account_id=9101),)
+FAR = date(2026, 12, 31)  # a due date no test reaches, for runs that are not about deadlines
+
+
+def at(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> datetime:
+    """A moment in Zhengzhou."""
+    return datetime(year, month, day, hour, minute, tzinfo=CST)
+
+
+class Recorder:
+    """A notifier that keeps every notice it is given; while `down` it refuses them."""
+
+    def __init__(self, channel: str = "work_notification") -> None:
+        self.channel = channel
+        self.down = False
+        self.tried: list[str] = []
+        self.sent: list[Notice] = []
+
+    def send(self, notice: Notice) -> None:
+        self.tried.append(notice.id)
+        if self.down:
+            raise NoticeError(self.channel, "gateway down")
+        self.sent.append(notice)
+
+    def take(self) -> list[tuple[int, str, str]]:
+        """(level, kind, state) of what was sent since the last take."""
+        sent, self.sent = self.sent, []
+        self.last = sent
+        return [(n.level, n.kind, n.state) for n in sent]
+
+
+def make_config(tmp_path: Path, **escalation: Any) -> Config:
+    return Config.model_validate({
+        "unit": {"name": UNIT, "root_department": "D0001", "root_organization_code": "GO_0123abcd"},
+        "source": {"kind": "csv", "people": str(tmp_path / "people.csv"),
+                   "departments": str(tmp_path / "departments.csv")},
+        "target": {"base_url": "http://127.0.0.1:1", "app_key": "k", "app_secret": "s", "tenant_id": 196729},
+        "escalation": {"unit_admins": [{"name": "管理员甲", "account_id": 9001}],
+                       "higher_admins": [{"name": "市局管理员", "account_id": 9101}], **escalation},
+    })
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    state = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path, reminder_every="4h", failed_runs_before_escalation=3, escalate_after="1d",
+                       hold_escalate_after="1d")
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+def record_run(store: StateStore, outcome: str, failed: Sequence[str] = (), done: Sequence[str] = (),
+               category: str = "unavailable", detected: datetime | None = None, due: date = FAR,
+               counts: dict[str, int] | None = None) -> str:
+    """A finished whole-unit run whose joins of `failed` did not land and of `done` did."""
+    run = store.start_run("schedule", "incremental", dry_run=False)
+    changes = [Change(ChangeKind.JOIN, subject, {}, department="D0002") for subject in (*failed, *done)]
+    entries = store.journal_plan(run, changes, detected or at(2026, 9, 1), due)
+    for (entry, _), change in zip(entries, changes, strict=True):
+        if change.subject in failed:
+            store.mark_failed(entry, category, "HTTP 500")
+        else:
+            store.mark_done(entry)
+    store.finish_run(run, outcome, counts or {})
+    return run
+
+
+def record_held_run(store: StateStore, subject: str = "A000009") -> str:
+    """A run whose deactivation the guard held for a decision."""
+    run = store.start_run("schedule", "incremental", dry_run=False)
+    [(entry, _)] = store.journal_plan(run, [Change(ChangeKind.LEAVE, subject)], at(2026, 10, 12), FAR)
+    store.mark_failed(entry, "mass_deactivation", "over safety.max_deactivations", state="held")
+    store.finish_run(run, "held", {"held": 1})
+    return run
+
+
+def observe(escalation: Escalation, store: StateStore, config: Config, now: datetime) -> list[Delivery]:
+    """What the daemon does after each cycle."""
+    return escalation.observe(now, gather_facts(store, now.astimezone(CST).date(), config.escalation))
+
+
+def engine(store: StateStore, config: Config, recorder: Recorder) -> Escalation:
+    """A new engine on the store, as after a daemon restart."""
+    return Escalation(store, config, [recorder], UNIT)
+
+
+# -- deadlines -----------------------------------------------------------------------------------
+
+
+def test_a_change_detected_before_national_day_is_due_on_the_third_working_day_after_it() -> None:
+    # 2026: Oct 1–7 National Day holiday; Thu 8, Fri 9 and the make-up Saturday 10 are working days.
+    assert add_workdays(date(2026, 9, 30), 3) == date(2026, 10, 10)
+
+
+def test_a_change_not_in_the_directory_at_its_due_time_gives_one_level_2_overdue_notice(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    detected = at(2026, 9, 30, 10)
+    due = add_workdays(detected.date(), config.escalation.deadline_workdays, config.escalation.workday_overrides)
+    record_run(store, "partial", failed=["A000007"], done=["A000008"], detected=detected, due=due)
+    escalation = engine(store, config, recorder)
+
+    for now in (at(2026, 10, 10, 9), at(2026, 10, 10, 23, 59)):  # due today: not overdue yet
+        observe(escalation, store, config, now)
+    assert all(n.kind != "overdue" for n in recorder.sent)
+    observe(escalation, store, config, at(2026, 10, 11, 0, 5))
+    observe(escalation, store, config, at(2026, 10, 11, 2))
+    observe(engine(store, config, recorder), store, config, at(2026, 10, 11, 3))  # a restart
+
+    overdue = [n for n in recorder.sent if n.kind == "overdue"]
+    assert [(n.level, n.state) for n in overdue] == [(1, "open"), (2, "open")]
+    notice = overdue[1]
+    assert notice.key == "overdue:2026-10-10"
+    assert notice.subjects == ("A000007",)
+    assert notice.recipients == LEVEL_2
+    assert "A000007" in notice.text and "A000008" not in notice.text
+    assert "（截止 2026-10-10）" in notice.text
+
+
+def test_a_change_done_before_its_due_time_is_never_overdue(store: StateStore, config: Config,
+                                                            recorder: Recorder) -> None:
+    record_run(store, "success", done=["A000007"], detected=at(2026, 9, 30), due=date(2026, 10, 10))
+    observe(engine(store, config, recorder), store, config, at(2026, 10, 20))
+    assert recorder.take() == []
+
+
+# -- a failing gateway ---------------------------------------------------------------------------
+
+
+def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_repeats_across_restarts(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    record_run(store, "partial", failed=["A000001", "A000002"], done=["A000003"])
+    observe(engine(store, config, recorder), store, config, t0)
+    assert recorder.take() == [(1, "run_failed", "open")]
+    opened = recorder.last[0]
+    assert opened.title == "【郑政钉同步】同步失败"
+    assert opened.recipients == LEVEL_1
+    assert opened.text.startswith(f"{UNIT}：同步部分失败")
+    assert "开始：2026-10-12 09:00" in opened.text
+    assert "2 项变更未写入通讯录：人员 A000001、A000002" in opened.text
+
+    observe(engine(store, config, recorder), store, config, t0 + timedelta(minutes=10))  # restarted
+    record_run(store, "partial", failed=["A000001", "A000002"])
+    escalation = engine(store, config, recorder)
+    observe(escalation, store, config, t0 + timedelta(hours=1))
+    observe(escalation, store, config, t0 + timedelta(hours=3, minutes=59))
+    assert recorder.take() == []
+
+    observe(escalation, store, config, t0 + timedelta(hours=4))
+    assert recorder.take() == [(1, "run_failed", "reminder")]
+    reminder = recorder.last[0]
+    assert reminder.text != opened.text and "已持续4小时" in reminder.text
+    assert "syncd ack run_failed" in reminder.text
+
+    record_run(store, "partial", failed=["A000001", "A000002"])  # the third failed run in a row
+    observe(escalation, store, config, t0 + timedelta(hours=5))
+    assert recorder.take() == [(2, "run_failed", "open")]
+    escalated = recorder.last[0]
+    assert escalated.recipients == LEVEL_2
+    assert "同步已连续失败 3 次" in escalated.text and escalated.title == "【郑政钉同步】上报：同步失败"
+
+    observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=5, minutes=1))  # restarted
+    assert recorder.take() == []
+    observe(escalation, store, config, t0 + timedelta(hours=9))
+    assert recorder.take() == [(1, "run_failed", "reminder"), (2, "run_failed", "reminder")]
+
+    record_run(store, "success", done=["A000001", "A000002"])
+    observe(escalation, store, config, t0 + timedelta(hours=10))
+    assert recorder.take() == [(1, "run_failed", "resolved"), (2, "run_failed", "resolved")]
+    assert "持续10小时" in recorder.last[0].text
+    observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=11))
+    observe(engine(store, config, recorder), store, config, t0 + timedelta(days=3))
+    assert recorder.take() == []
+    assert open_counts(store) == {}
+
+
+def test_any_level_1_problem_open_past_escalate_after_reaches_level_2(store: StateStore, config: Config,
+                                                                       recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    record_run(store, "partial", failed=["A000001"])
+    escalation = engine(store, config, recorder)
+    observe(escalation, store, config, t0)
+    observe(escalation, store, config, t0 + timedelta(hours=23, minutes=59))
+    assert (2, "run_failed", "open") not in recorder.take()
+    observe(escalation, store, config, t0 + timedelta(days=1))
+    assert recorder.take() == [(2, "run_failed", "open")]
+    assert "已持续1天" in recorder.last[0].text
+
+
+def test_a_problem_that_comes_back_is_a_new_problem_with_new_notice_ids(store: StateStore, config: Config,
+                                                                         recorder: Recorder) -> None:
+    escalation = engine(store, config, recorder)
+    record_run(store, "partial", failed=["A000001"])
+    observe(escalation, store, config, at(2026, 10, 12, 9))
+    record_run(store, "success", done=["A000001"])
+    observe(escalation, store, config, at(2026, 10, 12, 10))
+    record_run(store, "partial", failed=["A000002"])
+    observe(escalation, store, config, at(2026, 10, 12, 11))
+    assert recorder.take() == [(1, "run_failed", "open"), (1, "run_failed", "resolved"), (1, "run_failed", "open")]
+    assert len({n.id for n in recorder.last}) == 3  # receivers drop repeats by id: the second opening is not one
+
+
+def test_an_auth_failure_reaches_level_2_at_once(store: StateStore, config: Config, recorder: Recorder) -> None:
+    record_run(store, "failed", failed=["A000001"], category="auth")
+    observe(engine(store, config, recorder), store, config, at(2026, 10, 12, 9))
+    assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
+    assert "target.app_key" in recorder.last[1].text
+    assert open_counts(store) == {(2, "auth_failed"): 1}
+
+
+def test_a_quarantined_run_is_one_quarantine_notice_not_a_failure_notice_too(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    # A run the applier stopped by quarantine is recorded "failed" with its unattempted changes.
+    run = store.start_run("schedule", "incremental", dry_run=False)
+    subjects = [f"A{n:06d}" for n in range(1, 13)]
+    entries = store.journal_plan(run, [Change(ChangeKind.JOIN, s, {}, department="D0002") for s in subjects],
+                                 at(2026, 10, 12), FAR)
+    for index, (entry, _) in enumerate(entries):
+        if index < 10:
+            store.mark_failed(entry, "unavailable", "HTTP 500")
+        else:
+            store.mark_failed(entry, "stopped", "not attempted: quarantine: 10 of 10 writes failed")
+    store.finish_run(run, "failed", {"join.failed": 12})
+
+    observe(engine(store, config, recorder), store, config, at(2026, 10, 12, 9))
+    assert recorder.take() == [(1, "quarantined", "open")]
+    assert "人员 A000001、A000002" in recorder.last[0].text and "12 项变更未写入通讯录" in recorder.last[0].text
+
+
+# -- holds and acknowledgement -------------------------------------------------------------------
+
+
+def test_a_hold_names_the_command_and_ack_stops_reminders_but_not_the_deadline_escalation(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    run = record_held_run(store)
+    escalation = engine(store, config, recorder)
+    observe(escalation, store, config, t0)
+    assert recorder.take() == [(1, "held", "open")]
+    assert f"请核对后运行 syncd approve {run} 或 syncd reject {run}。" in recorder.last[0].text
+    assert recorder.last[0].key == f"held:{run}"
+
+    assert escalation.acknowledge(f"held:{run}", "管理员甲", t0 + timedelta(hours=1))
+    assert not escalation.acknowledge("held:nosuchrun", "管理员甲", t0 + timedelta(hours=1))
+    for hours in (4, 8, 16, 23):
+        observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=hours))
+    assert recorder.take() == []  # acknowledged: no reminders
+
+    observe(escalation, store, config, t0 + timedelta(days=1))
+    assert recorder.take() == [(2, "held", "open")]  # the deadline still escalates
+    observe(escalation, store, config, t0 + timedelta(days=1, hours=8))
+    assert recorder.take() == []
+
+    assert store.decide(run, approve=False) == 1
+    observe(escalation, store, config, t0 + timedelta(days=1, hours=9))
+    assert recorder.take() == [(1, "held", "resolved"), (2, "held", "resolved")]
+    [problem] = problems_json(store)["resolved"]
+    assert problem["acknowledged_by"] == "管理员甲" and problem["level"] == 2
+    assert problem["escalated_at"] == "2026-10-13T01:00:00+00:00"  # t0 + 1 day, in UTC as stored
+
+
+# -- records and the calendar --------------------------------------------------------------------
+
+
+def test_rejected_and_incomplete_records_are_one_digest_a_day_not_one_a_cycle(store: StateStore, tmp_path: Path,
+                                                                             recorder: Recorder) -> None:
+    config = make_config(tmp_path, reminder_every="1h", escalate_after="7d")
+    t0 = at(2026, 10, 12, 9)
+    escalation = engine(store, config, recorder)
+    for minutes in range(0, 30 * 60, 30):  # a cycle every half hour for thirty hours
+        record_run(store, "success", counts={"rejected": 2, "incomplete_people": 3})
+        observe(escalation, store, config, t0 + timedelta(minutes=minutes))
+    assert recorder.take() == [(1, "records", "open"), (1, "records", "reminder")]
+    assert "2 条记录被拒绝、3 人信息不完整" in recorder.last[0].text
+    assert "syncd report completeness" in recorder.last[0].text
+
+    record_run(store, "success", counts={"rejected": 0, "incomplete_people": 0})
+    observe(escalation, store, config, t0 + timedelta(hours=31))
+    assert recorder.take() == [(1, "records", "resolved")]
+
+
+def test_a_year_the_calendar_does_not_know_is_a_level_1_calendar_notice(store: StateStore, config: Config,
+                                                                        recorder: Recorder, tmp_path: Path) -> None:
+    assert gather_facts(store, date(2026, 6, 1), config.escalation).uncovered_years == ()
+    facts = gather_facts(store, date(2031, 3, 3), config.escalation)
+    assert facts.uncovered_years == (2031,)
+    engine(store, config, recorder).observe(at(2031, 3, 3), facts)
+    assert recorder.take() == [(1, "calendar", "open")]
+    notice = recorder.last[0]
+    assert notice.key == "calendar:2031" and "2031 年" in notice.text and "workday_overrides" in notice.text
+
+    covered = make_config(tmp_path, workday_overrides={"2031-10-08": False})
+    assert gather_facts(store, date(2031, 3, 3), covered.escalation).uncovered_years == ()
+
+
+def test_at_the_end_of_a_year_the_next_years_calendar_matters(store: StateStore, config: Config) -> None:
+    # A change detected on Wednesday 2026-12-30 is due in 2027, which the calendar does not know yet.
+    assert gather_facts(store, date(2026, 12, 30), config.escalation).uncovered_years == (2027,)
+
+
+# -- delivery ------------------------------------------------------------------------------------
+
+
+def test_a_notice_no_channel_delivered_is_tried_again_later_under_the_same_id(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    record_run(store, "partial", failed=["A000001"])
+    recorder.down = True
+    escalation = engine(store, config, recorder)
+    assert observe(escalation, store, config, t0) == [Delivery("work_notification", False, "gateway down")]
+    assert observe(escalation, store, config, t0 + timedelta(minutes=5)) == []  # not every cycle
+    recorder.down = False
+    assert observe(escalation, store, config, t0 + timedelta(minutes=10)) == [Delivery("work_notification", True)]
+    assert len(set(recorder.tried)) == 1 and len(recorder.tried) == 2
+    [problem] = problems_json(store)["open"]
+    assert [(n["channel"], n["ok"], n["state"]) for n in problem["notices"]] == [
+        ("work_notification", False, "open"), ("work_notification", True, "open")]
+
+
+def test_notices_fall_back_to_a_real_webhook_signed_with_the_contract_body(
+        store: StateStore, tmp_path: Path, webhook_server: WebhookServer) -> None:  # noqa: F811
+    config = make_config(tmp_path, channels=["work_notification", "webhook"],
+                         webhook={"url": webhook_server.url, "secret_file": str(webhook_server.secret_file)})
+    down = Recorder()
+    down.down = True
+    webhook = WebhookNotifier(webhook_server.url, webhook_server.secret_file, timeout=5)
+    escalation = Escalation(store, config, [down, webhook], UNIT)
+    t0 = at(2026, 10, 12, 9)
+    try:
+        record_run(store, "partial", failed=["A000001"])
+        assert observe(escalation, store, config, t0) == [Delivery("work_notification", False, "gateway down"),
+                                                          Delivery("webhook", True)]
+        record_run(store, "success", done=["A000001"])
+        observe(escalation, store, config, t0 + timedelta(hours=1))
+    finally:
+        webhook.close()
+    assert webhook_server.bad_signatures == 0
+    opened, resolved = webhook_server.received
+    assert list(opened) == ["id", "unit", "level", "kind", "key", "state", "title", "text", "since", "subjects"]
+    assert (opened["unit"], opened["level"], opened["kind"], opened["key"], opened["state"]) == (
+        UNIT, 1, "run_failed", "run_failed", "open")
+    assert opened["since"] == "2026-10-12T09:00:00+08:00" and opened["subjects"] == ["A000001"]
+    assert (resolved["state"], resolved["key"]) == ("resolved", "run_failed") and resolved["id"] != opened["id"]
+
+
+# -- the Article 11 digest -----------------------------------------------------------------------
+
+
+def test_the_weekly_digest_lists_transfers_and_departures_by_department_once(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    # The journal stamps entries with the real clock: the digest is due the next Monday 09:00 from now.
+    now = datetime.now(CST)
+    monday = now.date() + timedelta(days=(1 - now.isoweekday()) % 7)
+    moment = datetime.combine(monday, time(9), CST)
+    if moment <= now:
+        moment += timedelta(days=7)
+    run = store.start_run("schedule", "incremental", dry_run=False)
+    changes = [Change(ChangeKind.TRANSFER, "A000003", department="D0002", from_department="D0003"),
+               Change(ChangeKind.LEAVE, "A000004"), Change(ChangeKind.TRANSFER_OUT, "A000005"),
+               Change(ChangeKind.UPDATE, "A000001", {"post": "主任"}, department="D0002")]
+    entries = store.journal_plan(run, changes, now, FAR)
+    store.mark_done(entries[0][0], department=("D0003", LinkedDepartment("GO_3", "D0001", {"name": "财政审计处"})))
+    store.mark_done(entries[1][0], person=("A000004", LinkedPerson("GE_4", 4, "D0003", "GO_3", {}, "inactive")))
+    store.mark_done(entries[2][0], person=("A000005", LinkedPerson("GE_5", 5, "D0005", "GO_5", {}, "inactive")))
+    store.mark_done(entries[3][0])
+    store.finish_run(run, "success", {})
+    escalation = engine(store, config, recorder)
+
+    assert escalation.weekly_digest(moment - timedelta(minutes=1)) == []  # last week's: nobody moved then
+    assert escalation.weekly_digest(moment + timedelta(hours=1)) == [Delivery("work_notification", True)]
+    assert escalation.weekly_digest(moment + timedelta(hours=2)) == []
+    assert engine(store, config, recorder).weekly_digest(moment + timedelta(days=2)) == []  # restarted
+    assert recorder.take() == [(1, "digest", "open")]
+    digest = recorder.last[0]
+    assert digest.title == "【郑政钉同步】近一周人员调动和离职" and digest.recipients == LEVEL_1
+    assert f"{(moment - timedelta(days=7)):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M}" in digest.text
+    assert "部门 D0003（财政审计处）：调出 A000003（至 D0002）；离职 A000004" in digest.text
+    assert "部门 D0005：调离本单位 A000005" in digest.text
+    assert "A000001" not in digest.text and "共 3 人" in digest.text
+    assert escalation.open_problems() == []  # a digest is not a problem left open
+
+
+# -- configuration and views ---------------------------------------------------------------------
+
+
+def test_escalation_durations_are_validated_and_read_as_timedeltas() -> None:
+    escalation = EscalationConfig()
+    assert escalation.duration("escalate_after") == timedelta(days=1)
+    assert escalation.duration("reminder_every") == timedelta(hours=4)
+    assert (escalation.digest_weekday, escalation.digest_at) == (1, "09:00")
+    for bad in ({"reminder_every": "0h"}, {"escalate_after": "2w"}, {"digest_weekday": 0}, {"digest_at": "9:00"}):
+        with pytest.raises(ValidationError):
+            EscalationConfig.model_validate(bad)
+
+
+def test_problems_json_shows_ids_counts_and_every_attempt(store: StateStore, config: Config,
+                                                          recorder: Recorder) -> None:
+    record_run(store, "partial", failed=["A000001"])
+    escalation = engine(store, config, recorder)
+    escalation.observe(at(2026, 10, 12, 9), gather_facts(store, date(2026, 10, 12), config.escalation))
+    [problem] = escalation.problems_json()["open"]
+    assert problem["kind"] == "run_failed" and problem["key"] == "run_failed" and problem["level"] == 1
+    assert problem["subjects"] == ["A000001"] and problem["opened_at"] == "2026-10-12T01:00:00+00:00"
+    assert [n["state"] for n in problem["notices"]] == ["open"]
+    assert [p.key for p in escalation.open_problems()] == ["run_failed"]
+    assert escalation.open_counts() == {(1, "run_failed"): 1}
+
+
+def test_a_cycle_that_recorded_no_run_is_a_failure_too(store: StateStore, config: Config,
+                                                       recorder: Recorder) -> None:
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, cycle_error="SourceError")
+    assert isinstance(facts, Facts) and facts.failing
+    engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
+    assert recorder.take() == [(1, "run_failed", "open")]
+    assert "同步未能运行（SourceError）" in recorder.last[0].text
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_store() -> Iterator[StateStore]:
+    """A state store in a schema of its own on the test PostgreSQL server, dropped afterwards."""
+    schema = f"escalation_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    state = StateStore(url.render_as_string(hide_password=False))
+    try:
+        yield state
+    finally:
+        state.close()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_on_postgresql_a_problem_is_told_once_across_restarts_and_its_key_comes_back_after_it_clears(
+        pg_store: StateStore, config: Config, recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    record_run(pg_store, "partial", failed=["A000001"])
+    for minutes in (0, 1, 2):  # three daemons in turn on one database
+        observe(engine(pg_store, config, recorder), pg_store, config, t0 + timedelta(minutes=minutes))
+    record_run(pg_store, "success", done=["A000001"])
+    observe(engine(pg_store, config, recorder), pg_store, config, t0 + timedelta(hours=1))
+    record_run(pg_store, "partial", failed=["A000002"])
+    observe(engine(pg_store, config, recorder), pg_store, config, t0 + timedelta(hours=2))
+    assert recorder.take() == [(1, "run_failed", "open"), (1, "run_failed", "resolved"), (1, "run_failed", "open")]
+    assert open_counts(pg_store) == {(1, "run_failed"): 1}
