@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from syncd.scope import RESYNC_STATES, ResyncRequest, Scope
+from syncd.version import __version__
 
 # The scope and the request are the engine's and the store's; re-exported for the API.
 ResyncScope = Scope
@@ -26,8 +27,8 @@ class Health:
     last_outcome: str | None
 
     def as_json(self) -> dict[str, Any]:
-        """`{"status": "ok"|"failing", "last_success", "last_outcome"}`."""
-        return {"status": "ok" if self.ok else "failing",
+        """`{"status": "ok"|"failing", "last_success", "last_outcome", "version"}`."""
+        return {"status": "ok" if self.ok else "failing", "version": __version__,
                 "last_success": self.last_success.isoformat() if self.last_success else None,
                 "last_outcome": self.last_outcome}
 

@@ -116,10 +116,10 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "last_success", "last_outcome"],
+        "required": ["status", "last_success", "last_outcome", "version"],
         "properties": {"status": {"enum": ["ok", "failing"]},
                        "last_success": {"type": ["string", "null"], "format": "date-time"},
-                       "last_outcome": _NULLABLE_STRING},
+                       "last_outcome": _NULLABLE_STRING, "version": {"type": "string"}},
     },
     "Error": {
         "type": "object",

@@ -21,6 +21,7 @@ from syncd.service.control import Control, Health, ResyncRequest, ResyncScope
 from syncd.service.metrics import Metrics
 from syncd.service.tokens import TokenStore, add_token
 from syncd.target import TargetError
+from syncd.version import __version__
 
 WHEN = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
 
@@ -317,11 +318,13 @@ def test_a_token_added_while_running_is_accepted(api: Api, tmp_path: Path) -> No
 def test_healthz_is_200_when_ok_and_503_when_failing(api: Api) -> None:
     response = api.client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "last_success": WHEN.isoformat(), "last_outcome": "success"}
+    assert response.json == {"status": "ok", "last_success": WHEN.isoformat(), "last_outcome": "success",
+                             "version": __version__}
     api.control.healthy = False
     response = api.client.get("/healthz")
     assert response.status_code == 503
-    assert response.json == {"status": "failing", "last_success": None, "last_outcome": "failed"}
+    assert response.json == {"status": "failing", "last_success": None, "last_outcome": "failed",
+                             "version": __version__}
 
 
 def test_metrics_are_served_without_a_token(api: Api) -> None:
