@@ -217,10 +217,11 @@ class LdapSource:
                                           ("departments", self._config.departments_base,
                                            self._config.departments_filter)):
             if floor:
-                counts.append(sum(1 for _ in self._search(kind, base, search_filter, [])))
-                stamped = self._search(kind, base, changed_since_filter(search_filter, floor), ["modifyTimestamp"])
+                counts.append(sum(1 for _ in self._search(kind, base, search_filter, [], quiet=True)))
+                stamped = self._search(kind, base, changed_since_filter(search_filter, floor), ["modifyTimestamp"],
+                                       quiet=True)
             else:
-                entries = list(self._search(kind, base, search_filter, ["modifyTimestamp"]))
+                entries = list(self._search(kind, base, search_filter, ["modifyTimestamp"], quiet=True))
                 counts.append(len(entries))
                 stamped = iter(entries)
             for entry in stamped:
@@ -343,8 +344,12 @@ class LdapSource:
                 entries.append(Entry(item["dn"], _decode(item["raw_attributes"])))
         return entries, control["value"]["cookie"] or b""
 
-    def _search(self, kind: str, base: str, search_filter: str, attributes: list[str]) -> Iterator[Entry]:
-        """Every entry of a paged subtree search, page by page; SourceError unless every page arrived."""
+    def _search(self, kind: str, base: str, search_filter: str, attributes: list[str],
+                quiet: bool = False) -> Iterator[Entry]:
+        """Every entry of a paged subtree search, page by page; SourceError unless every page arrived.
+
+        `quiet` searches (the change check every incremental cycle) log their end at debug: a day
+        when nothing changes must not fill the journal."""
         started = time.monotonic()
         handed_out: set[str] = set()  # DNs already yielded, so a search started over yields none twice
         connection: Connection | None = None
@@ -384,8 +389,8 @@ class LdapSource:
                     break
         finally:
             _close(connection)
-        log.info("ldap.read.finished", kind=kind, entries=len(handed_out), pages=page, reconnects=reconnects,
-                 duration_s=round(time.monotonic() - started, 3))
+        (log.debug if quiet else log.info)("ldap.read.finished", kind=kind, entries=len(handed_out), pages=page,
+                                           reconnects=reconnects, duration_s=round(time.monotonic() - started, 3))
 
     @staticmethod
     def _broke_off(kind: str, page: int, entries: int, started: float, exc: Exception) -> SourceError:
