@@ -256,6 +256,10 @@ def status(ctx: click.Context, fmt: str) -> None:
         for entry in report["overdue"]:
             click.echo(f"  {entry['kind']} {entry['subject']}  due {entry['due']}  {entry['state']}"
                        + (f" ({entry['error']})" if entry["error"] else ""))
+    for problem in report["escalations"]:
+        acked = f", acknowledged by {problem['acknowledged_by']}" if problem["acknowledged_at"] else ""
+        click.echo(f"Open escalation (level {problem['level']}) {problem['key']}: {problem['title']} "
+                   f"since {problem['opened_at']}{acked}")
     waiting = [r for r in report["resyncs"] if r["status"] in ("queued", "running")]
     for request in waiting:
         click.echo(f"Resync {request['id']} {request['status']}: {request['scope']} {request['subject'] or ''}")
@@ -328,6 +332,30 @@ def resync(ctx: click.Context, employee_id: str | None, department_id: str | Non
     click.echo(f"resync {done.id} ({done.scope.describe()}): {done.status}, outcome {done.outcome}"
                + (f", run {done.run_id}" if done.run_id else "") + (f" — {done.message}" if done.message else ""))
     ctx.exit(done.exit_code if done.exit_code is not None else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--by", help="Who acknowledges (default: the invoking user).")
+@click.pass_context
+def ack(ctx: click.Context, key: str, by: str | None) -> None:
+    """Acknowledge an open escalation: its reminders stop, its level-2 deadline does not."""
+    from datetime import UTC
+
+    from syncd.escalation import acknowledge
+    from syncd.state.store import StateStore
+
+    config = _load_config(ctx)
+    who = by or os.environ.get("SUDO_USER") or getpass.getuser()
+    store = StateStore(config.state.url)
+    try:
+        done = acknowledge(store, key, who, datetime.now(UTC))
+    finally:
+        store.close()
+    if not done:
+        click.echo(f"syncd: no open problem {key!r} (see `syncd status`)", err=True)
+        ctx.exit(EXIT_CONFIG)
+    click.echo(f"{key}: acknowledged by {who}; reminders stop, the deadline to level 2 still holds")
 
 
 @main.group()

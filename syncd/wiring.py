@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from syncd.config import Config
+from syncd.notice import Notifier
 from syncd.source import Source
 from syncd.target import Target
 
@@ -45,17 +46,11 @@ def build_source(config: Config) -> Source:
                password, sql.changed_query)
 
 
-def build_target(config: Config, dry_run: bool = False, retry_attempts: int | None = None,
-                 on_call: Callable[[str], None] | None = None, interrupt: threading.Event | None = None) -> Target:
-    """The Zhengzhengding contacts directory of `[target]`.
-
-    `retry_attempts` overrides the configured attempts (check-config wants an answer now, not after a
-    minute of backoff); `on_call` hears the outcome of every call (metrics); `interrupt` ends retries
-    when the service stops."""
+def _client(config: Config, dry_run: bool = False, retry_attempts: int | None = None, retry_total: float | None = None,
+            on_call: Callable[[str], None] | None = None, interrupt: threading.Event | None = None) -> Any:
     client_cls = _load("connectors.zzd.client:ContactsClient")
     retry_cls = _load("connectors.zzd.client:RetryPolicy")
-    target_cls = _load("connectors.zzd.target:ZzdTarget")
-    client = client_cls(
+    return client_cls(
         base_url=config.target.base_url,
         app_key=config.target.app_key,
         secret=config.target.secret,
@@ -65,8 +60,29 @@ def build_target(config: Config, dry_run: bool = False, retry_attempts: int | No
         error_codes=config.target.error_codes,
         dry_run=dry_run,
         rate_limit=config.target.rate_limit,
-        retry=retry_cls(attempts=retry_attempts or config.target.retry_attempts, total=config.target.retry_total,
-                        interrupt=interrupt),
+        retry=retry_cls(attempts=retry_attempts or config.target.retry_attempts,
+                        total=retry_total or config.target.retry_total, interrupt=interrupt),
         on_call=on_call,
     )
-    return target_cls(client)
+
+
+def build_notifiers(config: Config) -> list[Notifier]:
+    """The channels of `escalation.channels`, in order. Work notifications get their own client with a
+    short retry policy: when the gateway is down, the notice must go out by the next channel in
+    seconds, not after a minute of backoff."""
+    build = _load("connectors.notify:build_notifiers")
+    client = _client(config, retry_attempts=2, retry_total=10.0) if "work_notification" in config.escalation.channels \
+        else None
+    notifiers: list[Notifier] = build(config, client)
+    return notifiers
+
+
+def build_target(config: Config, dry_run: bool = False, retry_attempts: int | None = None,
+                 on_call: Callable[[str], None] | None = None, interrupt: threading.Event | None = None) -> Target:
+    """The Zhengzhengding contacts directory of `[target]`.
+
+    `retry_attempts` overrides the configured attempts (check-config wants an answer now, not after a
+    minute of backoff); `on_call` hears the outcome of every call (metrics); `interrupt` ends retries
+    when the service stops."""
+    target_cls = _load("connectors.zzd.target:ZzdTarget")
+    return target_cls(_client(config, dry_run, retry_attempts, on_call=on_call, interrupt=interrupt))

@@ -231,3 +231,24 @@ def test_a_change_open_across_runs_keeps_its_first_due_date_and_becomes_overdue(
                                           date(2026, 11, 25))
     assert fresh == date(2026, 11, 25)  # a new change after one that landed starts its own clock
     store.close()
+
+
+def test_ack_stops_reminders_of_an_open_problem_and_status_shows_it(unit: Unit) -> None:
+    from syncd.escalation import Escalation, gather_facts
+
+    unit.cycle()
+    admin = SimAdmin(unit.server.base_url, "svc-admin")
+    admin.set_faults(error_share=1.0)
+    unit.export(people=edited(A000002="副主任"))
+    assert unit.cycle().outcome in ("partial", "failed")
+    admin.set_faults(error_share=0.0)
+    store = unit.store()
+    now = datetime.now(UTC)
+    Escalation(store, unit.config, [], "郑州市审计局").observe(now, gather_facts(store, now.date(),
+                                                                               unit.config.escalation))
+    store.close()
+    report = json.loads(unit.cli("status", "--format", "json").output)
+    assert [p["key"] for p in report["escalations"]] == ["run_failed"]
+    assert unit.cli("ack", "run_failed", "--by", "值班员").exit_code == 0
+    assert "acknowledged by 值班员" in unit.cli("status").output
+    assert unit.cli("ack", "no-such-problem").exit_code == 2

@@ -316,6 +316,19 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
     def unfreeze_person(employee_id: str) -> ResponseReturnValue:
         return set_frozen(employee_id, frozen=False)
 
+    @app.get("/api/v1/escalations")
+    @requires("hr")
+    def get_escalations() -> ResponseReturnValue:
+        return control.escalations()
+
+    @app.post("/api/v1/escalations/<path:key>/ack")
+    @requires("operator")
+    def acknowledge(key: str) -> ResponseReturnValue:
+        by = _requested_by(_json_body(required=False), g.token)
+        if not control.acknowledge(key, by=by):
+            raise ApiError(404, "not_found", f"no open problem {key}")
+        return {"key": key, "acknowledged": True, "by": by}
+
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
         health = control.health()

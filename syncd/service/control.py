@@ -55,3 +55,9 @@ class Control(Protocol):
 
     def health(self) -> Health:
         """Whether the service is doing its job."""
+
+    def escalations(self) -> dict[str, Any]:
+        """`{"open": [...], "resolved": [...]}`: problems and the notices sent about them."""
+
+    def acknowledge(self, key: str, by: str) -> bool:
+        """Stop the reminders of an open problem (not its level-2 deadline); False when none is open."""

@@ -7,11 +7,13 @@ several instances in one process never collide over metric names.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from syncd.version import __version__
 
@@ -37,13 +39,37 @@ def _scraped(name: str, source: Callable[[], float]) -> Callable[[], float]:
     return value
 
 
+class _OpenProblems(Collector):
+    """`syncd_open_problems{level,kind}`, read from the escalation records at scrape time."""
+
+    def __init__(self, source: Callable[[], Mapping[tuple[int, str], int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("syncd_open_problems", "Open escalation problems by level and kind",
+                                   labels=["level", "kind"])
+        try:
+            counts = dict(self._source())
+        # As for the gauges above: a store outage must not take the rest of the scrape down.
+        except Exception as exc:
+            log.warning("metrics.source_failed", metric="syncd_open_problems", error=type(exc).__name__)
+            counts = {}
+        for (level, kind), count in sorted(counts.items()):
+            family.add_metric([str(level), kind], count)
+        yield family
+
+
 class Metrics:
     """The daemon's metrics and their exposition."""
 
     def __init__(self, held_changes: Callable[[], float] = lambda: 0, overdue_changes: Callable[[], float] = lambda: 0,
-                 version: str | None = None) -> None:
-        """`held_changes` and `overdue_changes` are called at each scrape for the current counts."""
+                 version: str | None = None,
+                 open_problems: Callable[[], Mapping[tuple[int, str], int]] = dict) -> None:
+        """`held_changes`, `overdue_changes` and `open_problems` are called at each scrape for the current counts."""
         self.registry = CollectorRegistry()
+        self.notices = Counter("syncd_notices", "Escalation notices by channel and result (ok | failed)",
+                               ["channel", "result"], registry=self.registry)
+        self.registry.register(_OpenProblems(open_problems))
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Unix time the last cycle succeeded", registry=self.registry)
         self.cycles = Counter("syncd_cycles", "Cycles by outcome", ["outcome"], registry=self.registry)
@@ -93,6 +119,10 @@ class Metrics:
         """Count one directory API call: "ok", or the TargetError category. Safe from any thread."""
         # prometheus_client's labels() and inc() take their own locks.
         self.api_calls.labels(category=category).inc()
+
+    def count_notice(self, channel: str, ok: bool) -> None:
+        """Count one attempt to send a notice on a channel."""
+        self.notices.labels(channel=channel, result="ok" if ok else "failed").inc()
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition body and its content type, in the format the `Accept` header asks for."""

@@ -114,6 +114,17 @@ SCHEMAS: dict[str, Any] = {
         "required": ["employee_id", "frozen", "run_id"],
         "properties": {"employee_id": {"type": "string"}, "frozen": {"type": "boolean"}, "run_id": {"type": "string"}},
     },
+    "Escalations": {
+        "type": "object",
+        "required": ["open", "resolved"],
+        "properties": {"open": {"type": "array", "items": {"type": "object"}},
+                       "resolved": {"type": "array", "items": {"type": "object"}}},
+    },
+    "Acknowledged": {
+        "type": "object",
+        "required": ["key", "acknowledged", "by"],
+        "properties": {"key": {"type": "string"}, "acknowledged": {"const": True}, "by": {"type": "string"}},
+    },
     "Health": {
         "type": "object",
         "required": ["status", "last_success", "last_outcome", "version"],
@@ -178,6 +189,15 @@ def openapi_document(version: str) -> dict[str, Any]:
         "/api/v1/people/{employee_id}/unfreeze": {"post": _operation(
             "Unfreeze a person's login", "operator", frozen,
             body=_ref("FreezeBody"), body_required=False, parameters=[employee])},
+        "/api/v1/escalations": {"get": _operation(
+            "Open and recently resolved problems, with every notice sent about them", "hr",
+            {"200": _json(_ref("Escalations"), "Problems")})},
+        "/api/v1/escalations/{key}/ack": {"post": _operation(
+            "Acknowledge an open problem: its reminders stop, its level-2 deadline does not", "operator",
+            {"200": _json(_ref("Acknowledged"), "Acknowledged"), "404": _error("NotFound"), "422": _error("Invalid")},
+            body=_ref("FreezeBody"), body_required=False,
+            parameters=[{"name": "key", "in": "path", "required": True, "description": "The problem's key",
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 200}}])},
         "/api/v1/openapi.json": {"get": _operation(
             "This document", None, {"200": _json({"type": "object"}, "OpenAPI 3.1")})},
         "/healthz": {"get": _operation(

@@ -1,10 +1,12 @@
-"""What `syncd status` and `GET /api/v1/status` show: runs, holds, overdue changes, resyncs, the daemon."""
+"""What `syncd status` and `GET /api/v1/status` show: runs, holds, overdue changes, resyncs, open
+escalations, the daemon."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
+from syncd.escalation import open_problems
 from syncd.service.leader import Holder
 from syncd.state.store import StateStore, aware
 
@@ -37,4 +39,6 @@ def gather_status(store: StateStore, today: date, daemon: Holder | None, next_cy
             for entry in store.overdue(today)
         ],
         "resyncs": [request.as_json() for request in store.resyncs()],
+        "escalations": [{k: v for k, v in problem.as_json().items() if k != "notices"}
+                        for problem in open_problems(store)],
     }

@@ -78,6 +78,14 @@ class FakeControl:
     def health(self) -> Health:
         return Health(self.healthy, WHEN if self.healthy else None, "success" if self.healthy else "failed")
 
+    def escalations(self) -> dict[str, Any]:
+        self.calls.append(("escalations", ()))
+        return {"open": [{"key": "run_failed", "level": 1}], "resolved": []}
+
+    def acknowledge(self, key: str, by: str) -> bool:
+        self.calls.append(("acknowledge", (key, by)))
+        return key == "run_failed"
+
 
 @dataclass
 class Api:
@@ -416,3 +424,23 @@ def test_each_request_is_logged_at_debug_by_route_without_token_or_body(api: Api
     assert (event["method"], event["route"], event["status"], event["token_name"]) == (
         "POST", "/api/v1/resync", 202, "hr-portal")
     assert api.hr not in repr(logs) and "A000123" not in repr(logs)
+
+
+def test_escalations_are_read_by_hr(api: Api) -> None:
+    response = api.call("GET", "/api/v1/escalations", api.hr)
+    assert response.status_code == 200
+    assert response.json["open"] == [{"key": "run_failed", "level": 1}]
+
+
+def test_an_operator_acknowledges_an_open_problem_and_hr_may_not(api: Api) -> None:
+    assert api.call("POST", "/api/v1/escalations/run_failed/ack", api.hr).status_code == 403
+    response = api.call("POST", "/api/v1/escalations/run_failed/ack", api.operator, json={"by": "值班员"})
+    assert response.status_code == 200
+    assert response.json == {"key": "run_failed", "acknowledged": True, "by": "值班员"}
+    assert ("acknowledge", ("run_failed", "值班员")) in api.control.calls
+
+
+def test_acknowledging_a_problem_that_is_not_open_is_404(api: Api) -> None:
+    response = api.call("POST", "/api/v1/escalations/held:R9/ack", api.operator)
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"

@@ -105,3 +105,14 @@ def test_api_calls_are_counted_exactly_from_many_threads() -> None:
 def test_openmetrics_is_served_when_asked_for() -> None:
     body, content_type = Metrics().render("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+
+
+def test_open_problems_and_notices_are_exposed() -> None:
+    metrics = Metrics(open_problems=lambda: {(1, "run_failed"): 1, (2, "overdue"): 3})
+    metrics.count_notice("work_notification", ok=False)
+    metrics.count_notice("webhook", ok=True)
+    text = metrics.render()[0].decode()
+    assert 'syncd_open_problems{kind="run_failed",level="1"} 1.0' in text
+    assert 'syncd_open_problems{kind="overdue",level="2"} 3.0' in text
+    assert 'syncd_notices_total{channel="work_notification",result="failed"} 1.0' in text
+    assert 'syncd_notices_total{channel="webhook",result="ok"} 1.0' in text
