@@ -10,7 +10,9 @@ the configuration (a bad one is refused and the old one kept).
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -148,6 +150,8 @@ class Daemon:
         self._last: LastCycle | None = None
         self._last_success: datetime | None = None
         self._leader = False
+        self._retired: list[Engine] = []  # replaced by a reload while a cycle used them; closed after it
+        self._orphans_requeued = False  # since this daemon last became the leader
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -186,7 +190,15 @@ class Daemon:
                 self._notifier.ready(f"leader: syncing every {config.schedule.incremental_every}")
                 self._serve_while_leader()
         finally:
-            self._shutdown()
+            stopped_cleanly = self._shutdown()
+        if not stopped_cleanly:
+            # The cycle is still busy in its thread (a directory call that hangs, a long source read,
+            # journaling a large plan as stopped), and returning would wait for it at interpreter exit.
+            # Leave as a crash would: every change the directory accepted is journaled, one in flight
+            # is `sent`, and the next start's recovery finishes the run. systemd would SIGKILL at
+            # TimeoutStopSec anyway; this keeps the promise of an exit within 10 s.
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
         return EXIT_OK
 
     def _lead(self) -> bool:
@@ -202,6 +214,7 @@ class Daemon:
                     return False
         self._leader = True
         log.info("daemon.leading")
+        self._orphans_requeued = False
         self._start_scheduler()
         return True
 
@@ -226,25 +239,38 @@ class Daemon:
         self._wake.clear()
         return self._stopping.is_set()
 
-    def _shutdown(self) -> None:
-        """Finish the change in flight (journaled), stop serving, let go of the state."""
+    def _shutdown(self) -> bool:
+        """Finish the change in flight (journaled), stop serving, let go of the state. False when the
+        running cycle did not end within STOP_WITHIN: it is abandoned, still running in its thread."""
+        deadline = time.monotonic() + STOP_WITHIN
         self._notifier.stopping()
         log.info("daemon.stopping")
         self._interrupt.set()
         self._stop_scheduler()
-        if self._cycle.acquire(timeout=STOP_WITHIN):
-            self._cycle.release()
-        else:
-            log.warning("daemon.stop_timeout", waited_s=STOP_WITHIN)
         if self._api is not None:
             self._api.stop()
-        self._close()
+        if not self._cycle.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            # The state stays open: the abandoned cycle still writes to it until the process ends.
+            log.warning("daemon.stop_timeout", waited_s=STOP_WITHIN,
+                        advice="the cycle was abandoned; the next start recovers its unfinished changes")
+            return False
+        try:
+            self._close()
+        finally:
+            self._cycle.release()
         log.info("daemon.stopped")
+        return True
 
     def _close(self) -> None:
         self._lock.release()
+        self._close_retired()
         self.engine.close()
         self.store.close()
+
+    def _close_retired(self) -> None:
+        """Close engines a reload replaced while a cycle used them (call with no cycle running)."""
+        while self._retired:
+            self._retired.pop().close()
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -362,6 +388,7 @@ class Daemon:
             self._record(result, result.outcome, time.monotonic() - started)
             return result
         finally:
+            self._close_retired()
             self._cycle.release()
 
     def _record(self, result: CycleResult | None, outcome: str, duration_s: float) -> None:
@@ -387,6 +414,8 @@ class Daemon:
             if not self._cycle.acquire(blocking=False):
                 return  # a cycle is running; the next poll after it ends takes the request
             try:
+                if not self._orphans_requeued:
+                    self._orphans_requeued = self._requeue_orphaned_resyncs()
                 request = self.store.claim_resync()
                 if request is None:
                     return
@@ -398,7 +427,26 @@ class Daemon:
                 self.metrics.observe_cycle("success" if done.exit_code == 0 else "failed",
                                            time.monotonic() - started, {})
             finally:
+                self._close_retired()
                 self._cycle.release()
+
+    def _requeue_orphaned_resyncs(self) -> bool:
+        """Resyncs a daemon claimed and never finished (it was killed, or its node died) go back to the
+        queue; False when a cycle held the lock, so the next poll tries again.
+
+        This daemon leads, so a request still `running` is nobody's, unless an inline `syncd resync`
+        is carrying it out: that one holds the cycle lock, and then nothing is touched.
+        """
+        try:
+            with self.store.exclusive():
+                for request in self.store.resyncs():
+                    if request.status == "running":
+                        self.store.requeue_resync(request.id)
+                        log.warning("resync.requeued", resync_id=request.id, scope=request.scope.describe(),
+                                    reason="claimed by a daemon that stopped before finishing it")
+        except Busy:
+            return False
+        return True
 
     # -- reload ------------------------------------------------------------------------------
 
@@ -422,10 +470,17 @@ class Daemon:
         if restart_keys:
             log.warning("config.reload_needs_restart", keys=restart_keys)
         logging_setup.configure(config.logging.format, config.logging.level, config.logging.show_personal_data)
-        # Swapped under the cycle lock: a running cycle keeps the engine it started with.
-        with self._cycle:
-            previous, self.engine = self.engine, engine
-            previous.close()
+        # Swapped at once, never waiting for a running cycle (a full cycle can outlast the systemd
+        # watchdog, which this thread feeds): the cycle keeps the engine it started with, and that
+        # engine is closed once no cycle uses it.
+        previous, self.engine = self.engine, engine
+        if self._cycle.acquire(blocking=False):
+            try:
+                previous.close()
+            finally:
+                self._cycle.release()
+        else:
+            self._retired.append(previous)
         if self._scheduler is not None and old.schedule != config.schedule:
             self._add_cycle_jobs(self._scheduler, config)
         log.info("config.reloaded", config=str(self.config_path), source=config.source.kind,
