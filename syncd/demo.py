@@ -19,7 +19,7 @@ from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd import log as logging_setup
 from syncd.config import load
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
-from syncd.demo_daemon import free_port, run_daemon_demo
+from syncd.demo_daemon import WEBHOOK_SECRET, NoticeInbox, free_port, run_daemon_demo
 from syncd.present import print_issues, print_plan, print_rejections
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
@@ -50,6 +50,8 @@ app_key = "{app_key}"
 app_secret_file = "app-secret"
 tenant_id = {tenant}
 rate_limit = 200
+retry_attempts = 2
+retry_total = 5
 
 [state]
 url = "sqlite:///state.db"
@@ -60,6 +62,15 @@ structure_changes = "apply"
 
 [schedule]
 incremental_every = "2s"
+
+[escalation]
+unit_admins = [{{ name = "系统管理员", account_id = 1001 }}]
+higher_admins = [{{ name = "市局管理员", account_id = 2001 }}]
+channels = ["work_notification", "webhook"]   # a notice the gateway cannot carry goes by webhook
+
+[escalation.webhook]
+url = "{webhook_url}"
+secret_file = "webhook-secret"
 
 [api]
 listen = "127.0.0.1:{api_port}"
@@ -169,10 +180,12 @@ def run_demo(keep: Path | None = None) -> int:
 
     tenant = SimTenant(tenant_id=TENANT_ID, app_key=APP_KEY, app_secret=DEMO_SECRET, root_code=ROOT_CODE,
                        root_name="郑州市审计局", admin_token=DEMO_ADMIN_TOKEN, state_file=None)
-    with SimulatorServer(tenant) as server:
+    (workdir / "webhook-secret").write_text(WEBHOOK_SECRET + "\n", encoding="utf-8")
+    with SimulatorServer(tenant) as server, NoticeInbox(WEBHOOK_SECRET) as inbox:
         config_path = workdir / "syncd.toml"
         config_path.write_text(CONFIG_TEMPLATE.format(root=ROOT_CODE, base_url=server.base_url, app_key=APP_KEY,
-                                                      tenant=TENANT_ID, api_port=free_port()), encoding="utf-8")
+                                                      tenant=TENANT_ID, api_port=free_port(), webhook_url=inbox.url),
+                               encoding="utf-8")
         admin = SimAdmin(server.base_url, DEMO_ADMIN_TOKEN)
         click.echo(f"Simulator on {server.base_url}; demo files in {workdir}")
         first = _sync(config_path, "Sync 1: initial load of the bundled bureau", admin)
@@ -186,7 +199,7 @@ def run_demo(keep: Path | None = None) -> int:
         zero = admin.counters()["writes"] == before
         click.secho(f"\nThird sync made {'zero' if zero else 'SOME'} writes.", bold=True,
                     fg="green" if zero else "red")
-        served = run_daemon_demo(config_path, admin)
+        served = run_daemon_demo(config_path, admin, inbox)
     if keep is None:
         shutil.rmtree(workdir, ignore_errors=True)
     expected = {first.outcome, second.outcome, third.outcome} == {"success"}

@@ -1,9 +1,13 @@
 """The daemon part of `syncd demo`: `syncd run` as a real process, an HR edit arriving on schedule,
-a reload, a resync through the HTTP API, and a clean stop."""
+an escalation when the gateway fails and its recovery notice, a reload, a resync through the HTTP
+API, and a clean stop."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
+import json
 import os
 import signal
 import socket
@@ -15,12 +19,43 @@ from pathlib import Path
 
 import click
 import requests
+from flask import Flask, request
 
 from connectors.zzd.simulator import SimAdmin
 from syncd.config import load
+from syncd.service.http import WsgiServer
 from syncd.service.tokens import add_token
 
 WAIT_SECONDS = 30.0
+WEBHOOK_SECRET = "demo-webhook-secret"
+
+
+class NoticeInbox:
+    """The administrators' webhook receiver of the demo: keeps every notice whose signature checks out."""
+
+    def __init__(self, secret: str) -> None:
+        self.notices: list[dict[str, object]] = []
+        self._secret = secret.encode()
+        app = Flask("syncd-demo-inbox")
+        app.add_url_rule("/notices", view_func=self._receive, methods=["POST"])
+        self._server = WsgiServer(app, "127.0.0.1", 0, threads=2, ident="demo-inbox")
+        self.url = ""
+
+    def _receive(self) -> tuple[str, int]:
+        body = request.get_data()
+        expected = "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Syncd-Signature", "")):
+            return "bad signature", 401
+        self.notices.append(json.loads(body))
+        return "", 204
+
+    def __enter__(self) -> NoticeInbox:
+        self._server.start()
+        self.url = f"http://127.0.0.1:{self._server.port}/notices"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
 
 
 def free_port() -> int:
@@ -66,7 +101,7 @@ def _in_post(people: Path, linked: Collection[str], count: int) -> list[str]:
     return [r["工号"] for r in rows[-count:]]
 
 
-def run_daemon_demo(config_path: Path, admin: SimAdmin) -> bool:
+def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox) -> bool:
     """Start `syncd run`, show an HR edit arrive on schedule and a resync through the API, then stop it."""
     from syncd.state.store import StateStore
 
@@ -95,6 +130,8 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin) -> bool:
         took = _until(lambda: _post_of(admin, links[edited].employee_code) == "二级主任科员（演示）")
         click.echo(f"  … in the directory {took:.1f} s later, by the next incremental cycle" if took is not None
                    else "  … did NOT arrive")
+
+        escalated = _escalation_demo(workdir / "people.csv", edited, admin, inbox)
 
         config_path.write_text(config_path.read_text(encoding="utf-8").replace('incremental_every = "2s"',
                                                                                'incremental_every = "1h"'),
@@ -127,7 +164,27 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin) -> bool:
         code = daemon.wait(timeout=15)
     click.echo(f"  SIGTERM: the daemon finished what was in flight and stopped with exit code {code} "
                f"(its log: {log_path.name}, kept with --keep DIR)")
-    return code == 0 and took is not None and arrived
+    return code == 0 and took is not None and arrived and escalated
+
+
+def _escalation_demo(people: Path, employee_id: str, admin: SimAdmin, inbox: NoticeInbox) -> bool:
+    """The gateway fails: the unit's admins hear of it (by webhook, since work notifications need the
+    gateway), and hear again when it works."""
+    admin.set_faults(error_share=1.0)
+    _set_post(people, employee_id, "一级主任科员（演示）")
+    click.echo("  the gateway starts failing (every call HTTP 500) while HR edits another 职务 …")
+    opened = _until(lambda: any(n["state"] == "open" for n in inbox.notices))
+    for notice in inbox.notices:
+        click.echo(f"  … level-{notice['level']} notice by webhook: {notice['title']} (key {notice['key']})")
+    admin.set_faults(error_share=0.0)
+    click.echo("  the gateway recovers …")
+    before = len(admin.notifications())
+    resolved = _until(lambda: any(n["state"] == "resolved" for n in inbox.notices)
+                      or len(admin.notifications()) > before)
+    for message in admin.notifications()[before:]:
+        text = json.loads(str(message["msg"]))["text"]["content"]
+        click.echo(f"  … work notification to accounts {message['receiverIds']}: {text.splitlines()[0]}")
+    return opened is not None and resolved is not None
 
 
 def _healthy(api: str) -> bool:

@@ -34,10 +34,12 @@ from apscheduler.events import (
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import log as logging_setup
 from syncd.config import Config, ConfigError, load
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
 from syncd.freeze import set_frozen
 from syncd.scope import ResyncRequest, Scope
 from syncd.service.api import create_api
@@ -53,7 +55,7 @@ from syncd.source import Source
 from syncd.state.store import Busy, StateStore, aware
 from syncd.target import Target
 from syncd.version import __version__
-from syncd.wiring import build_source, build_target
+from syncd.wiring import build_notifiers, build_source, build_target
 
 log = structlog.get_logger(__name__)
 
@@ -78,14 +80,17 @@ class LastCycle:
 class Engine:
     """The configuration and what is built from it: swapped whole on SIGHUP."""
 
-    def __init__(self, config: Config, on_call: Callable[[str], None], interrupt: threading.Event) -> None:
+    def __init__(self, config: Config, store: StateStore, on_call: Callable[[str], None],
+                 interrupt: threading.Event) -> None:
         self.config = config
         self.source: Source = build_source(config)
         self.target: Target = build_target(config, on_call=on_call, interrupt=interrupt)
+        self.notifiers = build_notifiers(config)
+        self.escalation = Escalation(store, config, self.notifiers, config.unit.name)
 
     def close(self) -> None:
-        """Release connections the source and target hold."""
-        for part in (self.source, self.target):
+        """Release connections the source, the target and the notifiers hold."""
+        for part in (self.source, self.target, *self.notifiers):
             close = getattr(part, "close", None)
             if close is not None:
                 close()
@@ -127,6 +132,14 @@ class DaemonControl:
         """Ok while the last cycle succeeded (or was skipped, or held for a decision) within three intervals."""
         return self._daemon.health()
 
+    def escalations(self) -> dict[str, Any]:
+        """Open and recently resolved problems, with their notices."""
+        return problems_json(self._daemon.store)
+
+    def acknowledge(self, key: str, by: str) -> bool:
+        """Stop the reminders of an open problem."""
+        return acknowledge(self._daemon.store, key, by, datetime.now(UTC))
+
 
 class Daemon:
     """The service: scheduler, resync poller, control API, signals, systemd notifications."""
@@ -135,9 +148,10 @@ class Daemon:
         self.config_path = config_path
         self.store = StateStore(config.state.url)
         self.metrics = Metrics(held_changes=lambda: len(self.store.pending_holds()),
-                               overdue_changes=lambda: len(self.store.overdue(self.today())))
+                               overdue_changes=lambda: len(self.store.overdue(self.today())),
+                               open_problems=lambda: open_counts(self.store))
         self._interrupt = threading.Event()  # set on SIGTERM: cycles finish the change in flight and stop
-        self.engine = Engine(config, self.metrics.count_api_call, self._interrupt)
+        self.engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt)
         self._notifier = notifier or SystemdNotifier()
         self._lock = InstanceLock(self.store)
         self._cycle = threading.Lock()  # never two cycles of this process at once
@@ -150,6 +164,7 @@ class Daemon:
         self._last: LastCycle | None = None
         self._last_success: datetime | None = None
         self._leader = False
+        self._escalating = threading.Lock()
         self._retired: list[Engine] = []  # replaced by a reload while a cycle used them; closed after it
         self._orphans_requeued = False  # since this daemon last became the leader
 
@@ -349,6 +364,7 @@ class Daemon:
             exception = getattr(event, "exception", None)
             log.error("scheduler.job_failed", job=event.job_id, error=type(exception).__name__)
             self._record(None, "error", 0.0)
+            self._escalate(cycle_error=type(exception).__name__)
 
     def next_cycle(self) -> datetime | None:
         """When the next scheduled cycle starts."""
@@ -371,7 +387,14 @@ class Daemon:
         self._cycle_now(CycleOptions(trigger="full", full=True, stop=self._interrupt), wait=FULL_WAITS_FOR_LOCK)
 
     def _cycle_now(self, options: CycleOptions, wait: float = 0.0) -> CycleResult | None:
-        """Run one cycle unless another is running (then skip, or wait up to `wait` seconds)."""
+        """Run one cycle unless another is running (then skip, or wait up to `wait` seconds); then let
+        the escalation look at the state (after skipped cycles too: that is its clock)."""
+        result = self._cycle_locked(options, wait)
+        if result is not None:
+            self._escalate()
+        return result
+
+    def _cycle_locked(self, options: CycleOptions, wait: float) -> CycleResult | None:
         if not self._cycle.acquire(timeout=wait) if wait else not self._cycle.acquire(blocking=False):
             log.info("scheduler.skipped", trigger=options.trigger, reason="another cycle is running")
             return None
@@ -399,6 +422,24 @@ class Daemon:
             self.metrics.mark_success(now.timestamp())
             self._last_success = now
         self._last = LastCycle(outcome, now)
+
+    def _escalate(self, cycle_error: str | None = None) -> None:
+        """Open, remind, escalate and resolve problems, and send the weekly digest (one caller at a time:
+        a caller that finds it busy leaves it to the next cycle)."""
+        if self._stopping.is_set() or not self._escalating.acquire(blocking=False):
+            return
+        try:
+            engine = self.engine
+            now = datetime.now(UTC)
+            facts = gather_facts(self.store, self.today(), engine.config.escalation, cycle_error=cycle_error)
+            deliveries = [*engine.escalation.observe(now, facts), *engine.escalation.weekly_digest(now)]
+        except SQLAlchemyError as exc:  # the state is unreachable: the next cycle records and tells it
+            log.error("escalation.failed", error=type(exc).__name__)
+            return
+        finally:
+            self._escalating.release()
+        for delivery in deliveries:
+            self.metrics.count_notice(delivery.channel, delivery.ok)
 
     def wake_resyncs(self) -> None:
         """A resync was queued in this process: start it without waiting for the next poll."""
@@ -456,7 +497,7 @@ class Daemon:
         try:
             config = load(self.config_path)
             TokenStore(config.api.tokens_file)  # a malformed tokens file fails the reload, not the next request
-            engine = Engine(config, self.metrics.count_api_call, self._interrupt)
+            engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt)
         except ConfigError as exc:
             log.error("config.reload_refused", problems=[p.key for p in exc.problems], detail=str(exc))
             self._notifier.ready_after_reload("reload refused: configuration kept")

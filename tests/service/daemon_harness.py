@@ -216,8 +216,9 @@ class Bureau:
 
     # -- configuration and daemons -------------------------------------------------------------
 
-    def config_text(self, port: int, **sections: dict[str, object]) -> str:
-        """A daemon's configuration: the simulator, this state, the API on `port`, JSON logs at debug."""
+    def config_text(self, port: int, extra: str = "", **sections: dict[str, object]) -> str:
+        """A daemon's configuration: the simulator, this state, the API on `port`, JSON logs at debug;
+        `extra` is TOML appended as it is (arrays of tables, sub-sections)."""
         defaults: dict[str, dict[str, object]] = {
             "unit": {"operator": "syncd-test"},
             "target": {"rate_limit": 1000, "concurrency": 2},
@@ -228,18 +229,18 @@ class Bureau:
             "logging": {"format": "json", "level": "debug"},
         }
         return config_toml(self.server.base_url, TENANT.root_code, TENANT.app_key, TENANT.app_secret,
-                           TENANT.tenant_id, **merge(defaults, sections))
+                           TENANT.tenant_id, **merge(defaults, sections)) + extra
 
     def write_config(self, daemon: DaemonProcess, **sections: dict[str, object]) -> None:
         """Rewrite a running daemon's configuration file (same API port), for a reload."""
         daemon.config.write_text(self.config_text(daemon.port, **sections), encoding="utf-8")
 
-    def start(self, wait: bool = True, **sections: dict[str, object]) -> DaemonProcess:
+    def start(self, wait: bool = True, extra: str = "", **sections: dict[str, object]) -> DaemonProcess:
         """Start `syncd run` with its own configuration file and API port; by default wait until it serves."""
         name = f"daemon-{len(self.daemons) + 1}"
         port = free_port()
         config = self.root / f"{name}.toml"
-        config.write_text(self.config_text(port, **sections), encoding="utf-8")
+        config.write_text(self.config_text(port, extra, **sections), encoding="utf-8")
         daemon = DaemonProcess(name, config, port, self.tokens)
         self.daemons.append(daemon)
         if wait:
