@@ -13,38 +13,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.seeding import ROOT, as_synced, peak_rss_mb, seed_links
 from bench.synthetic import generate_lazily, write_csv
 from connectors.sources.csv_source import CsvSource
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.model import LinkedDepartment, LinkedPerson, LinkState, Snapshot, department_pushed_fields
+from syncd.model import LinkState
 from syncd.reconcile import reconcile
 from syncd.validate import CodeTables, build_snapshot
-
-ROOT = "D0001"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def as_synced(snapshot: Snapshot) -> LinkState:
-    """The links a successful sync of this snapshot would leave."""
-    state = LinkState()
-    for dept in snapshot.departments.values():
-        if dept.id != ROOT:
-            state.departments[dept.id] = LinkedDepartment(f"GO_{dept.id}", dept.parent, department_pushed_fields(dept))
-    for i, p in enumerate(snapshot.people.values()):
-        if p.status.value == "在职":
-            state.people[p.employee_id] = LinkedPerson(f"GE_{i:032x}", i, p.department, f"GO_{p.department}",
-                                                       p.pushed_fields())
-    return state
 
 
 def timed(label: str, func, *args):  # type: ignore[no-untyped-def]
@@ -89,23 +68,11 @@ def run_cycle_bench(directory: Path, source: CsvSource) -> None:
     from connectors.zzd.simulator.tenant import SimTenant
     from syncd.config import Config
     from syncd.cycle import run_cycle
-    from syncd.state.models import DepartmentLink, PersonLink
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 
-    snapshot = build_snapshot(source, ROOT, CodeTables.load())
-    state = as_synced(snapshot)
     store = StateStore(f"sqlite:///{directory / 'state.db'}")
-    now = datetime.now(UTC)
-    with store.engine.begin() as connection:
-        connection.execute(DepartmentLink.__table__.insert(), [
-            {"hr_id": k, "organization_code": v.organization_code, "parent_hr_id": v.parent, "pushed": v.pushed,
-             "status": "active", "updated_at": now} for k, v in state.departments.items()])
-        connection.execute(PersonLink.__table__.insert(), [
-            {"employee_id": k, "employee_code": v.employee_code, "account_id": v.account_id, "department": v.department,
-             "organization_code": v.organization_code, "pushed": v.pushed, "status": "active", "frozen": False,
-             "updated_at": now} for k, v in state.people.items()])
-    del snapshot, state
+    seed_links(store, as_synced(build_snapshot(source, ROOT, CodeTables.load())))
     tenant = SimTenant()
     with SimulatorServer(tenant) as server:
         config = Config.model_validate({

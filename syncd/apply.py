@@ -71,6 +71,9 @@ class Journal(Protocol):
     def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
         """The change did not land, or was held."""
 
+    def mark_not_attempted(self, entry_ids: Sequence[int], message: str) -> None:
+        """The run stopped before these changes were sent."""
+
 
 class DryRunJournal:
     """A journal that keeps nothing: a dry run applies against a recording target and leaves no state."""
@@ -88,6 +91,9 @@ class DryRunJournal:
         """Nothing to record."""
 
     def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
+        """Nothing to record."""
+
+    def mark_not_attempted(self, entry_ids: Sequence[int], message: str) -> None:
         """Nothing to record."""
 
 
@@ -186,12 +192,20 @@ class Applier:
         tally = [0, 0]  # attempted, failed
         with ThreadPoolExecutor(self._settings.concurrency, thread_name_prefix="apply") as pool:
             for phase in self._phases(plan.changes):
+                if report.stopped:
+                    break
                 # Each change runs in the cycle's log context (run id, trigger), on whichever thread.
-                futures = {pool.submit(contextvars.copy_context().run, self._attempt, entry_ids[i], plan.changes[i],
+                futures = {pool.submit(contextvars.copy_context().run, self._attempt, plan.changes[i], entry_ids[i],
                                        report): i for i in phase}
                 for future in as_completed(futures):
                     outcome = outcomes[futures[future]] = future.result()
                     self._watch_failures(outcome, tally, report)
+        if report.stopped:
+            # What was never attempted is journaled in one statement: a stop must not take a write per change.
+            skipped = [i for i, outcome in enumerate(outcomes) if outcome is None or outcome.category == "stopped"]
+            self._store.mark_not_attempted([entry_ids[i] for i in skipped], f"not attempted: {report.stopped}")
+            for i in skipped:
+                outcomes[i] = Outcome(plan.changes[i], "failed", "stopped", report.stopped)
         report.outcomes = [o for o in outcomes if o is not None]
         return report
 
@@ -218,14 +232,13 @@ class Applier:
         if phase:
             yield phase
 
-    def _attempt(self, entry_id: int, change: Change, report: ApplyReport) -> Outcome:
+    def _attempt(self, change: Change, entry_id: int, report: ApplyReport) -> Outcome:
         stop = self._settings.stop
         if stop is not None and stop.is_set() and not report.stopped:
             # The service is stopping: changes in flight finish, the rest are journaled as not attempted.
             report.stopped = STOPPED_BY_SIGNAL
         if report.stopped:
-            self._store.mark_failed(entry_id, "stopped", f"not attempted: {report.stopped}")
-            return Outcome(change, "failed", "stopped", report.stopped)
+            return Outcome(change, "failed", "stopped", report.stopped)  # journaled with the rest, at the end
         return self._apply_one(entry_id, change, report)
 
     def _watch_failures(self, outcome: Outcome, tally: list[int], report: ApplyReport) -> None:

@@ -460,7 +460,9 @@ def report_completeness(ctx: click.Context, fmt: str, output: Path | None) -> No
         else:
             output.write_text(text + "\n", encoding="utf-8")
     if not snapshot.complete:
-        click.echo("warning: the HR source could not be read to the end; the report is partial", err=True)
+        from syncd.messages import REPORT_PARTIAL
+
+        click.echo(REPORT_PARTIAL, err=True)
         ctx.exit(EXIT_FAILED)
 
 
@@ -516,12 +518,13 @@ def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_fil
 
 @main.command()
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the demo's files (configuration, exports, state) in this directory.")
-def demo(keep: Path | None) -> None:
+              help="Keep the demo's files (configuration, exports, state, daemon log) in this directory.")
+@click.option("--serve", is_flag=True, help="Keep the daemon and its console running until Ctrl-C.")
+def demo(keep: Path | None, serve: bool) -> None:
     """The whole job on bundled synthetic data against the bundled simulator."""
     from syncd.demo import run_demo
 
-    sys.exit(run_demo(keep))
+    sys.exit(run_demo(keep, serve))
 
 
 main.add_command(state_commands)

@@ -166,7 +166,7 @@ def _sync(config_path: Path, title: str, admin: SimAdmin) -> CycleResult:
     return result
 
 
-def run_demo(keep: Path | None = None) -> int:
+def run_demo(keep: Path | None = None, serve: bool = False) -> int:
     """Run the demo; return the process exit code."""
     logging_setup.configure("console", "warning")
     workdir = keep or Path(tempfile.mkdtemp(prefix="syncd-demo-"))
@@ -199,7 +199,7 @@ def run_demo(keep: Path | None = None) -> int:
         zero = admin.counters()["writes"] == before
         click.secho(f"\nThird sync made {'zero' if zero else 'SOME'} writes.", bold=True,
                     fg="green" if zero else "red")
-        served = run_daemon_demo(config_path, admin, inbox)
+        served = run_daemon_demo(config_path, admin, inbox, serve)
     if keep is None:
         shutil.rmtree(workdir, ignore_errors=True)
     expected = {first.outcome, second.outcome, third.outcome} == {"success"}

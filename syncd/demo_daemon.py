@@ -4,6 +4,7 @@ API, and a clean stop."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -101,7 +102,7 @@ def _in_post(people: Path, linked: Collection[str], count: int) -> list[str]:
     return [r["工号"] for r in rows[-count:]]
 
 
-def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox) -> bool:
+def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serve: bool = False) -> bool:
     """Start `syncd run`, show an HR edit arrive on schedule and a resync through the API, then stop it."""
     from syncd.state.store import StateStore
 
@@ -109,6 +110,7 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox) -> b
     workdir = config_path.parent
     assert config.api.tokens_file is not None
     token = add_token(config.api.tokens_file, "demo-hr-portal", "hr")
+    console_token = add_token(config.api.tokens_file, "demo-operator", "operator")
     api = f"http://{config.api.listen}"
     log_path = workdir / "daemon.log"
     click.secho("\n== The daemon: `syncd run` syncing every 2 s, with the control API on " + api, bold=True)
@@ -120,6 +122,7 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox) -> b
             click.secho(f"  the daemon did not come up; see {log_path}", fg="red")
             return False
         click.echo(f"  running as pid {daemon.pid}; GET {api}/healthz → ok")
+        click.echo(f"  HR console (中文控制台): {api}/ — sign in with the operator token {console_token}")
         store = StateStore(config.state.url)
         links = store.links().people
         store.close()
@@ -159,6 +162,10 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox) -> b
         click.echo(f"  … resync {final.get('status')} ({final.get('outcome')}) in "
                    f"{time.monotonic() - started:.1f} s; the directory {'holds' if arrived else 'does NOT hold'} "
                    "the new 职务")
+        if serve:
+            click.secho(f"\n  Serving until Ctrl-C: the console at {api}/ (token {console_token})", bold=True)
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the look; the daemon is stopped below
+                daemon.wait()
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=15)

@@ -30,6 +30,15 @@ import structlog
 
 from syncd.apply import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
 from syncd.config import Config, EscalationConfig
+from syncd.messages import (
+    DIGEST_MOVES,
+    GROUP_SEPARATOR,
+    LIST_SEPARATOR,
+    PROBLEM_TITLES,
+    RUN_OUTCOMES,
+    notice_text,
+    notice_title,
+)
 from syncd.notice import Delivery, Kind, Level, Notice, Notifier, Recipient, State, notice_id, recipients_of, send_first
 from syncd.state.models import NoticeRow, ProblemRow
 from syncd.state.problems import Attempts, FailedEntry, Move, Problems, utc
@@ -38,7 +47,6 @@ from syncd.workdays import add_workdays, calendar_covers
 
 log = structlog.get_logger(__name__)
 
-TITLE_PREFIX = "【郑政钉同步】"
 HEALTHY_OUTCOMES = ("success", "held")
 FAILED_OUTCOMES = ("failed", "partial", "crashed")
 # An authentication, signature or scope failure: nothing works until someone fixes the key or the grant.
@@ -58,14 +66,6 @@ DIGEST_WINDOW = timedelta(days=7)
 SEQUENCE_STRIDE = 100_000
 LISTED = 20  # ids listed in a notice; the rest are counted
 MAX_SUBJECTS = 1000  # ids kept on a problem
-
-_WHAT: dict[str, str] = {
-    "run_failed": "同步失败", "auth_failed": "接口认证失败", "held": "同步待审批", "records": "人事数据待修正",
-    "overdue": "变更逾期未入通讯录", "quarantined": "同步熔断中止", "calendar": "工作日历缺少年份",
-    "digest": "近一周人员调动和离职",
-}
-_OUTCOME: dict[str, str] = {"failed": "失败", "partial": "部分失败", "crashed": "异常中断"}
-_MOVE: dict[str, str] = {"transfer": "调出", "transfer_out": "调离本单位", "leave": "离职"}
 
 
 # -- facts ---------------------------------------------------------------------------------------
@@ -176,14 +176,14 @@ class Finding:
     @property
     def title(self) -> str:
         """The open notice's title."""
-        return TITLE_PREFIX + _WHAT[self.kind]
+        return notice_title("open", self.kind)
 
     def text(self, since: str) -> str:
         """The level-1 open notice: what happened, since when, what it affects, what to do."""
-        lines = [self.what, f"开始：{since}"]
+        lines = [self.what, notice_text("open.since", since=since)]
         if self.affects:
-            lines.append(f"影响：{self.affects}")
-        lines.append(f"处理：{self.action}")
+            lines.append(notice_text("open.affects", affects=self.affects))
+        lines.append(notice_text("open.action", action=self.action))
         return "\n".join(lines)
 
 
@@ -202,50 +202,41 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     failed = facts.failed
     run = facts.run_id or "-"
     if facts.auth_failed and facts.outcome in FAILED_OUTCOMES:
-        add(Finding("auth_failed", "auth_failed", 2,
-                    f"{unit}：网关拒绝了本应用的认证、签名或权限（运行 {run}），同步无法写入。",
-                    "请检查 target.app_key、应用密钥与服务器时钟，或向平台确认应用的授权范围；修复后运行 syncd sync。",
-                    _affects(failed), _subjects(failed)))
+        add(Finding("auth_failed", "auth_failed", 2, notice_text("auth_failed.what", unit=unit, run=run),
+                    notice_text("auth_failed.action"), _affects(failed), _subjects(failed)))
     if facts.quarantined:
-        add(Finding("quarantined", "quarantined", 1,
-                    f"{unit}：写入失败比例过高，同步已自动中止（运行 {run}）。",
-                    "请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。",
-                    _affects(failed), _subjects(failed)))
+        add(Finding("quarantined", "quarantined", 1, notice_text("quarantined.what", unit=unit, run=run),
+                    notice_text("quarantined.action"), _affects(failed), _subjects(failed)))
     if facts.cycle_error is not None:
-        add(Finding("run_failed", "run_failed", 1, f"{unit}：同步未能运行（{facts.cycle_error}）。",
-                    "请查看 syncd 日志并排除问题（人事数据源、网络或网关）；下一次同步会自动重试。"))
+        add(Finding("run_failed", "run_failed", 1, notice_text("not_run.what", unit=unit, error=facts.cycle_error),
+                    notice_text("not_run.action")))
     elif facts.failing and not facts.auth_failed and not facts.quarantined:
-        in_a_row = f"，已连续失败 {facts.failed_in_a_row} 次" if facts.failed_in_a_row > 1 else ""
+        in_a_row = (notice_text("run_failed.in_a_row", count=facts.failed_in_a_row)
+                    if facts.failed_in_a_row > 1 else "")
+        outcome = RUN_OUTCOMES.get(facts.outcome or "", RUN_OUTCOMES["failed"])
         add(Finding("run_failed", "run_failed", 1,
-                    f"{unit}：同步{_OUTCOME.get(facts.outcome or '', '失败')}（运行 {run}{in_a_row}）。",
-                    "请运行 syncd status 查看失败原因并排除（网关、网络或数据）；下一次同步会自动重试。",
-                    _affects(failed), _subjects(failed)))
+                    notice_text("run_failed.what", unit=unit, outcome=outcome, run=run, in_a_row=in_a_row),
+                    notice_text("run_failed.action"), _affects(failed), _subjects(failed)))
     for held in facts.held:
-        add(Finding("held", f"held:{held.run_id}", 1,
-                    f"{unit}：运行 {held.run_id} 的变更被安全策略暂缓，等待审批。",
-                    f"请核对后运行 syncd approve {held.run_id} 或 syncd reject {held.run_id}。",
-                    f"{held.changes} 项变更暂未写入通讯录。"))
+        add(Finding("held", f"held:{held.run_id}", 1, notice_text("held.what", unit=unit, run=held.run_id),
+                    notice_text("held.action", run=held.run_id), notice_text("held.affects", changes=held.changes)))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
-                    f"{unit}：人事数据中有 {facts.rejected} 条记录被拒绝、{facts.incomplete} 人信息不完整。",
-                    "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
-                    "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。"))
+                    notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),
+                    notice_text("records.action"), notice_text("records.affects")))
     by_due: dict[date, list[OverdueChange]] = defaultdict(list)
     for change in facts.overdue:
         by_due[change.due].append(change)
     for due, changes in sorted(by_due.items()):
         add(Finding("overdue", f"overdue:{due.isoformat()}", 2,
-                    f"{unit}：{len(changes)} 项变更超过 {deadline_workdays} 个工作日时限"
-                    f"（截止 {due.isoformat()}）仍未进入通讯录。",
-                    "请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。",
-                    _ids_text([(c.kind, c.subject) for c in changes]),
+                    notice_text("overdue.what", unit=unit, count=len(changes), workdays=deadline_workdays,
+                                due=due.isoformat()),
+                    notice_text("overdue.action"), _ids_text([(c.kind, c.subject) for c in changes]),
                     tuple(sorted({c.subject for c in changes}))))
     for year in facts.uncovered_years:
-        add(Finding("calendar", f"calendar:{year}", 1,
-                    f"{unit}：工作日历（chinese-calendar）没有 {year} 年的法定节假日和调休，"
-                    "截止日期暂按周一至周五计算。",
-                    f"请升级 chinese-calendar，或在 escalation.workday_overrides 中填写 {year} 年的节假日和调休。",
-                    f"{year} 年的 {deadline_workdays} 个工作日时限可能算错。"))
+        add(Finding("calendar", f"calendar:{year}", 1, notice_text("calendar.what", unit=unit, year=year),
+                    notice_text("calendar.action", year=year),
+                    notice_text("calendar.affects", year=year, workdays=deadline_workdays)))
     for key in still - set(found):
         if key.split(":", 1)[0] in RUN_KINDS:
             found[key] = _STILL_OPEN  # runs still fail: the problem stays open as last described
@@ -259,7 +250,8 @@ def _subjects(failed: Iterable[FailedEntry]) -> tuple[str, ...]:
 def _affects(failed: Sequence[FailedEntry]) -> str:
     if not failed:
         return ""
-    return f"{len(failed)} 项变更未写入通讯录：" + _ids_text([(entry.kind, entry.subject) for entry in failed])
+    return notice_text("failed.affects", count=len(failed),
+                       ids=_ids_text([(entry.kind, entry.subject) for entry in failed]))
 
 
 def _ids_text(changes: Iterable[tuple[str, str]]) -> str:
@@ -269,11 +261,12 @@ def _ids_text(changes: Iterable[tuple[str, str]]) -> str:
     for kind, subject in changes:
         (departments if kind in DEPARTMENT_KINDS else people)[subject] = None
     parts = []
-    for label, unit, ids in (("人员", "人", list(people)), ("部门", "个", list(departments))):
+    for listed, counted, ids in (("ids.people", "ids.people_more", list(people)),
+                                 ("ids.departments", "ids.departments_more", list(departments))):
         if ids:
-            more = f" 等 {len(ids)} {unit}" if len(ids) > LISTED else ""
-            parts.append(f"{label} {'、'.join(ids[:LISTED])}{more}")
-    return "；".join(parts)
+            more = notice_text(counted, count=len(ids)) if len(ids) > LISTED else ""
+            parts.append(notice_text(listed, ids=LIST_SEPARATOR.join(ids[:LISTED]), more=more))
+    return GROUP_SEPARATOR.join(parts)
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -426,19 +419,22 @@ class Escalation:
 
         def department(hr_id: str | None) -> str:
             if hr_id is None:
-                return "部门不详"
-            return f"部门 {hr_id}（{names[hr_id]}）" if hr_id in names else f"部门 {hr_id}"
+                return notice_text("digest.department_unknown")
+            if hr_id in names:
+                return notice_text("digest.department_named", id=hr_id, name=names[hr_id])
+            return notice_text("digest.department_id", id=hr_id)
 
         lines: dict[str | None, list[str]] = defaultdict(list)
         for move in moves:
-            to = f"（至 {move.to_department}）" if move.to_department else ""
-            lines[move.department].append(f"{_MOVE[move.kind]} {move.employee_id}{to}")
-        people = len({move.employee_id for move in moves})
-        text = [f"{self._unit}：{self._local(moment - DIGEST_WINDOW)} 至 {self._local(moment)} 共 {people} 人"
-                "调动或离职，请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。"]
+            to = notice_text("digest.move_to", department=move.to_department) if move.to_department else ""
+            lines[move.department].append(notice_text("digest.move", move=DIGEST_MOVES[move.kind],
+                                                      employee_id=move.employee_id, to=to))
+        text = [notice_text("digest.head", unit=self._unit, start=self._local(moment - DIGEST_WINDOW),
+                            end=self._local(moment), people=len({move.employee_id for move in moves}))]
         for hr_id in sorted(lines, key=lambda d: (d is None, d or "")):
-            text.append(f"{department(hr_id)}：{'；'.join(lines[hr_id])}")
-        return TITLE_PREFIX + _WHAT["digest"], "\n".join(text)
+            text.append(notice_text("digest.department", department=department(hr_id),
+                                    moves=GROUP_SEPARATOR.join(lines[hr_id])))
+        return notice_title("open", "digest"), "\n".join(text)
 
     def _reconcile(self, now: datetime, facts: Facts) -> None:
         """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction."""
@@ -559,24 +555,24 @@ class Escalation:
     def _open_text(self, row: ProblemRow, level: int, now: datetime, facts: Facts) -> tuple[str, str]:
         if level == 1 or row.kind in LEVEL_2_AT_ONCE:
             return row.title, row.text
-        open_for = _duration(now - aware(row.opened_at))
-        in_a_row = (f"，同步已连续失败 {facts.failed_in_a_row} 次"
+        in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
-        return (f"{TITLE_PREFIX}上报：{_WHAT[row.kind]}",
-                f"上报：{self._unit}的以下问题已持续{open_for}{in_a_row}，本单位管理员尚未解决，请督促处理。\n{row.text}")
+        return (notice_title("escalated", row.kind),
+                notice_text("escalated", unit=self._unit, open_for=_duration(now - aware(row.opened_at)),
+                            in_a_row=in_a_row, text=row.text))
 
     def _reminder_text(self, row: ProblemRow, number: int, now: datetime) -> tuple[str, str]:
         # Never the open text again: the platform delivers the same content to a person once a day.
-        open_for = _duration(now - aware(row.opened_at))
-        return (f"{TITLE_PREFIX}提醒：{_WHAT[row.kind]}",
-                f"提醒（第 {number} 次）：以下问题已持续{open_for}，仍未解决。\n{row.text}\n"
-                f"如已知悉并在处理，可运行 syncd ack {row.key} 停止提醒。")
+        return (notice_title("reminder", row.kind),
+                notice_text("reminder", number=number, open_for=_duration(now - aware(row.opened_at)),
+                            text=row.text, key=row.key))
 
     def _resolved_text(self, row: ProblemRow) -> tuple[str, str]:
         opened, resolved = aware(row.opened_at), aware(row.resolved_at or row.opened_at)
-        return (f"{TITLE_PREFIX}已恢复：{_WHAT[row.kind]}",
-                f"已解决：{self._unit}的“{_WHAT[row.kind]}”问题（{row.key}）。\n"
-                f"开始：{self._local(opened)}，解决：{self._local(resolved)}，持续{_duration(resolved - opened)}。")
+        return (notice_title("resolved", row.kind),
+                notice_text("resolved", unit=self._unit, what=PROBLEM_TITLES[row.kind], key=row.key,
+                            opened=self._local(opened), resolved=self._local(resolved),
+                            duration=_duration(resolved - opened)))
 
     def _local(self, moment: datetime) -> str:
         return moment.astimezone(self._zone).strftime("%Y-%m-%d %H:%M")
@@ -604,7 +600,8 @@ def _duration(delta: timedelta) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
-        return f"{days}天" + (f"{hours}小时" if hours else "")
+        return notice_text("duration.days", days=days) + (notice_text("duration.hours", hours=hours) if hours else "")
     if hours:
-        return f"{hours}小时" + (f"{minutes}分钟" if minutes else "")
-    return f"{minutes}分钟"
+        return notice_text("duration.hours", hours=hours) + (
+            notice_text("duration.minutes", minutes=minutes) if minutes else "")
+    return notice_text("duration.minutes", minutes=minutes)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import ClassVar
 
 
 class PersonStatus(StrEnum):
@@ -61,6 +63,12 @@ class Person:
         return "mobile" not in self.invalid
 
 
+# Person fields whose values repeat from person to person (a few dozen labels, an office's phone):
+# held once in memory rather than once per person, in the snapshot and in the links read back.
+REPEATING_PERSON_FIELDS: tuple[str, ...] = (
+    "gender", "establishment", "rank", "political_status", "role", "post", "post_level", "office_phone",
+    "leader_duties",
+)
 # Fields of a person that reach the directory. `employee_id` is the anchor (stored on the link),
 # `department` becomes the position's organisation and `status` the lifecycle; neither is a field.
 PUSHED_PERSON_FIELDS: tuple[str, ...] = (
@@ -96,6 +104,8 @@ class Rejection:
     reason: str
     source: str = ""  # file name, LDAP DN, query …
     line: int | None = None
+    code: str = ""  # stable reason code (`department.unknown`): `syncd.messages` renders it for HR
+    params: tuple[tuple[str, str], ...] = ()  # what the code's Chinese text names (ids, limits), never a value
 
     def location(self) -> str:
         """`people.csv:17` or the DN: where an HR user finds the record."""
@@ -113,6 +123,8 @@ class FieldIssue:
     department: str = ""
     source: str = ""
     line: int | None = None
+    code: str = ""  # stable reason code (`mobile.invalid`): `syncd.messages` renders it for HR
+    params: tuple[tuple[str, str], ...] = ()
 
     def location(self) -> str:
         """`people.csv:17` or the DN."""
@@ -216,6 +228,124 @@ class LinkedDepartment:
     status: str = "active"  # active | retired
 
 
+class PushedFields(Mapping[str, str]):
+    """Fields as last pushed, read back from the state: a read-only mapping that equals the dict it was made from.
+
+    A plain dict of the twelve pushed fields costs about 1 KB with its keys; a million links
+    would hold a gigabyte of it. Here the field names and their positions are kept once for
+    every link with the same fields (a layout), and each link keeps only a tuple of values.
+    """
+
+    __slots__ = ("_layout", "_values")
+    _MAX_LAYOUTS: ClassVar[int] = 256  # different field lists seen; beyond it a layout is not shared
+    _layouts: ClassVar[dict[tuple[str, ...], _Layout]] = {}
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        keys = tuple(items)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = _Layout(keys)
+            if len(self._layouts) < self._MAX_LAYOUTS:
+                layout = self._layouts.setdefault(keys, layout)
+        self._layout = layout
+        self._values = tuple(items.values())
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[self._layout.index[key]]
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The value pushed for `key`, or `default` when it was never pushed."""
+        position = self._layout.index.get(key)
+        return default if position is None else self._values[position]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._layout.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout.keys)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def changed(self, wanted: Mapping[str, str]) -> dict[str, str]:
+        """The entries of `wanted` whose value differs from the pushed one (or that were never pushed)."""
+        if tuple(wanted) == self._layout.keys and tuple(wanted.values()) == self._values:
+            return {}  # the common case, compared in one go
+        return {k: v for k, v in wanted.items() if self.get(k) != v}
+
+
+class _Layout:
+    """The field names of a PushedFields, in order, and each one's position."""
+
+    __slots__ = ("index", "keys")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.index = {key: position for position, key in enumerate(keys)}
+
+
+class PushedAsHR(Mapping[str, str]):
+    """Fields last pushed that are exactly what an HR record pushes now: read from that (immutable) record.
+
+    A link read beside its person's record (`StateStore.links(like=snapshot)`) and unchanged since
+    holds the record rather than a copy of its twelve values; it equals `person.pushed_fields()`.
+    """
+
+    __slots__ = ("person",)
+
+    def __init__(self, person: Person) -> None:
+        self.person = person
+
+    def __getitem__(self, key: str) -> str:
+        if key not in _PUSHED or key in self.person.invalid:
+            raise KeyError(key)
+        return _text(getattr(self.person, key))
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The value pushed for `key`, or `default` when it was never pushed."""
+        if key not in _PUSHED or key in self.person.invalid:
+            return default
+        return _text(getattr(self.person, key))
+
+    def __contains__(self, key: object) -> bool:
+        return key in _PUSHED and key not in self.person.invalid
+
+    def __iter__(self) -> Iterator[str]:
+        invalid = self.person.invalid
+        return (name for name in PUSHED_PERSON_FIELDS if name not in invalid)
+
+    def __len__(self) -> int:
+        return len(_PUSHED - self.person.invalid)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def changed(self, wanted: Mapping[str, str]) -> dict[str, str]:
+        """The entries of `wanted` whose value differs from the pushed one (or that were never pushed)."""
+        pushed = self.person.pushed_fields()
+        return {k: v for k, v in wanted.items() if pushed.get(k) != v}
+
+
+_PUSHED = frozenset(PUSHED_PERSON_FIELDS)
+
+
+def changed_fields(wanted: Mapping[str, str], pushed: Mapping[str, str]) -> dict[str, str]:
+    """The entries of `wanted` whose value differs from what was pushed (or that were never pushed)."""
+    if isinstance(pushed, PushedFields | PushedAsHR):
+        return pushed.changed(wanted)
+    return {k: v for k, v in wanted.items() if pushed.get(k) != v}
+
+
+def person_changes(person: Person, pushed: Mapping[str, str]) -> dict[str, str]:
+    """The fields of `person` whose value differs from what was pushed for them (or that were never pushed)."""
+    if isinstance(pushed, PushedAsHR) and pushed.person is person:
+        return {}  # read as unchanged beside this very record
+    return changed_fields(person.pushed_fields(), pushed)
+
+
 @dataclass(frozen=True, slots=True)
 class LinkedPerson:
     """What the state knows of a person syncd manages: directory ids, position, what was pushed."""
@@ -224,7 +354,7 @@ class LinkedPerson:
     account_id: int | None
     department: str
     organization_code: str
-    pushed: dict[str, str]
+    pushed: Mapping[str, str]  # a dict, or PushedFields when read from the state
     status: str = "active"  # active | inactive
     frozen: bool = False
 

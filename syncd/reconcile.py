@@ -11,11 +11,12 @@ from syncd.model import (
     ChangeKind,
     Department,
     LinkState,
-    Person,
     PersonStatus,
     Plan,
     Snapshot,
+    changed_fields,
     department_pushed_fields,
+    person_changes,
 )
 
 _ORDER = {kind: i for i, kind in enumerate(ChangeKind)}
@@ -54,7 +55,7 @@ def _department_changes(snapshot: Snapshot, state: LinkState, root: str) -> list
             continue
         if link.parent != dept.parent:
             changes.append(Change(ChangeKind.DEPT_MOVE, dept.id, department=dept.parent, from_department=link.parent))
-        changed = {k: v for k, v in wanted.items() if link.pushed.get(k) != v}
+        changed = changed_fields(wanted, link.pushed)
         if changed:
             changes.append(Change(ChangeKind.DEPT_UPDATE, dept.id, changed))
     # A department gone from a complete read is retired once empty: deepest first, after the
@@ -100,7 +101,7 @@ def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
         if link.department != person.department:
             changes.append(Change(ChangeKind.TRANSFER, person.employee_id, department=person.department,
                                   from_department=link.department))
-        changed = _changed(person, link.pushed)
+        changed = person_changes(person, link.pushed)
         if changed:
             changes.append(Change(ChangeKind.UPDATE, person.employee_id, changed, department=person.department))
     # Someone absent from HR has left — but only a complete, non-empty read can say so.
@@ -111,7 +112,3 @@ def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
             if link.status == "active" and employee_id not in snapshot.people and employee_id not in rejected:
                 changes.append(Change(ChangeKind.LEAVE, employee_id, reason="absent from HR"))
     return changes
-
-
-def _changed(person: Person, pushed: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in person.pushed_fields().items() if pushed.get(k) != v}

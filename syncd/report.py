@@ -1,14 +1,15 @@
 """The Article 9 completeness report: per in-post person, which fields are missing or invalid.
 
-Written for HR, not operators: Chinese headers, grouped by department (by the path from the
-unit's root), each problem with the file and line to fix. Rejected records are listed too,
-since they are the worst case of incomplete.
+Written for HR, not operators: Chinese headers and reasons (rendered from each problem's stable
+code by `syncd.messages`), grouped by department (by the path from the unit's root), each problem
+with the file and line to fix. Rejected records are listed too, since they are the worst case of
+incomplete.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -16,11 +17,11 @@ from typing import IO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from syncd.config import DEFAULT_PEOPLE_COLUMNS
+from syncd.messages import field_label, problem_text
 from syncd.model import FieldIssue, PersonStatus, Snapshot
 
 HEADERS = ["部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置"]
-_LABEL = DEFAULT_PEOPLE_COLUMNS
+INCOMPLETE, REJECTED = "不完整", "已拒绝"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class ReportRow:
     department: str
     employee_id: str
     name: str
-    status: str  # 不完整 | 已拒绝
+    status: str  # INCOMPLETE | REJECTED
     missing: tuple[str, ...]
     invalid: tuple[str, ...]
     reasons: str
@@ -64,34 +65,40 @@ def _department_path(dept_id: str, snapshot: Snapshot) -> str:
     return " / ".join(reversed(names)) or dept_id
 
 
-def completeness(snapshot: Snapshot) -> CompletenessReport:
-    """Build the report from a validated snapshot."""
+def completeness(snapshot: Snapshot, departments: Collection[str] | None = None) -> CompletenessReport:
+    """Build the report from a validated snapshot: the whole unit, or only the people of `departments`
+    (rejected records, which belong to no department, only in the whole unit's report)."""
     by_person: dict[str, list[FieldIssue]] = {}
     for issue in snapshot.issues:
         by_person.setdefault(issue.key, []).append(issue)
-    in_post = [p for p in snapshot.people.values() if p.status is PersonStatus.IN_POST]
+    in_post = [p for p in snapshot.people.values() if p.status is PersonStatus.IN_POST
+               and (departments is None or p.department in departments)]
+    paths: dict[str, str] = {}
     rows = []
     for person in in_post:
         issues = by_person.get(person.employee_id)
         if not issues:
             continue
+        path = paths.get(person.department)
+        if path is None:
+            path = paths[person.department] = _department_path(person.department, snapshot)
         rows.append(ReportRow(
-            department_path=_department_path(person.department, snapshot),
+            department_path=path,
             department=person.department,
             employee_id=person.employee_id,
             name=person.name,
-            status="不完整",
-            missing=tuple(_LABEL[i.field] for i in issues if i.problem == "missing"),
-            invalid=tuple(_LABEL[i.field] for i in issues if i.problem == "invalid"),
-            reasons="；".join(f"{_LABEL[i.field]}: {i.reason}" for i in issues if i.problem == "invalid"),
+            status=INCOMPLETE,
+            missing=tuple(field_label(i.field) for i in issues if i.problem == "missing"),
+            invalid=tuple(field_label(i.field) for i in issues if i.problem == "invalid"),
+            reasons="；".join(problem_text(i) for i in issues if i.problem == "invalid"),
             location=issues[0].location(),
         ))
-    people_rejections = [r for r in snapshot.rejections if r.kind == "person"]
+    people_rejections = [r for r in snapshot.rejections if r.kind == "person"] if departments is None else []
     for rejection in people_rejections:
-        rows.append(ReportRow("(未入库)", "", rejection.key, "", "已拒绝", (), (_LABEL.get(rejection.field,
-                              rejection.field),), rejection.reason, rejection.location()))
-    rows.sort(key=lambda r: (r.status == "已拒绝", r.department_path, r.employee_id))
-    return CompletenessReport(rows, len(in_post), len(in_post) - sum(r.status == "不完整" for r in rows),
+        rows.append(ReportRow("（未入库）", "", rejection.key, "", REJECTED, (), (field_label(rejection.field),),
+                              problem_text(rejection), rejection.location()))
+    rows.sort(key=lambda r: (r.status == REJECTED, r.department_path, r.employee_id))
+    return CompletenessReport(rows, len(in_post), len(in_post) - sum(r.status == INCOMPLETE for r in rows),
                               len(people_rejections))
 
 
@@ -102,8 +109,8 @@ def write_csv(report: CompletenessReport, out: IO[str]) -> None:
     writer.writerows(row.cells() for row in report.rows)
 
 
-def write_xlsx(report: CompletenessReport, path: Path) -> None:
-    """The report as an XLSX workbook: a summary sheet and the rows, header frozen."""
+def write_xlsx(report: CompletenessReport, path: Path | IO[bytes]) -> None:
+    """The report as an XLSX workbook (to a file, or a binary stream): the rows, header frozen, and a summary sheet."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "完整性"

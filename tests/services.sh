@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What the tests need from the machine: OpenLDAP (slapd, ldap-utils) installed, PostgreSQL running
-# when it is installed. Idempotent; uses sudo when not root.
+# What the tests need from the machine: OpenLDAP (slapd, ldap-utils), systemd-analyze, Chromium and
+# PostgreSQL installed, PostgreSQL running with the test role and database. Idempotent; uses sudo when not root.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -21,6 +21,24 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+
+# The console's browser tests (tests/console/) drive Debian's Chromium with its chromedriver; a
+# Chinese font makes their screenshots readable (the office machines have one of their own).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium, chromium-driver and a Chinese font from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null
+fi
+
+# PostgreSQL for the tests of state, leadership and the SQL source on the real server. Debian's
+# package creates a "main" cluster; it is started below whether or not the package started it.
+if ! command -v pg_lsclusters >/dev/null 2>&1; then
+  echo "installing PostgreSQL from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
 
 if command -v pg_lsclusters >/dev/null 2>&1; then

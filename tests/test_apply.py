@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.apply import Applier, ApplySettings
+from syncd.apply import STOPPED_BY_SIGNAL, Applier, ApplySettings
 from syncd.model import Change, ChangeKind, LinkState, Plan
 from syncd.state.store import StateStore
 from syncd.target import CreatedPerson, DirectoryPerson, TargetError
@@ -127,9 +127,22 @@ def test_a_taken_mobile_adopts_the_person_who_has_it(store: StateStore) -> None:
 
 def test_an_auth_error_stops_the_run_and_the_rest_is_not_attempted(store: StateStore) -> None:
     target = FakeTarget(fail={"13800000002": "auth"})
-    report = applier(target, store).apply(new_run(store), Plan([join(i) for i in range(1, 6)]))
+    run = new_run(store)
+    report = applier(target, store).apply(run, Plan([join(i) for i in range(1, 6)]))
     assert [o.category for o in report.outcomes] == [None, "auth", "stopped", "stopped", "stopped"]
     assert report.stopped and len(target.people) == 1
+    assert store.journal_states(run) == {"done": 1, "failed": 4}  # nothing left planned for recovery
+
+
+def test_a_stop_signal_journals_every_change_not_attempted(store: StateStore) -> None:
+    stop = threading.Event()
+    stop.set()
+    run = new_run(store)
+    settings = ApplySettings("D1", "GO_root", concurrency=4, stop=stop)
+    report = Applier(FakeTarget(), store, LinkState(), settings).apply(run, Plan([join(i) for i in range(50)]))
+    assert report.stopped == STOPPED_BY_SIGNAL
+    assert {o.category for o in report.outcomes} == {"stopped"} and len(report.outcomes) == 50
+    assert store.journal_states(run) == {"failed": 50}
 
 
 def test_too_many_failures_quarantine_the_run(store: StateStore) -> None:

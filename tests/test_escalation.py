@@ -20,9 +20,19 @@ from sqlalchemy.engine import make_url
 
 from connectors.notify.webhook import WebhookNotifier
 from syncd.config import Config, EscalationConfig
-from syncd.escalation import Escalation, Facts, gather_facts, open_counts, problems_json
+from syncd.escalation import (
+    Escalation,
+    Facts,
+    HeldRun,
+    OverdueChange,
+    findings,
+    gather_facts,
+    open_counts,
+    problems_json,
+)
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson
 from syncd.notice import Delivery, Notice, NoticeError, Recipient
+from syncd.state.problems import FailedEntry
 from syncd.state.store import StateStore
 from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
@@ -421,6 +431,8 @@ def test_the_weekly_digest_lists_transfers_and_departures_by_department_once(
     assert "部门 D0003（财政审计处）：调出 A000003（至 D0002）；离职 A000004" in digest.text
     assert "部门 D0005：调离本单位 A000005" in digest.text
     assert "A000001" not in digest.text and "共 3 人" in digest.text
+    assert digest.text.splitlines()[1:] == ["部门 D0003（财政审计处）：调出 A000003（至 D0002）；离职 A000004",
+                                          "部门 D0005：调离本单位 A000005"]
     assert escalation.open_problems() == []  # a digest is not a problem left open
 
 
@@ -457,6 +469,133 @@ def test_a_cycle_that_recorded_no_run_is_a_failure_too(store: StateStore, config
     engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
     assert recorder.take() == [(1, "run_failed", "open")]
     assert "同步未能运行（SourceError）" in recorder.last[0].text
+
+
+# -- the exact wording ---------------------------------------------------------------------------
+
+SINCE = "2026-10-12 09:00"
+RUN_FAILED_ACTION = "处理：请运行 syncd status 查看失败原因并排除（网关、网络或数据）；下一次同步会自动重试。"
+
+
+def opened_notices(facts: Facts) -> dict[str, tuple[str, str]]:
+    """Each problem the facts show, by key: the open notice's (title, text), opened at SINCE."""
+    return {key: (finding.title, finding.text(SINCE)) for key, finding in findings(facts, UNIT, 3, ()).items()}
+
+
+def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
+    people = [f"A{n:06d}" for n in range(1, 22)]
+    overdue = (*(OverdueChange("join", p, date(2026, 10, 9), "failed", "R1") for p in people),
+               OverdueChange("dept_create", "D0010", date(2026, 10, 9), "held", "R1"))
+    facts = Facts(today=date(2026, 10, 12), run_id="R2", outcome="partial", failed_in_a_row=2,
+                  failed=(FailedEntry("join", "A000001", "unavailable", "HTTP 500"),
+                          FailedEntry("dept_update", "D0009", "unavailable", "HTTP 500"),
+                          FailedEntry("update", "A000001", "unavailable", "HTTP 500")),
+                  rejected=2, incomplete=3, held=(HeldRun("R1", at(2026, 10, 12), 4),), overdue=overdue,
+                  uncovered_years=(2031,))
+    assert opened_notices(facts) == {
+        "run_failed": ("【郑政钉同步】同步失败", f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
+                       f"影响：3 项变更未写入通讯录：人员 A000001；部门 D0009\n{RUN_FAILED_ACTION}"),
+        "held:R1": ("【郑政钉同步】同步待审批", f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批。\n开始：{SINCE}\n"
+                    "影响：4 项变更暂未写入通讯录。\n处理：请核对后运行 syncd approve R1 或 syncd reject R1。"),
+        "records": ("【郑政钉同步】人事数据待修正",
+                    f"{UNIT}：人事数据中有 2 条记录被拒绝、3 人信息不完整。\n开始：{SINCE}\n"
+                    "影响：被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。\n"
+                    "处理：请运行 syncd report completeness 查看明细，交人事部门修正源数据。"),
+        "overdue:2026-10-09": (
+            "【郑政钉同步】变更逾期未入通讯录",
+            f"{UNIT}：22 项变更超过 3 个工作日时限（截止 2026-10-09）仍未进入通讯录。\n开始：{SINCE}\n"
+            f"影响：人员 {'、'.join(people[:20])} 等 21 人；部门 D0010\n"
+            "处理：请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。"),
+        "calendar:2031": (
+            "【郑政钉同步】工作日历缺少年份",
+            f"{UNIT}：工作日历（chinese-calendar）没有 2031 年的法定节假日和调休，截止日期暂按周一至周五计算。\n"
+            f"开始：{SINCE}\n影响：2031 年的 3 个工作日时限可能算错。\n"
+            "处理：请升级 chinese-calendar，或在 escalation.workday_overrides 中填写 2031 年的节假日和调休。"),
+    }
+
+    failed = (FailedEntry("join", "A000001", "auth", "HTTP 401"),)
+    assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R3", outcome="failed", failed=failed,
+                                auth_failed=True)) == {
+        "auth_failed": ("【郑政钉同步】接口认证失败",
+                        f"{UNIT}：网关拒绝了本应用的认证、签名或权限（运行 R3），同步无法写入。\n开始：{SINCE}\n"
+                        "影响：1 项变更未写入通讯录：人员 A000001\n"
+                        "处理：请检查 target.app_key、应用密钥与服务器时钟，或向平台确认应用的授权范围；"
+                        "修复后运行 syncd sync。")}
+    assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R4", outcome="failed", failed=failed,
+                                quarantined=True)) == {
+        "quarantined": ("【郑政钉同步】同步熔断中止",
+                        f"{UNIT}：写入失败比例过高，同步已自动中止（运行 R4）。\n开始：{SINCE}\n"
+                        "影响：1 项变更未写入通讯录：人员 A000001\n"
+                        "处理：请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。")}
+    assert opened_notices(Facts(today=date(2026, 10, 12), cycle_error="SourceError")) == {
+        "run_failed": ("【郑政钉同步】同步失败",
+                       f"{UNIT}：同步未能运行（SourceError）。\n开始：{SINCE}\n"
+                       "处理：请查看 syncd 日志并排除问题（人事数据源、网络或网关）；下一次同步会自动重试。")}
+    assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R5", outcome="crashed", failed_in_a_row=1)) == {
+        "run_failed": ("【郑政钉同步】同步失败",
+                       f"{UNIT}：同步异常中断（运行 R5）。\n开始：{SINCE}\n{RUN_FAILED_ACTION}")}
+
+
+def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateStore, config: Config,
+                                                                 recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    record_run(store, "partial", failed=["A000001"])
+    escalation = engine(store, config, recorder)
+    observe(escalation, store, config, t0)
+    run = record_run(store, "partial", failed=["A000001"])
+    observe(escalation, store, config, t0 + timedelta(hours=4, minutes=20))
+    observe(escalation, store, config, t0 + timedelta(days=1, hours=2, minutes=30))
+    record_run(store, "success", done=["A000001"])
+    observe(escalation, store, config, t0 + timedelta(days=1, hours=3))
+
+    body = (f"{UNIT}：同步部分失败（运行 {run}，已连续失败 2 次）。\n开始：2026-10-12 09:00\n"
+            f"影响：1 项变更未写入通讯录：人员 A000001\n{RUN_FAILED_ACTION}")
+    resolved = (f"已解决：{UNIT}的“同步失败”问题（run_failed）。\n"
+                "开始：2026-10-12 09:00，解决：2026-10-13 12:00，持续1天3小时。")
+    assert [(n.level, n.state, n.title, n.text) for n in recorder.sent[1:]] == [
+        (1, "reminder", "【郑政钉同步】提醒：同步失败",
+         f"提醒（第 1 次）：以下问题已持续4小时20分钟，仍未解决。\n{body}\n"
+         "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
+        (2, "open", "【郑政钉同步】上报：同步失败",
+         f"上报：{UNIT}的以下问题已持续1天2小时，同步已连续失败 2 次，本单位管理员尚未解决，请督促处理。\n{body}"),
+        (1, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
+        (2, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
+    ]
+
+
+def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(store: StateStore, config: Config,
+                                                                           recorder: Recorder) -> None:
+    t0 = at(2026, 10, 12, 9)
+    escalation = engine(store, config, recorder)
+    escalation.observe(t0, gather_facts(store, t0.date(), config.escalation, cycle_error="SourceError"))
+    record_run(store, "success")
+    observe(escalation, store, config, t0 + timedelta(minutes=45))
+    assert recorder.take() == [(1, "run_failed", "open"), (1, "run_failed", "resolved")]
+    assert recorder.last[1].text == (f"已解决：{UNIT}的“同步失败”问题（run_failed）。\n"
+                                     "开始：2026-10-12 09:00，解决：2026-10-12 09:45，持续45分钟。")
+
+
+def test_the_weekly_digest_reads_exactly_and_names_an_unknown_department(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    now = datetime.now(CST)
+    monday = now.date() + timedelta(days=(1 - now.isoweekday()) % 7)
+    moment = datetime.combine(monday, time(9), CST)
+    if moment <= now:
+        moment += timedelta(days=7)
+    run = store.start_run("schedule", "incremental", dry_run=False)
+    changes = [Change(ChangeKind.LEAVE, "A000009"),
+               Change(ChangeKind.TRANSFER, "A000003", department="D0002", from_department="D0003")]
+    entries = store.journal_plan(run, changes, now, FAR)
+    store.mark_done(entries[0][0])  # never linked: the department they left is unknown
+    store.mark_done(entries[1][0])
+    store.finish_run(run, "success", {})
+    assert engine(store, config, recorder).weekly_digest(moment) == [Delivery("work_notification", True)]
+    [digest] = recorder.sent
+    assert (digest.title, digest.text) == ("【郑政钉同步】近一周人员调动和离职", (
+        f"{UNIT}：{moment - timedelta(days=7):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M} 共 2 人调动或离职，"
+        "请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。\n"
+        "部门 D0003：调出 A000003（至 D0002）\n"
+        "部门不详：离职 A000009"))
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------

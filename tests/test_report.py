@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,29 @@ def test_table_groups_incomplete_people_by_department(tmp_path: Path, export: Ca
     office = out.index("郑州市审计局 / 办公室")
     audit = out.index("郑州市审计局 / 财政审计处")
     assert office < out.index("A000008") < audit < out.index("A000007")
-    assert "缺少 职级" in out and "无效 手机号" in out and "缺少 领导分工" in out
+    assert "缺少 职级" in out and "缺少 领导分工" in out
+    assert "无效 手机号不是11位大陆手机号" in out  # the reason in Chinese, from its code
+
+
+def test_every_reason_hr_reads_is_chinese(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
+    """Reasons carry a stable code for the logs; the report renders them in Chinese, never the English reason."""
+    people = [*PEOPLE, person("A000007", "孙丽", "1380000", "D0003", 性别="未知", 职务="长" * 65),
+              person("A000008", "周杰", "13800000008", "D0009"), person("A000009", "吴敏", "13800000009", "D0002",
+                                                                    人员状态="在岗")]
+    export(people=people)
+    (tmp_path / "syncd.toml").write_text(CONFIG, encoding="utf-8")
+    out_file = tmp_path / "report.csv"
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "syncd.toml"), "report", "completeness",
+                                       "--format", "csv", "--output", str(out_file)])
+    assert result.exit_code == 0, result.output
+    by_id = {row["工号"]: row for row in csv.DictReader(out_file.open(encoding="utf-8-sig"))}
+    assert by_id["A000007"]["说明"] == ("性别不是已知的值，应为：女、女性、未知的性别、未说明、未说明的性别、男、男性；"
+                                       "手机号不是11位大陆手机号；职务超过64个字符")
+    assert by_id["A000008"]["状态"] == "已拒绝"
+    assert by_id["A000008"]["说明"] == "部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）"
+    assert by_id["A000009"]["说明"].startswith("人员状态不是已知的值，应为：在职、")
+    for row in by_id.values():
+        assert not re.search(r"[A-Za-z]{3,}", row["说明"]), row["说明"]  # ids like D0009 only, no English words
 
 
 def test_csv_lists_each_problem_with_its_location(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:

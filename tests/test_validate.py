@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from syncd.messages import problem_text
 from syncd.model import PersonStatus
 from syncd.source import RawRecord, SourceError
 from syncd.validate import CodeTables, build_snapshot, normalise_mobile, normalise_text
@@ -150,3 +151,57 @@ def test_a_reason_never_repeats_the_bad_value() -> None:
     """Reasons reach logs; a shifted column would otherwise put a name there."""
     snapshot = build_snapshot(ListSource(DEPTS, [good("A1", gender="张明", status="在职", order="王芳")]), "D1", CODES)
     assert all("张明" not in r.reason and "王芳" not in r.reason for r in [*snapshot.rejections, *snapshot.issues])
+
+
+@pytest.mark.parametrize(("fields", "code", "chinese"), [
+    ({"name": ""}, "name.missing", "缺少姓名"),
+    ({"name": "张" * 81}, "name.too_long", "姓名超过80个字符"),
+    ({"status": "在岗"}, "status.unknown", "人员状态不是已知的值，应为：在职、调离、退休、离职、死亡"),
+    ({"order": "first"}, "order.not_integer", "排序不是整数"),
+    ({"department": "D9"}, "department.unknown", "部门编号 D9 不存在（部门表中没有，或该部门被拒绝）"),
+])
+def test_a_rejection_carries_a_stable_code_that_reads_in_chinese(fields: dict[str, str], code: str,
+                                                                  chinese: str) -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1"), good("A2", **fields)]), "D1", CODES)
+    [rejection] = snapshot.rejections
+    assert rejection.code == code
+    assert problem_text(rejection) == chinese
+
+
+@pytest.mark.parametrize(("fields", "code", "chinese"), [
+    ({"mobile": "1380000abcd"}, "mobile.invalid", "手机号不是11位大陆手机号"),
+    ({"mobile": ""}, "mobile.missing", "缺少手机号（手机号是登录账号，缺少则无法在通讯录中创建）"),
+    ({"gender": "张明"}, "gender.unknown",
+     "性别不是已知的值，应为：女、女性、未知的性别、未说明、未说明的性别、男、男性"),
+    ({"post": "长" * 65}, "post.too_long", "职务超过64个字符"),
+    ({"rank": ""}, "rank.missing", "缺少职级"),
+    ({"role": "领导", "leader_duties": ""}, "leader_duties.missing", "缺少领导分工（人员角色为领导时必填）"),
+])
+def test_an_incomplete_field_carries_a_stable_code_that_reads_in_chinese(fields: dict[str, str], code: str,
+                                                                          chinese: str) -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A2", **fields)]), "D1", CODES)
+    [issue] = snapshot.issues
+    assert (issue.code, problem_text(issue)) == (code, chinese)
+
+
+def test_tree_duplicate_and_shared_mobile_problems_carry_codes_with_their_ids() -> None:
+    departments = [*DEPTS, {"id": "D3", "name": "甲", "parent": "D4"}, {"id": "D4", "name": "乙", "parent": "D3"},
+                   {"id": "D5", "name": "丙", "parent": "D9"}, {"id": "D6", "name": "丁", "parent": "D5"},
+                   {"id": "D7", "name": "戊"}]
+    people = [good("A1", mobile="13800000009"), good("A2", mobile="13800000009"), good("A3"), good("A3")]
+    snapshot = build_snapshot(ListSource(departments, people), "D1", CODES)
+    texts = {(r.key, r.code): problem_text(r) for r in snapshot.rejections}
+    assert texts[("D3", "parent.cycle")] == "上级部门形成循环：D3 → D4 → D3"
+    assert texts[("D5", "parent.unknown")] == "上级部门 D9 不存在（路径：D5 → D9）"
+    assert texts[("D6", "parent.rejected")] == "位于被拒绝的部门 D5 之下"
+    assert texts[("D7", "parent.missing")] == "没有上级部门，且不是本单位的根部门 D1"
+    assert texts[("A3", "employee_id.duplicate")] == "工号 A3 出现 2 次，所有重复记录均被拒绝"
+    shared = {i.key: problem_text(i) for i in snapshot.issues if i.code == "mobile.shared"}
+    assert shared == {"A1": "与 A2 的手机号相同，人事部门更正前两人都不会被创建或关联",
+                      "A2": "与 A1 的手机号相同，人事部门更正前两人都不会被创建或关联"}
+
+
+def test_the_english_reason_stays_for_the_logs() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1", mobile="12345")]), "D1", CODES)
+    [issue] = snapshot.issues
+    assert issue.reason.startswith("not an 11-digit mainland mobile number") and issue.code == "mobile.invalid"

@@ -6,6 +6,7 @@ import codecs
 import csv
 import hashlib
 from collections.abc import Iterator, Mapping
+from operator import itemgetter
 from pathlib import Path
 
 from syncd.source import RawRecord, SourceError
@@ -100,12 +101,18 @@ def _records(reader: Iterator[list[str]], name: str, columns: Mapping[str, str],
     missing = [f"{field} ({columns[field]!r})" for field in required if field not in positions]
     if missing:
         raise SourceError(f"{name}: header has no column for {', '.join(missing)}")
+    names, indices = tuple(positions), tuple(positions.values())
+    width = max(indices, default=-1) + 1
+    cells = itemgetter(*indices) if len(indices) > 1 else None  # a million rows: one call a row, not one a cell
     line = 1
     for row in reader:
         line = getattr(reader, "line_num", line + 1)
-        if not any(cell.strip() for cell in row):
+        if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
             continue  # blank and trailing empty rows
-        fields = {field: (row[i] if i < len(row) else "") for field, i in positions.items()}
+        if cells is not None and len(row) >= width:
+            fields = dict(zip(names, cells(row), strict=True))
+        else:  # a short row: the missing cells are empty
+            fields = {field: (row[i] if i < len(row) else "") for field, i in positions.items()}
         yield RawRecord(fields, name, line)
 
 

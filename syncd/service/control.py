@@ -1,4 +1,4 @@
-"""The control surface the HTTP API (and later the console) calls: one place for every action.
+"""The control surface the HTTP API and the console call: one place for every action.
 
 The API never touches the store or the target itself; it calls a `Control`, so role checks and
 behaviour are the same whichever front end asked.
@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from syncd.scope import RESYNC_STATES, ResyncRequest, Scope
+from syncd.target import DirectoryEntry
 from syncd.version import __version__
 
 # The scope and the request are the engine's and the store's; re-exported for the API.
@@ -55,6 +56,10 @@ class Control(Protocol):
 
     def health(self) -> Health:
         """Whether the service is doing its job."""
+
+    def directory_person(self, employee_id: str) -> DirectoryEntry | None:
+        """What the directory holds for a linked person now (a live read), None when it has no such
+        employee. LookupError: not a linked person; `syncd.target.TargetError`: the directory refused."""
 
     def escalations(self) -> dict[str, Any]:
         """`{"open": [...], "resolved": [...]}`: problems and the notices sent about them."""

@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import log as logging_setup
 from syncd.config import Config, ConfigError, load
+from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
 from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
 from syncd.freeze import set_frozen
@@ -53,7 +54,7 @@ from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
 from syncd.state.store import Busy, StateStore, aware
-from syncd.target import Target
+from syncd.target import DirectoryEntry, Target
 from syncd.version import __version__
 from syncd.wiring import build_notifiers, build_source, build_target
 
@@ -132,6 +133,10 @@ class DaemonControl:
         """Ok while the last cycle succeeded (or was skipped, or held for a decision) within three intervals."""
         return self._daemon.health()
 
+    def directory_person(self, employee_id: str) -> DirectoryEntry | None:
+        """A live read of one linked person for the console, beside any running cycle."""
+        return read_directory_person(self._daemon.engine.target, self._daemon.store, employee_id)
+
     def escalations(self) -> dict[str, Any]:
         """Open and recently resolved problems, with their notices."""
         return problems_json(self._daemon.store)
@@ -152,6 +157,8 @@ class Daemon:
                                open_problems=lambda: open_counts(self.store))
         self._interrupt = threading.Event()  # set on SIGTERM: cycles finish the change in flight and stop
         self.engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt)
+        # The console's HR snapshot: every cycle that read HR offers its own; read on demand before the first.
+        self.snapshots = SnapshotCache(lambda: read_hr(self.engine.config))
         self._notifier = notifier or SystemdNotifier()
         self._lock = InstanceLock(self.store)
         self._cycle = threading.Lock()  # never two cycles of this process at once
@@ -310,6 +317,12 @@ class Daemon:
         if config.api.tokens_file is None:
             log.warning("api.no_tokens", advice="set api.tokens_file and run `syncd token add NAME --role hr`")
         app = create_api(DaemonControl(self), tokens, self.metrics)
+        data = ConsoleData(self.store, self.snapshots, root_department=config.unit.root_department,
+                           root_organization_code=config.unit.root_organization_code, today=self.today,
+                           next_cycle=self.next_cycle, code_tables=config.source.code_tables)
+        # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
+        register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
+                         timezone=config.schedule.timezone)
         self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api").start()
 
     def _log_start(self, config: Config) -> None:
@@ -409,6 +422,7 @@ class Daemon:
                 log.info("scheduler.skipped", trigger=options.trigger, reason=str(exc))
                 return None
             self._record(result, result.outcome, time.monotonic() - started)
+            self.snapshots.offer(result.snapshot)  # the console's HR data; a skipped cycle's empty one is ignored
             return result
         finally:
             self._close_retired()
@@ -465,6 +479,7 @@ class Daemon:
                 done = carry_out(request, engine.config, engine.source, engine.target, self.store, self._interrupt)
                 if done is None:
                     return
+                self.snapshots.refresh_soon()  # the resync read HR afresh: the console reads it again too
                 self.metrics.observe_cycle("success" if done.exit_code == 0 else "failed",
                                            time.monotonic() - started, {})
             finally:

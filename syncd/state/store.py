@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,7 +24,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from syncd.model import Change, LinkedDepartment, LinkedPerson, LinkState, fingerprint
+from syncd.model import (
+    REPEATING_PERSON_FIELDS,
+    Change,
+    LinkedDepartment,
+    LinkedPerson,
+    LinkState,
+    Person,
+    PushedAsHR,
+    PushedFields,
+    Snapshot,
+    fingerprint,
+)
 from syncd.scope import ResyncRequest, Scope
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, ResyncRequestRow, Run, ServiceState
 
@@ -74,6 +85,9 @@ _LOCK_KEY = 0x73796E6364  # "syncd": the advisory lock every node contends for
 # A change in one of these states needs nothing more; any other is still owed to the directory.
 CLOSED_STATES = ("done", "superseded", "rejected")
 DECIDED_AT = "decisions.last"
+_MIGRATION_LOCK_KEY = _LOCK_KEY + 2  # beside the cycle lock's and the daemon's
+_LINK_BATCH = 5000  # person links fetched at a time
+_REPEATING_PUSHED = (*REPEATING_PERSON_FIELDS, "order")
 
 
 class Busy(Exception):
@@ -146,6 +160,8 @@ class StateStore:
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":  # nodes starting together migrate one after the other
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -155,19 +171,37 @@ class StateStore:
 
     # -- links -------------------------------------------------------------------------------
 
-    def links(self, people: Iterable[str] | None = None) -> LinkState:
-        """Every department link and the person links (all, or only these employee ids), as reconcile's input."""
+    def links(self, people: Iterable[str] | None = None, like: Snapshot | None = None) -> LinkState:
+        """Every department link and the person links (all, or only these employee ids), as reconcile's input.
+
+        `like` is the HR snapshot the links are read to be reconciled with: where a link holds the same
+        text as its person (the id, the pushed name and mobile …), it holds the person's, not a copy.
+        """
         state = LinkState()
-        with self._session() as session:
-            for d in session.scalars(select(DepartmentLink)):
-                state.departments[d.hr_id] = LinkedDepartment(d.organization_code, d.parent_hr_id, d.pushed, d.status)
-            query = select(
-                PersonLink.employee_id, PersonLink.employee_code, PersonLink.account_id, PersonLink.department,
-                PersonLink.organization_code, PersonLink.pushed, PersonLink.status, PersonLink.frozen)
-            if people is not None:
-                query = query.where(PersonLink.employee_id.in_(list(people)))
-            for row in session.execute(query):
-                state.people[row[0]] = LinkedPerson(*row[1:])
+        departments = select(DepartmentLink.hr_id, DepartmentLink.organization_code, DepartmentLink.parent_hr_id,
+                             DepartmentLink.pushed, DepartmentLink.status)
+        query = select(
+            PersonLink.employee_id, PersonLink.employee_code, PersonLink.account_id, PersonLink.department,
+            PersonLink.organization_code, PersonLink.pushed, PersonLink.status, PersonLink.frozen)
+        if people is not None:
+            query = query.where(PersonLink.employee_id.in_(list(people)))
+        # A million links must fit beside a million HR records: rows are streamed, not buffered, and
+        # text that repeats (departments, labels, field names, what HR holds too) is held once.
+        texts = _SharedTexts(like)
+        with self.engine.connect() as connection:
+            for hr_id, organization_code, parent, pushed, status in connection.execute(departments):
+                state.departments[hr_id] = LinkedDepartment(organization_code, parent, pushed, status)
+            rows = connection.execution_options(yield_per=_LINK_BATCH).execute(query)
+            for employee_id, code, account_id, department, organization_code, pushed, status, frozen in rows:
+                person = texts.person(employee_id)
+                if person is None:
+                    held: Mapping[str, str] = PushedFields(texts.repeating(pushed))
+                else:
+                    employee_id = person.employee_id
+                    held = _alike(pushed, person, texts)
+                state.people[employee_id] = LinkedPerson(
+                    code, account_id, texts.once(department), texts.once(organization_code), held,
+                    texts.once(status), frozen)
         return state
 
     def _upsert(self, connection: Connection, table: Table, key: str, values: dict[str, Any],
@@ -279,6 +313,16 @@ class StateStore:
         with self._session.begin() as session:
             session.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state=state, error_category=category, error_message=message[:2000], updated_at=_now()))
+
+    def mark_not_attempted(self, entry_ids: Sequence[int], message: str) -> None:
+        """The run stopped (quarantine, auth, SIGTERM) before these changes were sent: one statement per
+        thousand, so stopping never costs a write per change."""
+        now = _now()
+        with self.engine.begin() as connection:
+            for start in range(0, len(entry_ids), 1000):
+                batch = list(entry_ids[start:start + 1000])
+                connection.execute(update(JournalEntry).where(JournalEntry.id.in_(batch)).values(
+                    state="failed", error_category="stopped", error_message=message[:2000], updated_at=now))
 
     def _decisions(self, states: tuple[str, ...]) -> list[tuple[str, str, JournalEntry]]:
         """(fingerprint, run id, entry) of entries in these states that hold for a decision."""
@@ -470,6 +514,40 @@ def _resync(row: ResyncRequestRow) -> ResyncRequest:
     return ResyncRequest(row.id, Scope(row.scope, row.subject), row.full, row.status,  # type: ignore[arg-type]
                          row.requested_by, row.requested_at, row.run_id, row.outcome, row.exit_code,
                          row.message or "")
+
+
+class _SharedTexts:
+    """Text read for the links that is held once: what repeats from link to link, and what HR holds too."""
+
+    def __init__(self, like: Snapshot | None) -> None:
+        self._seen: dict[str, str] = {}
+        self._people = like.people if like is not None else {}
+
+    def once(self, text: str) -> str:
+        """The one copy of this text."""
+        return self._seen.setdefault(text, text)
+
+    def person(self, employee_id: str) -> Person | None:
+        """The HR record of this link, when a snapshot to share with was given and holds it."""
+        return self._people.get(employee_id)
+
+    def repeating(self, pushed: dict[str, str]) -> dict[str, str]:
+        """The pushed fields with the values that repeat across people (labels, phones, order) held once."""
+        for key in _REPEATING_PUSHED:
+            value = pushed.get(key)
+            if value is not None:
+                pushed[key] = self._seen.setdefault(value, value)
+        return pushed
+
+
+def _alike(pushed: dict[str, str], person: Person, texts: _SharedTexts) -> Mapping[str, str]:
+    """What was pushed, held as the person's record when it is exactly what the record pushes now (the
+    common case), else with each value equal to the record's taken from it."""
+    wanted = person.pushed_fields()
+    if pushed == wanted and list(pushed) == list(wanted):
+        return PushedAsHR(person)
+    return PushedFields(texts.repeating(
+        {key: shared if (shared := wanted.get(key)) == value else value for key, value in pushed.items()}))
 
 
 def _fingerprint(entry: JournalEntry) -> str:

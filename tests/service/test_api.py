@@ -20,7 +20,7 @@ from syncd.service.api import create_api, required_role
 from syncd.service.control import Control, Health, ResyncRequest, ResyncScope
 from syncd.service.metrics import Metrics
 from syncd.service.tokens import TokenStore, add_token
-from syncd.target import TargetError
+from syncd.target import DirectoryEntry, TargetError
 from syncd.version import __version__
 
 WHEN = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
@@ -77,6 +77,14 @@ class FakeControl:
 
     def health(self) -> Health:
         return Health(self.healthy, WHEN if self.healthy else None, "success" if self.healthy else "failed")
+
+    def directory_person(self, employee_id: str) -> DirectoryEntry | None:
+        self.calls.append(("directory_person", (employee_id,)))
+        if self.directory_error:
+            raise self.directory_error
+        if employee_id not in self.linked:
+            raise NotLinked(employee_id)
+        return DirectoryEntry("GE_1", "A", "GO_1", {"post": "科员"})
 
     def escalations(self) -> dict[str, Any]:
         self.calls.append(("escalations", ()))

@@ -58,3 +58,18 @@ def test_one_daemon_leads_and_a_standby_takes_over_within_30_s_of_its_sigkill_mi
     assert set(joins) == {p["工号"] for p in people if p["人员状态"] == "在职"}
     assert max(joins.values()) == 1, joins
     assert pg_bureau.run_outcomes()[-2:] == ["crashed", "success"]
+
+
+def test_nodes_starting_together_on_an_empty_postgresql_state_migrate_one_after_the_other(pg_state: str) -> None:
+    import subprocess
+    import sys
+    import time
+
+    # Every node imports first, then all open the state at the same moment.
+    script = ("import sys, time; from syncd.state.store import StateStore; "
+              "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); StateStore(sys.argv[1]).close()")
+    at = str(time.time() + 4)
+    nodes = [subprocess.Popen([sys.executable, "-c", script, pg_state, at], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [(node.wait(timeout=60), node.stderr.read() if node.stderr else "") for node in nodes]
+    assert [code for code, _ in results] == [0] * len(nodes), [err[-500:] for _, err in results]
