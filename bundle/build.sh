@@ -85,11 +85,15 @@ cp "$SYNCD_WHEEL" "$STAGE/wheels/"
 
 # Every dependency, and pip: from the cache when it holds them all, else fetched into it first.
 resolve() { pip "${RESOLVE[@]}" "$@" "$SYNCD_WHEEL" pip; }
+# The cache holds dependencies only: a syncd wheel left there by an earlier build of the same version
+# would carry that build's dependency list into this one.
+rm -f "$CACHE"/syncd-*.whl
 if [ "$REFRESH" = 1 ] || ! resolve "$STAGE/wheels" --quiet --no-index --find-links "$CACHE" 2>/dev/null; then
   say "fetching the dependencies for Python $TARGET_PYTHON ($TARGET_PLATFORM) into $CACHE"
   resolve "$CACHE" --quiet --find-links "$CACHE"
   resolve "$STAGE/wheels" --quiet --no-index --find-links "$CACHE"
 fi
+rm -f "$CACHE"/syncd-*.whl
 
 shopt -s nullglob
 units=("$ROOT"/systemd/*.service "$ROOT"/systemd/*.timer "$ROOT"/systemd/*.socket)
