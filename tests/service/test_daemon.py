@@ -303,3 +303,17 @@ def test_sigterm_while_a_directory_call_hangs_exits_within_10_s_and_the_next_sta
     bureau.wait_directory(lambda d: d == hr_projection(PEOPLE, DEPARTMENTS), STOPS_WITHIN,
                           "the directory equal to HR")
     assert bureau.run_outcomes() == ["crashed", "success"]
+
+
+def test_an_idle_daemon_at_info_level_writes_nothing_per_cycle(bureau: Bureau) -> None:
+    daemon = bureau.start(schedule={"incremental_every": "1s"}, logging={"format": "json", "level": "info"})
+    daemon.wait_for("cycle.finished", trigger="start")
+    size = len(daemon.log_text().encode())
+
+    def skipped() -> float:
+        metrics = daemon.call("GET", "/metrics").text
+        found = re.search(r'^syncd_cycles_total\{outcome="skipped"\} (\S+)$', metrics, re.MULTILINE)
+        return float(found[1]) if found else 0.0
+
+    poll(lambda: skipped() >= 5, 15, "five skipped cycles")
+    assert len(daemon.log_text().encode()) == size, daemon.log_text()[size:]  # a quiet day stays quiet
