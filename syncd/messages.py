@@ -95,6 +95,8 @@ RUN_TRIGGERS: dict[str, str] = {
     "demo": "演示", "freeze": "冻结账号", "unfreeze": "解冻账号",
 }
 RUN_MODES: dict[str, str] = {"incremental": "增量", "full": "全量"}
+# What a run or a resync covers, by the kind of its scope (`all`, `employee A000123`, `department D0003`).
+SCOPES: dict[str, str] = {"all": "全单位", "employee": "人员 {subject}", "department": "部门 {subject}"}
 CHANGE_KINDS: dict[str, str] = {
     "dept_create": "新建部门", "dept_update": "部门信息变更", "dept_move": "部门调整上级", "transfer": "调动",
     "update": "信息变更", "rejoin": "重新启用", "adopt": "关联通讯录已有人员", "join": "新增人员",
@@ -115,17 +117,20 @@ ERROR_CATEGORIES: dict[str, str] = {
     "rejected": "人事记录被拒绝", "not_found_in_hr": "人事数据中没有",
 }
 RESYNC_STATES: dict[str, str] = {"queued": "排队中", "running": "同步中", "done": "已完成", "failed": "失败"}
-# A resync that could not run its subject (`syncd.service.resyncs.carry_out`), by its outcome.
+# A resync that could not run its subject (`syncd.service.resyncs.carry_out`), by its outcome; `*` for an
+# outcome that is neither one of these nor an ERROR_CATEGORIES entry.
 RESYNC_FAILURES: dict[str, str] = {
     "rejected": "该人员的人事记录被拒绝，未同步：{reason}",
     "not_found": "人事数据中没有 {subject}，未同步",
+    "*": "同步失败，详见运行记录。",
 }
-# A resync whose run ran but did not write everything, by the run's outcome.
+# A resync whose run ran but did not write everything, by the run's outcome; `*` for any other outcome.
 RESYNC_OUTCOMES: dict[str, str] = {
     "partial": "部分变更未能写入通讯录，详见运行记录。",
     "failed": "同步中止，变更未写入通讯录，详见运行记录。",
     "crashed": "同步异常中断，下次同步会继续完成。",
     "held": "变更已被安全策略暂缓，须运维人员审批后才写入通讯录。",
+    "*": "同步未完成，详见运行记录。",
 }
 LINK_STATES: dict[str, str] = {"active": "在通讯录中", "inactive": "已停用（离职/退休）", "retired": "已撤销"}
 CHANGE_REASONS: dict[str, str] = {"absent from HR": "人事数据中已没有"}
@@ -169,10 +174,15 @@ CONSOLE: dict[str, str] = {
     "directory.not_linked": "此人尚未与通讯录关联，无法读取。",
     "directory.refused": "读取通讯录失败：{category}。",
     "directory.absent": "通讯录中没有找到此人（员工编码 {code}）。",
+    # A downloaded completeness report: `{scope}` is the department's id or SCOPES["all"], `{stamp}` the time.
+    "report.file_name": "信息完整性-{scope}-{stamp}.{fmt}",
+    # A coded person field's value: `男（1）`.
+    "coded_value": "{label}（{code}）",
+    # How long a run took: `{seconds}` and `{minutes}` come formatted (`12.5`).
+    "duration.seconds": "{seconds} 秒",
+    "duration.minutes": "{minutes} 分钟",
 }
 ROLES: dict[str, str] = {"hr": "人事", "operator": "运维"}
-# `syncd report completeness` over a source that broke off (stderr; the report itself is HR's).
-REPORT_PARTIAL = "警告：人事数据源未能读到末尾，本报告不完整。"
 
 
 def console_text(key: str, **params: object) -> str:
@@ -184,6 +194,27 @@ def problem_text(item: Rejection | FieldIssue) -> str:
     """Why a record was rejected or a field is incomplete, in Chinese (from its code and params)."""
     kind = item.kind if isinstance(item, Rejection) else "person"
     return reason_text(item.code, item.params, kind, fallback=item.reason)
+
+
+# -- the completeness report (`syncd.report`: `syncd report completeness`, the console's downloads) --------
+
+REPORT_COLUMNS: tuple[str, ...] = ("部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置")
+# A row's 状态: an in-post person with fields to fix, or a person record syncd rejected.
+REPORT_STATUSES: dict[str, str] = {"incomplete": "不完整", "rejected": "已拒绝"}
+REPORT_SHEETS: dict[str, str] = {"rows": "完整性", "summary": "汇总"}  # the XLSX workbook's sheets
+# The counts an HR head reads first, in this order (the console's templates pick some of them by their label).
+REPORT_SUMMARY: dict[str, str] = {
+    "in_post": "在职人数", "complete": "信息完整", "share": "完整率", "incomplete": "信息不完整",
+    "rejected": "记录被拒绝",
+}
+REPORT: dict[str, str] = {
+    "rejected.department": "（未入库）",  # what stands in the 部门 column of a rejected record
+    # A person's line in the terminal table: `缺少 职级、领导分工；无效 手机号不是11位大陆手机号`.
+    "missing": "缺少 {fields}",
+    "invalid": "无效 {reasons}",
+}
+# `syncd report completeness` over a source that broke off (stderr; the report itself is HR's).
+REPORT_PARTIAL = "警告：人事数据源未能读到末尾，本报告不完整。"
 
 
 # -- the escalation notices (`syncd.escalation`) --------------------------------------------------

@@ -17,11 +17,20 @@ from typing import IO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from syncd.messages import field_label, problem_text
+from syncd.messages import (
+    GROUP_SEPARATOR,
+    LIST_SEPARATOR,
+    REPORT,
+    REPORT_COLUMNS,
+    REPORT_SHEETS,
+    REPORT_STATUSES,
+    REPORT_SUMMARY,
+    field_label,
+    problem_text,
+)
 from syncd.model import FieldIssue, PersonStatus, Snapshot
 
-HEADERS = ["部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置"]
-INCOMPLETE, REJECTED = "不完整", "已拒绝"
+INCOMPLETE, REJECTED = REPORT_STATUSES["incomplete"], REPORT_STATUSES["rejected"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +50,7 @@ class ReportRow:
     def cells(self) -> list[str]:
         """The row as the report's columns."""
         return [self.department_path, self.department, self.employee_id, self.name, self.status,
-                "、".join(self.missing), "、".join(self.invalid), self.reasons, self.location]
+                LIST_SEPARATOR.join(self.missing), LIST_SEPARATOR.join(self.invalid), self.reasons, self.location]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +99,13 @@ def completeness(snapshot: Snapshot, departments: Collection[str] | None = None)
             status=INCOMPLETE,
             missing=tuple(field_label(i.field) for i in issues if i.problem == "missing"),
             invalid=tuple(field_label(i.field) for i in issues if i.problem == "invalid"),
-            reasons="；".join(problem_text(i) for i in issues if i.problem == "invalid"),
+            reasons=GROUP_SEPARATOR.join(problem_text(i) for i in issues if i.problem == "invalid"),
             location=issues[0].location(),
         ))
     people_rejections = [r for r in snapshot.rejections if r.kind == "person"] if departments is None else []
     for rejection in people_rejections:
-        rows.append(ReportRow("（未入库）", "", rejection.key, "", REJECTED, (), (field_label(rejection.field),),
-                              problem_text(rejection), rejection.location()))
+        rows.append(ReportRow(REPORT["rejected.department"], "", rejection.key, "", REJECTED, (),
+                              (field_label(rejection.field),), problem_text(rejection), rejection.location()))
     rows.sort(key=lambda r: (r.status == REJECTED, r.department_path, r.employee_id))
     return CompletenessReport(rows, len(in_post), len(in_post) - sum(r.status == INCOMPLETE for r in rows),
                               len(people_rejections))
@@ -105,7 +114,7 @@ def completeness(snapshot: Snapshot, departments: Collection[str] | None = None)
 def write_csv(report: CompletenessReport, out: IO[str]) -> None:
     """The report as CSV (UTF-8 with BOM, so Excel on Windows opens it as Chinese text)."""
     writer = csv.writer(out)
-    writer.writerow(HEADERS)
+    writer.writerow(REPORT_COLUMNS)
     writer.writerows(row.cells() for row in report.rows)
 
 
@@ -113,8 +122,8 @@ def write_xlsx(report: CompletenessReport, path: Path | IO[bytes]) -> None:
     """The report as an XLSX workbook (to a file, or a binary stream): the rows, header frozen, and a summary sheet."""
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = "完整性"
-    sheet.append(HEADERS)
+    sheet.title = REPORT_SHEETS["rows"]
+    sheet.append(REPORT_COLUMNS)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in report.rows:
@@ -122,7 +131,7 @@ def write_xlsx(report: CompletenessReport, path: Path | IO[bytes]) -> None:
     sheet.freeze_panes = "A2"
     for column, width in zip("ABCDEFGHI", (30, 10, 12, 12, 8, 30, 20, 50, 18), strict=True):
         sheet.column_dimensions[column].width = width
-    summary = workbook.create_sheet("汇总")
+    summary = workbook.create_sheet(REPORT_SHEETS["summary"])
     for label, value in summary_lines(report):
         summary.append([label, value])
     workbook.save(path)
@@ -131,11 +140,11 @@ def write_xlsx(report: CompletenessReport, path: Path | IO[bytes]) -> None:
 def summary_lines(report: CompletenessReport) -> Iterable[tuple[str, int | str]]:
     """The counts: in post, complete, incomplete, rejected."""
     share = f"{report.complete / report.in_post:.1%}" if report.in_post else "—"
-    yield "在职人数", report.in_post
-    yield "信息完整", report.complete
-    yield "完整率", share
-    yield "信息不完整", report.in_post - report.complete
-    yield "记录被拒绝", report.rejected
+    yield REPORT_SUMMARY["in_post"], report.in_post
+    yield REPORT_SUMMARY["complete"], report.complete
+    yield REPORT_SUMMARY["share"], share
+    yield REPORT_SUMMARY["incomplete"], report.in_post - report.complete
+    yield REPORT_SUMMARY["rejected"], report.rejected
 
 
 def format_table(report: CompletenessReport) -> str:
@@ -148,8 +157,9 @@ def format_table(report: CompletenessReport) -> str:
             lines.append(f"\n{current}" + (f" ({row.department})" if row.department else ""))
         parts = []
         if row.missing:
-            parts.append("缺少 " + "、".join(row.missing))
+            parts.append(REPORT["missing"].format(fields=LIST_SEPARATOR.join(row.missing)))
         if row.invalid:
-            parts.append("无效 " + row.reasons)
-        lines.append(f"  {row.employee_id:<10} {row.name:<8} {row.status}  {'；'.join(parts)}  [{row.location}]")
+            parts.append(REPORT["invalid"].format(reasons=row.reasons))
+        lines.append(f"  {row.employee_id:<10} {row.name:<8} {row.status}  {GROUP_SEPARATOR.join(parts)}  "
+                     f"[{row.location}]")
     return "\n".join(lines)

@@ -52,21 +52,6 @@ ALLOWED: dict[str, frozenset[str] | None] = {
                                            "HR department id (部门编号); the department and its people"}),
     # The help text is English naming 工号; 郑州市审计局 is data: the simulator's default tenant name.
     "syncd/cli.py": frozenset({"One person, by HR employee id (工号).", "郑州市审计局"}),
-    # TODO(lead): syncd/report.py's completeness report wording (column headings, statuses, sheet names,
-    # summary labels, 缺少/无效 prefixes, （未入库）, separators) belongs in syncd/messages.py.
-    "syncd/report.py": frozenset({
-        "部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置", "不完整", "已拒绝",
-        "完整性", "汇总", "在职人数", "信息完整", "完整率", "信息不完整", "记录被拒绝", "（未入库）", "缺少 ", "无效 ",
-        "、", "；",
-    }),
-    # TODO(lead): syncd/console/views.py's download file name (信息完整性-…-全单位), resync fallback sentences,
-    # scope labels (全单位/人员/部门), duration units (秒/分钟) and "；" belong in syncd/messages.py.
-    "syncd/console/views.py": frozenset({
-        "信息完整性-", "全单位", "同步失败，详见运行记录。", "同步未完成，详见运行记录。", "人员 ", "部门 ", " 秒",
-        " 分钟", "；",
-    }),
-    # TODO(lead): syncd/console/data.py's `code_label` format `{label}（{code}）` belongs in syncd/messages.py.
-    "syncd/console/data.py": frozenset({"（", "）"}),
 }
 
 

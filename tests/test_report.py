@@ -76,3 +76,40 @@ def test_xlsx_has_the_rows_and_a_summary(tmp_path: Path, export: Callable[..., t
     assert rows[0][:3] == ("部门", "部门编号", "工号") and len(rows) == 3
     summary = dict(workbook["汇总"].iter_rows(values_only=True))
     assert summary["在职人数"] == 7 and summary["信息不完整"] == 2
+
+
+def test_every_format_renders_exactly_this_wording(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
+    """The report's headings, statuses, sheets, summary, prefixes and separators, byte for byte."""
+    export(people=[*PEOPLE, person("A000007", "孙丽", "1380000", "D0003", 职级="", 职务="长" * 65),
+                   person("A000008", "周杰", "13800000008", "D0002", 人员角色="领导", 领导分工=""),
+                   person("A000009", "吴敏", "13800000009", "D0009")])
+    (tmp_path / "syncd.toml").write_text(CONFIG, encoding="utf-8")
+    config = ["--config", str(tmp_path / "syncd.toml"), "report", "completeness"]
+    table = CliRunner().invoke(main, config)
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "在职人数 7  信息完整 5  完整率 71.4%  信息不完整 2  记录被拒绝 1\n"
+        "\n郑州市审计局 / 办公室 (D0002)\n"
+        "  A000008    周杰       不完整  缺少 领导分工  [people.csv:9]\n"
+        "\n郑州市审计局 / 财政审计处 (D0003)\n"
+        "  A000007    孙丽       不完整  缺少 职级；无效 手机号不是11位大陆手机号；职务超过64个字符  [people.csv:8]\n"
+        "\n（未入库）\n"
+        "  A000009             已拒绝  无效 部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）  [people.csv:10]\n")
+    header = ("部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置")
+    rows = [("郑州市审计局 / 办公室", "D0002", "A000008", "周杰", "不完整", "领导分工", "", "", "people.csv:9"),
+            ("郑州市审计局 / 财政审计处", "D0003", "A000007", "孙丽", "不完整", "职级", "手机号、职务",
+             "手机号不是11位大陆手机号；职务超过64个字符", "people.csv:8"),
+            ("（未入库）", "", "A000009", "", "已拒绝", "", "部门编号",
+             "部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）", "people.csv:10")]
+    csv_file, xlsx_file = tmp_path / "report.csv", tmp_path / "report.xlsx"
+    for out_file in (csv_file, xlsx_file):
+        result = CliRunner().invoke(main, [*config, "--format", out_file.suffix[1:], "--output", str(out_file)])
+        assert result.exit_code == 0, result.output
+    assert csv_file.read_bytes().decode("utf-8") == "\ufeff" + "".join(",".join(row) + "\r\n"
+                                                                       for row in [header, *rows])
+    workbook = load_workbook(xlsx_file)
+    assert workbook.sheetnames == ["完整性", "汇总"]
+    assert list(workbook["完整性"].iter_rows(values_only=True)) == [
+        header, *(tuple(cell or None for cell in row) for row in rows)]
+    assert list(workbook["汇总"].iter_rows(values_only=True)) == [
+        ("在职人数", 7), ("信息完整", 5), ("完整率", "71.4%"), ("信息不完整", 2), ("记录被拒绝", 1)]

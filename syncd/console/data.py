@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.apply import DEPARTMENT_KINDS
 from syncd.escalation import ProblemView, open_problems
+from syncd.messages import console_text
 from syncd.model import (
     Department,
     FieldIssue,
@@ -400,10 +401,10 @@ class ConsoleData:
         return self._today()
 
     def code_label(self, field: str, value: object) -> str:
-        """A coded person field's value with its label (`1（男）`), any other value as text."""
+        """A coded person field's value with its label (`男（1）`), any other value as text."""
         text = "" if value is None else str(value)
         label = self.code_labels.get(field, {}).get(text)
-        return f"{label}（{text}）" if label else text
+        return console_text("coded_value", label=label, code=text) if label else text
 
     # -- pages -----------------------------------------------------------------------------------
 

@@ -186,7 +186,7 @@ def completeness_download(fmt: str) -> ResponseReturnValue:
     department = _department_filter()
     body = _data().report_file(department, fmt)
     stamp = datetime.now(_zone()).strftime("%Y%m%d-%H%M")
-    name = f"信息完整性-{department or '全单位'}-{stamp}.{fmt}"
+    name = messages.console_text("report.file_name", scope=department or messages.SCOPES["all"], stamp=stamp, fmt=fmt)
     log.info("console.report_downloaded", token_name=g.token.name, format=fmt, department=department)
     mimetype = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
                 else "text/csv; charset=utf-8")
@@ -241,13 +241,13 @@ def _resync_failure(resync: ResyncRequest) -> str | None:
     if resync.status == "failed":
         if resync.outcome == "rejected":
             rejections = _data().index().rejections.get(resync.scope.value or "", [])
-            reason = "；".join(messages.problem_text(r) for r in rejections) or "—"
+            reason = messages.GROUP_SEPARATOR.join(messages.problem_text(r) for r in rejections) or "—"
             return messages.RESYNC_FAILURES["rejected"].format(reason=reason)
         if resync.outcome == "not_found":
             return messages.RESYNC_FAILURES["not_found"].format(subject=resync.scope.value)
-        return messages.ERROR_CATEGORIES.get(resync.outcome or "", "同步失败，详见运行记录。")
+        return messages.ERROR_CATEGORIES.get(resync.outcome or "", messages.RESYNC_FAILURES["*"])
     if resync.status == "done" and resync.outcome not in ("success", "skipped"):
-        return messages.RESYNC_OUTCOMES.get(resync.outcome or "", "同步未完成，详见运行记录。")
+        return messages.RESYNC_OUTCOMES.get(resync.outcome or "", messages.RESYNC_OUTCOMES["*"])
     return None
 
 
@@ -417,7 +417,8 @@ def _aware(moment: datetime | None) -> datetime | None:
 def _scope(scope: str) -> str:
     """A run's scope as HR reads it."""
     kind, _, subject = scope.partition(" ")
-    return {"all": "全单位", "employee": f"人员 {subject}", "department": f"部门 {subject}"}.get(kind, scope)
+    template = messages.SCOPES.get(kind)
+    return scope if template is None else template.format(subject=subject)
 
 
 @console.app_template_filter("seconds")
@@ -425,4 +426,6 @@ def _seconds(value: float | None) -> str:
     """A duration."""
     if value is None:
         return "—"
-    return f"{value:.1f} 秒" if value < 120 else f"{value / 60:.1f} 分钟"
+    if value < 120:
+        return messages.console_text("duration.seconds", seconds=f"{value:.1f}")
+    return messages.console_text("duration.minutes", minutes=f"{value / 60:.1f}")

@@ -7,6 +7,7 @@ import re
 import threading
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -14,6 +15,7 @@ from syncd import validate
 from syncd.console import ConsoleData, SnapshotCache
 from syncd.messages import REASONS, reason_template
 from syncd.model import Department, Snapshot
+from syncd.scope import Scope
 from syncd.service.resyncs import carry_out
 from tests.conftest import DEPARTMENTS, PEOPLE, person
 from tests.console.conftest import csrf_of, sign_in
@@ -139,6 +141,48 @@ def test_the_department_page_marks_what_differs_from_the_directory(console: Cons
     below = {row.id: row.differences for row in view.differences_below}
     assert below["D0005"] == ("in_directory_only",)  # gone from HR, still in the directory
     assert view.row.in_post_total == 4 and view.row.linked_total == 5
+
+
+@pytest.mark.parametrize(("query", "scope"), [("", "全单位"), ("?d=D0003", "D0003")])
+def test_a_downloaded_report_is_named_for_what_it_covers_and_when(console: Console, bureau: Bureau, query: str,
+                                                                  scope: str) -> None:
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["hr"])
+    for fmt in ("csv", "xlsx"):
+        disposition = unquote(client.get(f"/completeness/report.{fmt}{query}").headers["Content-Disposition"])
+        assert re.search(rf"filename\*=UTF-8''信息完整性-{scope}-\d{{8}}-\d{{4}}\.{fmt}$", disposition), disposition
+
+
+@pytest.mark.parametrize(("status", "outcome", "says"), [
+    ("failed", "unavailable", "通讯录服务不可用"),  # a gateway error: its category
+    ("failed", "no_such_category", "同步失败，详见运行记录。"),
+    ("done", "partial", "部分变更未能写入通讯录，详见运行记录。"),
+    ("done", "no_such_outcome", "同步未完成，详见运行记录。"),
+])
+def test_a_resync_that_did_not_sync_its_subject_says_why(console: Console, bureau: Bureau, status: str, outcome: str,
+                                                         says: str) -> None:
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["hr"])
+    store = console.daemon.store
+    request = store.queue_resync(Scope("employee", "A000002"), False, "hr-portal")
+    store.finish_resync(request.id, status, None, outcome, 1)
+    page = client.get(f"/people/A000002?resync={request.id}").text
+    assert f'<div class="flash bad after">{says}</div>' in page
+
+
+def test_run_scopes_and_durations_read_in_chinese(console: Console) -> None:
+    filters = console.app.jinja_env.filters
+    assert [filters["scope"](scope) for scope in ("all", "employee A000002", "department D0003", "odd")] == [
+        "全单位", "人员 A000002", "部门 D0003", "odd"]
+    assert [filters["seconds"](value) for value in (None, 3.0, 119.94, 120.0, 4000.0)] == [
+        "—", "3.0 秒", "119.9 秒", "2.0 分钟", "66.7 分钟"]
+
+
+def test_a_coded_value_reads_as_its_label_then_its_code(console: Console) -> None:
+    data = console.data
+    assert data.code_label("gender", "1") == "男（1）" and data.code_label("gender", 2) == "女（2）"
+    assert data.code_label("gender", "7") == "7" and data.code_label("rank", "一级主任科员") == "一级主任科员"
+    assert data.code_label("gender", None) == ""
 
 
 # -- the snapshot the pages read --------------------------------------------------------------------
