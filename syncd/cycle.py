@@ -79,6 +79,7 @@ class Planned:
     plan: Plan
     links: LinkState  # every link (scoped runs plan from a part, apply with all)
     drift: Drift | None
+    subjects: frozenset[str] | None = None  # a scoped run's subjects; None for the whole unit
 
 
 def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
@@ -117,7 +118,7 @@ def _steps(config: Config, source: Source, target: Target, store: StateStore, op
     result.held = guarded.held
     apply(config, planned, guarded, store, target, options, result)
     if not options.dry_run:
-        record(store, result, guarded)
+        record(store, result, guarded, planned.subjects)
         if snapshot.complete and options.scope.everything and token is not None:
             # Only a complete whole-unit read vouches for the token: taken before the read, so a
             # change made during it is seen again next time.
@@ -168,7 +169,8 @@ def plan(config: Config, snapshot: Snapshot, store: StateStore, target: Target, 
         log.info("drift.checked", changed=len(drift.changed_fields), moved=len(drift.moved),
                  deactivated=len(drift.deactivated), missing=len(drift.missing), unknown=len(drift.unknown))
     result = keep_in_scope(reconcile(inputs.snapshot, scoped_links, config.unit.root_department), inputs, scope)
-    if drift is not None and config.safety.unknown_people == "deactivate" and snapshot.complete:
+    # Only a whole-unit run knows who is unknown: a scoped drift read compares with a part of the links.
+    if drift is not None and config.safety.unknown_people == "deactivate" and snapshot.complete and scope.everything:
         # Only people whose main position is in the unit; the applier skips anyone a join of
         # this same run adopts (their mobile matched an HR record after all).
         ours = set(org_codes)
@@ -178,7 +180,7 @@ def plan(config: Config, snapshot: Snapshot, store: StateStore, target: Target, 
     if drift is not None:
         # What the drift check learnt is the truth for the apply step too.
         links = LinkState(links.departments, {**links.people, **drift.links.people})
-    return Planned(snapshot, result, links, drift)
+    return Planned(snapshot, result, links, drift, None if scope.everything else inputs.subjects)
 
 
 def guard_plan(config: Config, planned: Planned, store: StateStore) -> GuardedPlan:
@@ -215,12 +217,12 @@ def apply(config: Config, planned: Planned, guarded: GuardedPlan, store: StateSt
         result.decide_runs = sorted({*waiting_on, *([result.run_id] if new_holds else [])})
 
 
-def record(store: StateStore, result: CycleResult, guarded: GuardedPlan) -> None:
-    """Settle decisions the plan moved past, and record how the run ended."""
+def record(store: StateStore, result: CycleResult, guarded: GuardedPlan, subjects: frozenset[str] | None) -> None:
+    """Settle decisions the plan moved past (within a scoped run's subjects), and record how the run ended."""
     assert result.run_id is not None
     store.settle_decisions({c.fingerprint() for c in result.plan.changes},
                            {o.change.fingerprint() for o in result.report.outcomes if o.state == "done"},
-                           result.run_id)
+                           result.run_id, subjects)
     if result.report.stopped:
         result.outcome = "failed"
     elif result.report.failed:

@@ -252,3 +252,48 @@ def test_ack_stops_reminders_of_an_open_problem_and_status_shows_it(unit: Unit) 
     assert unit.cli("ack", "run_failed", "--by", "值班员").exit_code == 0
     assert "acknowledged by 值班员" in unit.cli("status").output
     assert unit.cli("ack", "no-such-problem").exit_code == 2
+
+
+def hold_structure(unit: Unit) -> None:
+    text = unit.config_path.read_text(encoding="utf-8").replace('structure_changes = "apply"',
+                                                                 'structure_changes = "hold"')
+    unit.config_path.write_text(text, encoding="utf-8")
+
+
+def test_a_scoped_resync_leaves_the_holds_outside_its_scope_waiting(unit: Unit) -> None:
+    hold_structure(unit)
+    held = unit.cycle()
+    assert held.outcome == "held"
+    assert unit.cli("resync", "--employee", "A000002").exit_code in (0, 1, 3)
+    store = unit.store()
+    assert [run_id for run_id, _, _ in store.held_runs()] == [held.run_id]  # still waiting for a decision
+    store.close()
+    assert unit.cycle(trigger="schedule", skip_unchanged=True).outcome == "skipped"
+    assert unit.cli("approve", held.run_id or "").exit_code == 0  # the decision is still there to make
+
+
+def test_changes_that_waited_on_an_approved_hold_are_not_overdue_once_applied(unit: Unit) -> None:
+    hold_structure(unit)
+    held = unit.cycle()
+    assert unit.cli("approve", held.run_id or "").exit_code == 0
+    assert unit.cycle().outcome == "success"
+    store = unit.store()
+    assert store.journal_states(held.run_id or "").keys() <= {"done", "superseded"}
+    assert store.overdue(date(2027, 6, 1)) == []
+    store.close()
+
+
+def test_a_failure_hr_took_back_gives_no_due_date_to_a_later_change(tmp_path: Path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    first = store.start_run("schedule", "incremental", dry_run=False)
+    [(entry, _)] = store.journal_plan(first, [Change(ChangeKind.UPDATE, "A000002", {"post": "副主任"})],
+                                      datetime(2026, 1, 5, tzinfo=UTC), date(2026, 1, 8))
+    store.mark_failed(entry, "unavailable", "gateway down")
+    store.finish_run(first, "partial", {})
+    reverted = store.start_run("schedule", "incremental", dry_run=False)  # HR took the edit back: nothing planned
+    store.finish_run(reverted, "success", {})
+    later = store.start_run("schedule", "incremental", dry_run=False)
+    [(_, due)] = store.journal_plan(later, [Change(ChangeKind.UPDATE, "A000002", {"post": "处长"})],
+                                    datetime(2026, 11, 30, tzinfo=UTC), date(2026, 12, 3))
+    assert due == date(2026, 12, 3)
+    store.close()

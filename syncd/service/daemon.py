@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd import log as logging_setup
 from syncd.config import Config, ConfigError, load
 from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
-from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.cycle import SOURCE_TOKEN, CycleOptions, CycleResult, run_cycle
 from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
 from syncd.freeze import set_frozen
 from syncd.scope import ResyncRequest, Scope
@@ -227,13 +227,19 @@ class Daemon:
         """Become the leader; a standby node waits here. False when asked to stop meanwhile."""
         if self._lock.shared:
             announced = False
+            # A standby is alive too: it feeds the watchdog while it waits, or systemd would kill it.
+            tick = min(self._notifier.watchdog_interval() or STANDBY_POLL, STANDBY_POLL)
             while not self._lock.acquire():
                 if not announced:
                     log.info("daemon.standby", reason="another node holds the leader lock")
                     self._notifier.ready("standby: another node is the leader")
                     announced = True
-                if self._wait(STANDBY_POLL):
-                    return False
+                waited = 0.0
+                while waited < STANDBY_POLL:
+                    if self._wait(tick):
+                        return False
+                    self._notifier.watchdog()
+                    waited += tick
         self._leader = True
         log.info("daemon.leading")
         self._orphans_requeued = False
@@ -249,9 +255,14 @@ class Daemon:
                 self._reload.clear()
                 self.reload()
             if self._lock.shared and not self._lock.alive():
-                # The lock went with the connection: another node may lead now. Stop syncing at once.
+                # The lock went with the connection: another node may lead now. Stop syncing at once:
+                # the running cycle finishes the change in flight, then this node waits as a standby.
                 self._stop_scheduler()
                 self._leader = False
+                self._interrupt.set()
+                if self._cycle.acquire(timeout=STOP_WITHIN):
+                    self._cycle.release()
+                self._interrupt.clear()
                 return
             self._notifier.watchdog()
 
@@ -537,6 +548,9 @@ class Daemon:
                 self._cycle.release()
         else:
             self._retired.append(previous)
+        # The plan depends on the configuration too (safety, unit, columns): the next incremental cycle
+        # reads and plans even though HR is unchanged.
+        self.store.set_value(SOURCE_TOKEN, None)
         if self._scheduler is not None and old.schedule != config.schedule:
             self._add_cycle_jobs(self._scheduler, config)
         log.info("config.reloaded", config=str(self.config_path), source=config.source.kind,

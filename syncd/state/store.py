@@ -76,7 +76,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: a transaction that reads and then writes (decide, claim a resync) would otherwise fail
+    # at once with "database is locked" when another connection committed in between; taking the write
+    # lock up front makes it wait (busy timeout) instead. Transactions here are short.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # Freeze and unfreeze run beside cycles (a lost phone cannot wait): recovery leaves them alone.
@@ -271,15 +274,21 @@ class StateStore:
             return [(entry.id, entry.due_at) for entry in entries]
 
     def _first_detected(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[datetime, date]]:
-        """(kind, subject) → (detected, due) of the latest journal entry of each, when it is still open."""
+        """(kind, subject) → (detected, due) of the latest journal entry of each that is still owed: left
+        open by the latest whole-unit run, or held. A failure a later complete run no longer planned
+        (HR took the change back) is not owed, so a new change never inherits its date."""
         found: dict[tuple[str, str], tuple[int, str, datetime, date]] = {}
         subjects = sorted({subject for _, subject in keys})
+        last = self.last_unit_run()
+        owed = JournalEntry.state.in_(("held", "approved"))
+        if last is not None:
+            owed = owed | (JournalEntry.run_id == last.id)
         with self._session() as session:
             for start in range(0, len(subjects), 500):
                 rows = session.execute(select(
                     JournalEntry.id, JournalEntry.kind, JournalEntry.subject, JournalEntry.state,
                     JournalEntry.detected_at, JournalEntry.due_at).where(
-                    JournalEntry.subject.in_(subjects[start:start + 500])))
+                    JournalEntry.subject.in_(subjects[start:start + 500]), owed))
                 for entry_id, kind, subject, state, detected, due in rows:
                     key = (kind, subject)
                     if key in keys and (key not in found or found[key][0] < entry_id):
@@ -339,15 +348,22 @@ class StateStore:
         """Fingerprint → run id of changes held for a decision nobody has made yet."""
         return {fp: run_id for fp, run_id, _ in self._decisions(("held",))}
 
-    def settle_decisions(self, planned: set[str], applied: set[str], run_id: str) -> None:
+    def settle_decisions(self, planned: set[str], applied: set[str], run_id: str,
+                         within: frozenset[str] | None = None) -> None:
         """Close holds and approvals the current plan has moved past.
 
         An approved change this run applied is done. A held or approved change that is no longer
         in the plan (HR fixed the data, or the change is now a different one) is superseded, so a
-        decision never outlives the change it was about.
+        decision never outlives the change it was about. A change that only waited on a held one is
+        journaled again by every run that still holds it, so earlier runs' waiting entries close too.
+        A scoped run (`within`: its subjects) planned nothing outside its scope, so it settles nothing there.
         """
         closing = [(e.id, fp in applied) for fp, _, e in self._decisions(("held", "approved"))
-                   if fp in applied or fp not in planned]
+                   if (within is None or e.subject in within) and (fp in applied or fp not in planned)]
+        with self._session() as session:
+            waiting = session.scalars(select(JournalEntry).where(
+                JournalEntry.state == "held", JournalEntry.error_category == "waiting", JournalEntry.run_id != run_id))
+            closing += [(e.id, _fingerprint(e) in applied) for e in waiting if within is None or e.subject in within]
         if not closing:
             return
         with self._session.begin() as session:
