@@ -15,6 +15,7 @@ import click
 
 from syncd import log as logging_setup
 from syncd.config import DEFAULT_PATH, Config, ConfigError, load
+from syncd.state import MigrationFailed
 from syncd.state.commands import state as state_commands
 
 EXIT_FAILED = 1
@@ -64,6 +65,15 @@ class _Group(click.Group):
                 if not any(p.name == "config_path" for p in sub.params):
                     config_option(sub)
         super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Every command: a state database that cannot be migrated is a clear refusal, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except MigrationFailed as exc:
+            click.echo(f"syncd: {exc}. Nothing was changed; run the release that wrote it, or restore a "
+                       f"backup (`syncd state restore FILE`).", err=True)
+            ctx.exit(EXIT_CONFIG)
 
 
 @click.group(cls=_Group)

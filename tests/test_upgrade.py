@@ -12,15 +12,18 @@ import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
+from click.testing import CliRunner
 from sqlalchemy import Engine, MetaData, create_engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from connectors.zzd.simulator.admin import SimAdmin
 from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
+from syncd.cli import main
 from syncd.config import Config, load
 from syncd.cycle import run_cycle
 from syncd.model import fingerprint
+from syncd.state import MigrationFailed
 from syncd.state.models import Base
 from syncd.state.store import MIGRATIONS, StateStore
 from syncd.wiring import build_source, build_target
@@ -172,8 +175,10 @@ def test_a_migration_that_fails_leaves_the_database_as_it_was(url: str) -> None:
               [c["name"] for c in inspect(engine).get_columns("runs")])
     engine.dispose()
 
-    with pytest.raises(DBAPIError, match="ix_runs_started_at"):
+    with pytest.raises(MigrationFailed, match=f"stays at revision {FIRST_RELEASE}") as failed:
         StateStore(url)
+    assert isinstance(failed.value.__cause__, DBAPIError)
+    assert "ix_runs_started_at" in str(failed.value)
 
     engine = create_engine(url)
     try:
@@ -188,3 +193,19 @@ def test_a_migration_that_fails_leaves_the_database_as_it_was(url: str) -> None:
     finally:
         engine.dispose()
     StateStore(url).close()
+
+
+def test_the_daemon_refuses_to_start_on_a_state_it_cannot_migrate_and_says_why(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = first_release_database(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE INDEX ix_runs_started_at ON journal (seq)"))
+    engine.dispose()
+    config = tmp_path / "syncd.toml"
+    config.write_text(config_toml(state={"url": url}), encoding="utf-8")
+    (tmp_path / "people.csv").write_text("工号\n", encoding="utf-8")
+    (tmp_path / "departments.csv").write_text("部门编号\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"could not be migrated to this release (it stays at revision {FIRST_RELEASE})" in result.output
+    assert "Traceback" not in result.output

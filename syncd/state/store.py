@@ -18,10 +18,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from syncd.model import (
@@ -37,6 +39,7 @@ from syncd.model import (
     fingerprint,
 )
 from syncd.scope import ResyncRequest, Scope
+from syncd.state import MigrationFailed
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, ResyncRequestRow, Run, ServiceState
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -162,11 +165,25 @@ class StateStore:
         """Bring the schema to the newest migration."""
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
-            if self.engine.dialect.name == "postgresql":  # nodes starting together migrate one after the other
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with self.engine.begin() as connection:
+                if self.engine.dialect.name == "postgresql":  # nodes starting together migrate one after the other
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except (SQLAlchemyError, AlembicError) as exc:
+            # One transaction: the database is as it was. Say so, and from which revision.
+            raise MigrationFailed(f"the state database could not be migrated to this release "
+                                  f"(it stays at revision {self._revision()}): {type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:300]}") from exc
+
+    def _revision(self) -> str:
+        """The schema revision the database is at, or "none" (a new database)."""
+        try:
+            with self.engine.connect() as connection:
+                return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar() or "none")
+        except SQLAlchemyError:
+            return "none"
 
     def close(self) -> None:
         """Release the connection pool."""
