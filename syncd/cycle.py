@@ -152,7 +152,8 @@ def plan(config: Config, snapshot: Snapshot, store: StateStore, target: Target, 
     """Reconcile the snapshot with the links (corrected by a drift check in full mode), cut to the scope."""
     scope = options.scope
     # Every link even for one person: adopting by mobile must know every employeeCode already linked.
-    links = store.links()
+    # Read "like" the snapshot: a link shares its person's strings (a third of the memory at 1,000,000).
+    links = store.links(like=snapshot)
     inputs = narrow(scope, snapshot, links)
     scoped_links = inputs.links
     drift = None

@@ -23,7 +23,7 @@ class NotLinked(LookupError):
 
 def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool, requested_by: str) -> str:
     """Freeze (or unfreeze) the login of one person now; return the run id that journals it."""
-    link = store.links().people.get(employee_id)
+    link = store.links(people=[employee_id]).people.get(employee_id)
     if link is None or link.account_id is None:
         raise NotLinked(f"{employee_id} is not a person syncd has linked to a directory account")
     kind = ChangeKind.FREEZE if frozen else ChangeKind.UNFREEZE

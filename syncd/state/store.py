@@ -79,10 +79,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # IMMEDIATE: a transaction that reads and then writes (decide, claim a resync) would otherwise fail
-    # at once with "database is locked" when another connection committed in between; taking the write
-    # lock up front makes it wait (busy timeout) instead. Transactions here are short.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE for the transactions that read and then write (decide, claim a resync): deferred, they
+    # fail at once with "database is locked" when another connection committed in between; taking the
+    # write lock up front makes them wait (busy timeout) instead. Reads stay deferred: they take no lock.
+    immediate = connection.get_execution_options().get(_IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 # Freeze and unfreeze run beside cycles (a lost phone cannot wait): recovery leaves them alone.
@@ -91,6 +92,7 @@ _LOCK_KEY = 0x73796E6364  # "syncd": the advisory lock every node contends for
 # A change in one of these states needs nothing more; any other is still owed to the directory.
 CLOSED_STATES = ("done", "superseded", "rejected")
 DECIDED_AT = "decisions.last"
+_IMMEDIATE = "syncd_sqlite_immediate"
 _MIGRATION_LOCK_KEY = _LOCK_KEY + 2  # beside the cycle lock's and the daemon's
 _LINK_BATCH = 5000  # person links fetched at a time
 _REPEATING_PUSHED = (*REPEATING_PERSON_FIELDS, "order")
@@ -123,6 +125,8 @@ class StateStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        # Read-then-write transactions (SQLite: BEGIN IMMEDIATE; other databases: unchanged).
+        self._updating = sessionmaker(self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
         self.migrate()
 
     @contextmanager
@@ -406,7 +410,7 @@ class StateStore:
 
         Changes that only waited on a held one are not decided themselves: they follow it.
         """
-        with self._session.begin() as session:
+        with self._updating.begin() as session:
             if session.get(Run, run_id) is None:
                 raise LookupError(f"no run {run_id!r}")
             result = session.execute(update(JournalEntry).where(
@@ -502,7 +506,7 @@ class StateStore:
 
     def claim_resync(self, request_id: str | None = None) -> ResyncRequest | None:
         """Take the oldest queued resync (or this one) and mark it running; None when there is none."""
-        with self._session.begin() as session:
+        with self._updating.begin() as session:
             query = select(ResyncRequestRow).where(ResyncRequestRow.status == "queued")
             if request_id is not None:
                 query = query.where(ResyncRequestRow.id == request_id)
