@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from syncd.model import Change, LinkState, Plan, Snapshot
+from syncd.model import LinkState, Plan, Snapshot
 
 ScopeKind = Literal["employee", "department", "all"]
 
@@ -34,7 +34,6 @@ class Scope:
 
 
 EVERYTHING = Scope("all")
-RESYNC_STATES = ("queued", "running", "done", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +115,4 @@ def keep_in_scope(plan: Plan, inputs: ScopedInputs, scope: Scope) -> Plan:
     """The plan's changes whose subject is in scope (all of them for `all`)."""
     if scope.everything:
         return plan
-    return Plan([c for c in plan.changes if _in(c, inputs.subjects)])
-
-
-def _in(change: Change, subjects: frozenset[str]) -> bool:
-    return change.subject in subjects
+    return Plan([c for c in plan.changes if c.subject in inputs.subjects])

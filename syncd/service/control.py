@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from syncd.scope import RESYNC_STATES, ResyncRequest, Scope
+from syncd.scope import ResyncRequest, Scope
 from syncd.target import DirectoryEntry
 from syncd.version import __version__
 
 # The scope and the request are the engine's and the store's; re-exported for the API.
 ResyncScope = Scope
-__all__ = ["RESYNC_STATES", "Control", "Health", "ResyncRequest", "ResyncScope"]
+__all__ = ["Control", "Health", "ResyncRequest", "ResyncScope"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,7 +170,6 @@ class Daemon:
         self._api: WsgiServer | None = None
         self._last: LastCycle | None = None
         self._last_success: datetime | None = None
-        self._leader = False
         self._escalating = threading.Lock()
         self._retired: list[Engine] = []  # replaced by a reload while a cycle used them; closed after it
         self._orphans_requeued = False  # since this daemon last became the leader
@@ -240,7 +239,6 @@ class Daemon:
                         return False
                     self._notifier.watchdog()
                     waited += tick
-        self._leader = True
         log.info("daemon.leading")
         self._orphans_requeued = False
         self._start_scheduler()
@@ -258,7 +256,6 @@ class Daemon:
                 # The lock went with the connection: another node may lead now. Stop syncing at once:
                 # the running cycle finishes the change in flight, then this node waits as a standby.
                 self._stop_scheduler()
-                self._leader = False
                 self._interrupt.set()
                 if self._cycle.acquire(timeout=STOP_WITHIN):
                     self._cycle.release()
@@ -440,7 +437,7 @@ class Daemon:
             self._cycle.release()
 
     def _record(self, result: CycleResult | None, outcome: str, duration_s: float) -> None:
-        counts = {} if result is None else {k: v for k, v in result.report.counts().items()}
+        counts = {} if result is None else result.report.counts()
         self.metrics.observe_cycle(outcome, duration_s, counts)
         now = datetime.now(UTC)
         if outcome in HEALTHY_OUTCOMES:
