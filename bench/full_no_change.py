@@ -10,12 +10,8 @@ The export and a state database seeded as if everyone had been synced are prepar
 against the simulator over HTTP (in this process). It must plan nothing and write nothing.
 
 `--steps` times the cycle's steps one by one in another fresh process (read, links, reconcile, the
-applier's setup), with the resident and peak memory after each.
-
-`--like` measures what `syncd.cycle.plan` would cost reading the links with
-`store.links(like=snapshot)` (the links then share the snapshot's text; a link unchanged since the
-last push holds its person's record): the cycle's `read` is wrapped to catch the snapshot and the
-store's `links` to pass it. A projection of a one-line change in `plan`, labelled as such.
+applier's setup), with the resident and peak memory after each. Both report the collector's work
+(collections by generation and the time they took), measured with `gc.callbacks`.
 """
 
 from __future__ import annotations
@@ -66,7 +62,34 @@ def prepare(directory: Path, people: int, seed: int) -> Path:
     return database
 
 
-def measure_cycle(directory: Path, base_url: str, tenant: dict[str, Any], like: bool) -> dict[str, Any]:
+class CollectorWatch:
+    """Counts the collector's passes by generation, and the time they took, while it is entered."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> CollectorWatch:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.passes[info["generation"]] += 1
+            self.seconds += time.perf_counter() - self._started
+
+    def figures(self) -> dict[str, Any]:
+        """Passes of each generation and the seconds they took."""
+        return {"passes": self.passes, "s": round(self.seconds, 2)}
+
+
+def measure_cycle(directory: Path, base_url: str, tenant: dict[str, Any]) -> dict[str, Any]:
     """One real forced no-change cycle; its figures (run in a fresh process)."""
     from syncd import log as logging_setup
     from syncd.cycle import CycleOptions, run_cycle
@@ -76,57 +99,43 @@ def measure_cycle(directory: Path, base_url: str, tenant: dict[str, Any], like: 
     logging_setup.configure("json", "error")
     config = bench_config(directory, base_url, tenant, f"sqlite:///{directory / 'state.db'}")
     store = StateStore(config.state.url)
-    if like:
-        _links_like_the_snapshot(store)
     source, target = csv_source(directory), build_target(config)
     baseline = peak_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
-    result = run_cycle(config, source, target, store, CycleOptions(trigger="manual", skip_unchanged=False))
+    with CollectorWatch() as collector:
+        result = run_cycle(config, source, target, store, CycleOptions(trigger="manual", skip_unchanged=False))
     figures = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu, "peak_rss_mb": peak_rss_mb(),
                "baseline_rss_mb": baseline, "outcome": result.outcome, "planned": len(result.plan),
                "people": len(result.snapshot.people), "departments": len(result.snapshot.departments),
-               "rejected": len(result.snapshot.rejections)}
+               "rejected": len(result.snapshot.rejections), "gc": collector.figures()}
     store.close()
     return figures
 
 
-def _links_like_the_snapshot(store: Any) -> None:
-    """Make the cycle read its links with `like=` the snapshot it read (the `--like` projection)."""
-    import syncd.cycle
-
-    read, links = syncd.cycle.read, store.links
-    snapshots: list[Any] = []
-
-    def read_and_keep(*args: Any) -> Any:
-        snapshots[:] = [read(*args)]
-        return snapshots[0]
-
-    syncd.cycle.read = read_and_keep
-    store.links = lambda people=None: links(people, like=snapshots[0] if snapshots else None)
-
-
-def measure_steps(directory: Path, tenant: dict[str, Any], like: bool) -> dict[str, Any]:
+def measure_steps(directory: Path, tenant: dict[str, Any]) -> dict[str, Any]:
     """The cycle's steps one by one (read, links, reconcile, the applier's setup): time, RSS after, peak after."""
     from syncd.apply import Applier, ApplySettings
-    from syncd.cycle import read
+    from syncd.cycle import YOUNG_GENERATION, read
     from syncd.reconcile import reconcile
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 
     config = bench_config(directory, "http://127.0.0.1:9", tenant, f"sqlite:///{directory / 'state.db'}")
     store = StateStore(config.state.url)
+    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])  # as `run_cycle` runs its steps
     steps: dict[str, Any] = {"start": {"rss_mb": round(rss_mb()), "peak_rss_mb": round(peak_rss_mb())}}
 
     def step(name: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         gc.collect()
         started = time.perf_counter()
-        value = func(*args, **kwargs)
+        with CollectorWatch() as collector:
+            value = func(*args, **kwargs)
         steps[name] = {"s": round(time.perf_counter() - started, 2), "rss_mb": round(rss_mb()),
-                       "peak_rss_mb": round(peak_rss_mb())}
+                       "peak_rss_mb": round(peak_rss_mb()), "gc": collector.figures()}
         return value
 
     snapshot = step("read + validate", read, config, csv_source(directory))
-    links = step("links from SQLite", store.links, like=snapshot if like else None)
+    links = step("links from SQLite", store.links, like=snapshot)
     plan = step("reconcile", reconcile, snapshot, links, ROOT)
     steps["planned"] = len(plan)
     step("applier set up", Applier, build_target(config), store, links, ApplySettings.from_config(config))
@@ -148,7 +157,6 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="where the export and seeded state are kept (default: a temp dir)")
     parser.add_argument("--runs", type=int, default=1, help="measured cycles, each in a fresh process")
     parser.add_argument("--steps", action="store_true", help="also time the steps one by one, in another process")
-    parser.add_argument("--like", action="store_true", help="project store.links(like=snapshot) in the cycle")
     parser.add_argument("--child", choices=("prepare", "cycle", "steps"), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--tenant", type=json.loads, help=argparse.SUPPRESS)
@@ -158,10 +166,10 @@ def main() -> None:
         print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
         return
     if args.child == "cycle":
-        print(json.dumps(measure_cycle(args.workdir, args.base_url, args.tenant, args.like)))
+        print(json.dumps(measure_cycle(args.workdir, args.base_url, args.tenant)))
         return
     if args.child == "steps":
-        print(json.dumps(measure_steps(args.workdir, args.tenant, args.like)))
+        print(json.dumps(measure_steps(args.workdir, args.tenant)))
         return
     from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 
@@ -174,18 +182,19 @@ def main() -> None:
         print(f"export and seeded state for {args.people:,} people ready in {time.perf_counter() - started:.1f} s "
               f"({directory})", flush=True)
         tenant = SimTenant()
-        common += ["--tenant", json.dumps(tenant_settings(tenant)), *(["--like"] if args.like else [])]
+        common += ["--tenant", json.dumps(tenant_settings(tenant))]
         with SimulatorServer(tenant) as server:
             admin = SimAdmin(server.base_url, tenant.admin_token)
             for _ in range(args.runs):
                 before = admin.counters()["writes"]
                 figures = in_subprocess("--child", "cycle", "--base-url", server.base_url, *common)
                 writes = admin.counters()["writes"] - before
-                label = "forced no-change cycle" + (" (projection: links like the snapshot)" if args.like else "")
-                print(f"{label}, {figures['people']:,} people: {figures['wall_s']:.1f} s wall, "
+                print(f"forced no-change cycle, {figures['people']:,} people: {figures['wall_s']:.1f} s wall, "
                       f"{figures['cpu_s']:.1f} s CPU, peak RSS {figures['peak_rss_mb']:.0f} MB "
                       f"(at start {figures['baseline_rss_mb']:.0f} MB); outcome {figures['outcome']}, "
-                      f"planned {figures['planned']}, rejected {figures['rejected']}, writes {writes}", flush=True)
+                      f"planned {figures['planned']}, rejected {figures['rejected']}, writes {writes}; "
+                      f"collector {figures['gc']}",
+                      flush=True)
         if args.steps:
             steps = in_subprocess("--child", "steps", *common)
             for name, figures in steps.items():

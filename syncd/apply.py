@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -103,6 +103,7 @@ class _Dependency(Exception):
 
 DEPARTMENT_KINDS = frozenset({ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE,
                               ChangeKind.DEPT_RETIRE})
+_ADOPTING_KINDS = frozenset({ChangeKind.JOIN, ChangeKind.LEAVE})  # the kinds that test `_linked_codes`
 QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about the run
 STOPPED_BY_SIGNAL = "the service is stopping"
 
@@ -148,14 +149,17 @@ class Applier:
     def __init__(self, target: Target, store: Journal, links: LinkState, settings: ApplySettings) -> None:
         self._target = target
         self._store = store
-        self._departments = dict(links.departments)
-        self._people = dict(links.people)
+        # What this run links goes in front of the links it was planned from, which stay as they
+        # were (the guard read them) and are not copied: at 1,000,000 people a copy is 80 MB.
+        self._departments: ChainMap[str, LinkedDepartment] = ChainMap({}, links.departments)
+        self._people: ChainMap[str, LinkedPerson] = ChainMap({}, links.people)
+        self._planned_people = links.people
         self._org_codes = {hr_id: link.organization_code for hr_id, link in links.departments.items()
                            if link.status == "active"}
         self._org_codes[settings.root_department] = settings.root_organization_code
         self._root_code = settings.root_organization_code
         self._settings = settings
-        self._linked_codes = {link.employee_code for link in links.people.values()}
+        self._linked_codes: set[str] = set()  # every linked employeeCode, when the plan needs it (see apply)
         self._ext_prefix = settings.ext_org_code_prefix
         self._due: dict[int, date] = {}
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
@@ -178,6 +182,10 @@ class Applier:
         waiting on another of the same phase), so they run on `concurrency` threads: against a
         gateway with 50–100 ms latency only calls in flight together reach the rate limit.
         """
+        if any(change.kind in _ADOPTING_KINDS for change in plan.changes):
+            # Only a join (adopting by mobile) or deactivating someone unknown to HR asks whether
+            # an employeeCode is already linked; most plans, and every no-change plan, never do.
+            self._linked_codes = {link.employee_code for link in self._planned_people.values()}
         detected = datetime.now(UTC)
         due = add_workdays(detected.astimezone().date(), self._settings.deadline_workdays,
                            self._settings.workday_overrides)

@@ -7,8 +7,11 @@ before it produced; `run_cycle` strings them together under the cycle lock.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,6 +33,7 @@ from syncd.validate import CodeTables, build_snapshot
 log = structlog.get_logger(__name__)
 
 SOURCE_TOKEN = "source.change_token"
+YOUNG_GENERATION = 50_000  # objects allocated between the collector's passes during a cycle (see _young_generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +93,30 @@ def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(trigger=options.trigger, unit=config.unit.root_department)
     try:
-        with store.exclusive():
+        with store.exclusive(), _young_generation(YOUNG_GENERATION):
             result = _steps(config, source, target, store, options)
         result.duration_s = round(time.monotonic() - started, 3)
         _summary(result, options)
         return result
     finally:
         structlog.contextvars.unbind_contextvars("trigger", "unit", "run_id")
+
+
+@contextmanager
+def _young_generation(size: int) -> Iterator[None]:
+    """Let the collector's youngest generation grow to `size` objects for the duration, then restore.
+
+    A cycle builds millions of records that live until it ends and hold no reference cycles. With
+    the default threshold (700) the collector runs every 700 of them and, as they age, walks the
+    whole growing snapshot again and again: 14 full passes and 3.7 s of a 40 s cycle at 1,000,000
+    people, against 0.4 s with 50,000. Young garbage cycles still go within 50,000 allocations.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(size, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _steps(config: Config, source: Source, target: Target, store: StateStore, options: CycleOptions) -> CycleResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from click.testing import CliRunner, Result
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd.cli import main
 from syncd.config import Config, load
-from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.cycle import YOUNG_GENERATION, CycleOptions, CycleResult, run_cycle
 from syncd.model import Change, ChangeKind
+from syncd.source import RawRecord, Source
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 from tests.conftest import DEPARTMENTS, PEOPLE, config_toml, person
@@ -297,3 +299,35 @@ def test_a_failure_hr_took_back_gives_no_due_date_to_a_later_change(tmp_path: Pa
                                     datetime(2026, 11, 30, tzinfo=UTC), date(2026, 12, 3))
     assert due == date(2026, 12, 3)
     store.close()
+
+
+class ThresholdWatchingSource:
+    """A source that notes the collector's thresholds while the cycle reads people."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.seen: list[tuple[int, int, int]] = []
+
+    def departments(self) -> Iterator[RawRecord]:
+        return self.inner.departments()
+
+    def people(self) -> Iterator[RawRecord]:
+        self.seen.append(gc.get_threshold())
+        return self.inner.people()
+
+
+def test_a_cycle_lets_the_collectors_young_generation_grow_and_restores_it_after(unit: Unit) -> None:
+    config = unit.config
+    store = unit.store()
+    source = ThresholdWatchingSource(build_source(config))
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        result = run_cycle(config, source, build_target(config), store, CycleOptions())
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*before)
+        store.close()
+    assert result.outcome == "success"
+    assert source.seen == [(YOUNG_GENERATION, 10, 10)]
+    assert after == (700, 10, 10)
