@@ -149,6 +149,8 @@ class SqlConfig(_Section):
     # count(*) FROM staff`); without it every incremental cycle reads both queries.
     changed_query: str | None = Field(default=None, min_length=1)
     password_file: Path | None = None
+    # Seconds to connect and for each statement (a streamed query: each batch of 1,000 rows).
+    timeout: float = Field(default=300.0, gt=0, le=86400)
     people_columns: PeopleFieldMap = Field(default_factory=dict)  # field = "column"; default: same name
     department_columns: DepartmentFieldMap = Field(default_factory=dict)
 

@@ -43,7 +43,7 @@ def build_source(config: Config) -> Source:
     assert sql is not None  # validated: kind "sql" requires [source.sql]
     password = sql.password_file.read_text(encoding="utf-8").strip() if sql.password_file else None
     return cls(sql.url, sql.people_query, sql.departments_query, sql.people_columns, sql.department_columns,
-               password, sql.changed_query)
+               password, sql.changed_query, sql.timeout)
 
 
 def _client(config: Config, dry_run: bool = False, retry_attempts: int | None = None, retry_total: float | None = None,

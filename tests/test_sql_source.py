@@ -6,13 +6,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg.errors
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from connectors.sources.sql_source import SqlSource
+from connectors.sources.sql_source import SqlSource, timeout_arguments
+from syncd.config import load
 from syncd.source import SourceError
 from syncd.validate import CodeTables, build_snapshot
+from syncd.wiring import build_source
+from tests.conftest import config_toml
 
 PG_URL = os.environ.get("SYNCD_TEST_PG_URL", "postgresql+psycopg://syncd_test:syncd_test@127.0.0.1:5432/syncd_test")
 
@@ -83,3 +87,32 @@ def test_a_mapped_column_missing_from_the_result_is_named(hr_database: str) -> N
     with pytest.raises(SourceError, match="staff_no"):
         list(source.people())
     source.close()
+
+
+def test_a_statement_that_outlives_the_configured_timeout_is_cancelled_by_the_server(tmp_path: Path) -> None:
+    """A hung HR database must not hold the cycle: with `source.sql.timeout`, PostgreSQL cancels it."""
+    path = tmp_path / "syncd.toml"
+    path.write_text(config_toml(source={"kind": "sql", "people": None, "departments": None},
+                                **{"source.sql": {"url": PG_URL, "people_query": "SELECT pg_sleep(3) AS emp_no",
+                                                  "departments_query": DEPTS_QUERY, "timeout": 0.5}}),
+                    encoding="utf-8")
+    source = build_source(load(path))
+    with pytest.raises(SourceError) as info:
+        list(source.people())
+    source.close()  # type: ignore[attr-defined]
+    assert str(info.value) == "people query failed: OperationalError"
+    assert isinstance(info.value.__cause__.orig, psycopg.errors.QueryCanceled)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql+psycopg://h/db", {"connect_timeout": 3, "options": "-c statement_timeout=2500"}),
+    ("postgresql+psycopg2://h/db?options=-c%20search_path%3Dhr",
+     {"connect_timeout": 3, "options": "-c search_path=hr -c statement_timeout=2500"}),
+    ("postgresql+pg8000://h/db", {"timeout": 3}),
+    ("mysql+pymysql://h/db", {"connect_timeout": 3, "read_timeout": 3}),
+    ("sqlite:///hr.db", {"timeout": 2.5}),
+    ("mssql+pyodbc://h/db", {}),
+])
+def test_the_timeout_becomes_each_drivers_own_arguments(url: str, expected: dict[str, object]) -> None:
+    assert timeout_arguments(make_url(url), 2.5) == expected
+

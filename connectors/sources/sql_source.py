@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sources.xlsx_source import cell_text
@@ -13,6 +15,7 @@ from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
 from syncd.source import RawRecord, SourceError
 
 _BATCH = 1000
+DEFAULT_TIMEOUT = 300.0  # seconds; generous, because one batch of a sorted HR query may wait for the whole sort
 
 
 class SqlSource:
@@ -21,11 +24,11 @@ class SqlSource:
     def __init__(self, url: str, people_query: str, departments_query: str,
                  people_columns: Mapping[str, str] | None = None,
                  department_columns: Mapping[str, str] | None = None, password: str | None = None,
-                 changed_query: str | None = None) -> None:
+                 changed_query: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         parsed = make_url(url)
         if password is not None and parsed.get_backend_name() != "sqlite":
             parsed = parsed.set(password=password)
-        self._engine = create_engine(parsed)
+        self._engine = create_engine(parsed, connect_args=timeout_arguments(parsed, timeout))
         self._queries = {"people": people_query, "departments": departments_query}
         self._columns = {"people": dict(people_columns or {}), "departments": dict(department_columns or {})}
         self._changed_query = changed_query
@@ -68,6 +71,29 @@ class SqlSource:
     def close(self) -> None:
         """Release the connection pool."""
         self._engine.dispose()
+
+
+def timeout_arguments(url: URL, seconds: float) -> dict[str, Any]:
+    """The driver's own arguments that bound connecting and each statement (or read) to `seconds`.
+
+    Without them a hung HR database holds the cycle, and the cycle lock, for as long as the TCP
+    connection lives; the daemon's watchdog is fed by another thread and would not notice. Drivers
+    not listed here get no bound (README, `source.sql.timeout`).
+    """
+    whole = max(1, math.ceil(seconds))
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "postgresql" and driver in ("psycopg", "psycopg2"):
+        # statement_timeout bounds each statement; a streamed query is one FETCH per batch.
+        options = " ".join(filter(None, (str(url.query.get("options", "")),
+                                         f"-c statement_timeout={max(1, round(seconds * 1000))}")))
+        return {"connect_timeout": whole, "options": options}
+    if backend == "postgresql" and driver == "pg8000":
+        return {"timeout": whole}
+    if backend in ("mysql", "mariadb") and driver in ("pymysql", "mysqldb"):
+        return {"connect_timeout": whole, "read_timeout": whole}
+    if backend == "sqlite":
+        return {"timeout": seconds}  # how long to wait for a writer's lock
+    return {}
 
 
 def _mapping(names: list[str], columns: Mapping[str, str], fields: tuple[str, ...]) -> dict[str, int]:
