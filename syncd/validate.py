@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from syncd.messages import LIST_SEPARATOR
 from syncd.model import (
     ARTICLE9_FIELDS,
     LEADER_ROLE,
@@ -114,7 +115,7 @@ def _coded(value: str, table: Mapping[str, str], field: str) -> str:
         return value
     # The value itself stays out of the reason: reasons reach logs, and a shifted column puts a name here.
     raise _Invalid(field, f"not a known label; expected one of {', '.join(sorted(set(table)))}", f"{field}.unknown",
-                   expected="、".join(sorted(set(table))))
+                   expected=LIST_SEPARATOR.join(sorted(set(table))))
 
 
 def _order(value: str) -> int | None:
@@ -161,7 +162,7 @@ def parse_person(fields: Mapping[str, str], codes: CodeTables, checks: Mapping[s
     if status is None:
         labels = ", ".join(s.value for s in PersonStatus)
         raise _Invalid("status", f"not a known status; expected one of {labels}", "status.unknown",
-                       expected="、".join(s.value for s in PersonStatus))
+                       expected=LIST_SEPARATOR.join(s.value for s in PersonStatus))
     order = _order(fields.get("order", ""))
 
     issues: list[_Issue] = []
@@ -312,7 +313,7 @@ def _flag_shared_mobiles(snapshot: Snapshot, issues: dict[str, list[_Issue]]) ->
             issues.setdefault(employee_id, []).append((
                 "mobile", "invalid",
                 f"the same mobile as {', '.join(others)}; neither is created or adopted until HR fixes it",
-                "mobile.shared", (("others", "、".join(others)),)))
+                "mobile.shared", (("others", LIST_SEPARATOR.join(others)),)))
             person = snapshot.people[employee_id]
             snapshot.people[employee_id] = replace(person, mobile="", invalid=person.invalid | {"mobile"})
 

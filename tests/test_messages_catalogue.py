@@ -4,8 +4,8 @@ Every module under `syncd/` and `connectors/` is parsed, and every string consta
 (CJK ideographs, CJK punctuation, full-width forms) is collected, the literal parts of f-strings
 included. Docstrings and other bare string statements are documentation and left out; comments are
 not strings. Outside `syncd/messages.py` only what ALLOWED names may hold Chinese: data (the HR
-export's own headers and values, the demo's synthetic rows, the simulated platform's messages), English
-text that names an HR term, and — marked TODO(lead) — wording still waiting to move into the catalogue.
+export's own headers and values, the demo's synthetic rows, the simulated platform's messages) and
+English text that names an HR term.
 """
 
 from __future__ import annotations
@@ -40,12 +40,8 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     "syncd/model.py": frozenset({*(status.value for status in PersonStatus), LEADER_ROLE}),
     # Data: HR column names among the keys the log processor masks as personal.
     "syncd/log.py": frozenset({"姓名", "手机号", "办公电话"}),
-    "syncd/validate.py": frozenset({
-        r"[\s\-()（）]",  # data: full-width parentheses are noise in a mobile number
-        # TODO(lead): syncd/validate.py joins the `expected` and `others` params of Chinese reasons with a
-        # literal "、"; use messages.LIST_SEPARATOR.
-        "、",
-    }),
+    # Data: full-width parentheses are noise in a mobile number.
+    "syncd/validate.py": frozenset({r"[\s\-()（）]"}),
     # English for operators and API clients that names an HR column (工号, 部门编号), not wording for HR.
     "syncd/apply.py": frozenset({"the mobile belongs to a person syncd already links to another 工号"}),
     "syncd/service/openapi.py": frozenset({"HR employee id (工号)",
