@@ -362,6 +362,8 @@ class ApiConfig(_Section):
 
     listen: str = Field(default="127.0.0.1:8480", pattern=r"^[\w.:\[\]-]+:\d{1,5}$")
     tokens_file: Path | None = None
+    # Behind a TLS proxy this server sees plain HTTP: mark the console's session cookie Secure anyway.
+    secure_cookies: bool = False
 
 
 class LoggingConfig(_Section):

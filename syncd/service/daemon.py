@@ -330,7 +330,7 @@ class Daemon:
                            next_cycle=self.next_cycle, code_tables=config.source.code_tables)
         # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
         register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
-                         timezone=config.schedule.timezone)
+                         timezone=config.schedule.timezone, secure_cookies=config.api.secure_cookies)
         self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api").start()
 
     def _log_start(self, config: Config) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.synthetic import generate
 from tests.conftest import DEPARTMENTS, PEOPLE
+from tests.console.conftest import csrf_of
 from tests.projection import hr_projection
 from tests.service.daemon_harness import Bureau, DaemonProcess, people_with, poll, post_in
 
@@ -143,6 +144,24 @@ def test_tokens_and_roles_are_enforced_by_the_running_daemon(bureau: Bureau) -> 
     assert openapi.status_code == 200
     assert {"/api/v1/resync", "/api/v1/resync/{id}", "/healthz", "/metrics"} <= set(openapi.json()["paths"])
 
+
+
+def test_the_consoles_cookie_is_secure_behind_a_tls_proxy_when_the_configuration_says_so(bureau: Bureau) -> None:
+    """`api.secure_cookies`: the daemon sees plain HTTP from the proxy and marks the cookie Secure all the same."""
+    cookies = {}
+    for secure in (False, True):
+        daemon = bureau.start(schedule={"incremental_every": "1h"}, api={"secure_cookies": secure})
+        form = daemon.call("GET", "/signin")
+        # The browser behind the proxy speaks HTTPS and returns a Secure cookie; requests, over HTTP, would not.
+        session = form.headers["Set-Cookie"].split(";", 1)[0]
+        signed_in = daemon.call("POST", "/signin", allow_redirects=False, headers={"Cookie": session},
+                                data={"csrf_token": csrf_of(form.text), "token": bureau.tokens["hr"]})
+        assert signed_in.status_code == 303, signed_in.text
+        [cookies[secure]] = [c for c in signed_in.raw.headers.getlist("Set-Cookie") if c.startswith("syncd_console=")]
+        daemon.send(signal.SIGTERM)
+        assert daemon.wait_exit(STOPS_WITHIN) == 0
+    assert "Secure" not in cookies[False]
+    assert "Secure" in cookies[True] and "HttpOnly" in cookies[True]
 
 def test_the_resync_command_waits_for_the_daemon_and_runs_inline_without_one(bureau: Bureau) -> None:
     daemon = bureau.start(schedule={"incremental_every": "1h"})
