@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from itertools import chain
 from typing import Protocol
 
 import structlog
@@ -185,7 +186,8 @@ class Applier:
         if any(change.kind in _ADOPTING_KINDS for change in plan.changes):
             # Only a join (adopting by mobile) or deactivating someone unknown to HR asks whether
             # an employeeCode is already linked; most plans, and every no-change plan, never do.
-            self._linked_codes = {link.employee_code for link in self._planned_people.values()}
+            linked = chain(self._planned_people.values(), self._people.maps[0].values())  # planned, and linked since
+            self._linked_codes = {link.employee_code for link in linked}
         detected = datetime.now(UTC)
         due = add_workdays(detected.astimezone().date(), self._settings.deadline_workdays,
                            self._settings.workday_overrides)
