@@ -115,20 +115,19 @@ def measure_cycle(directory: Path, base_url: str, tenant: dict[str, Any]) -> dic
 def measure_steps(directory: Path, tenant: dict[str, Any]) -> dict[str, Any]:
     """The cycle's steps one by one (read, links, reconcile, the applier's setup): time, RSS after, peak after."""
     from syncd.apply import Applier, ApplySettings
-    from syncd.cycle import YOUNG_GENERATION, read
+    from syncd.cycle import YOUNG_GENERATION, read, young_generation
     from syncd.reconcile import reconcile
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 
     config = bench_config(directory, "http://127.0.0.1:9", tenant, f"sqlite:///{directory / 'state.db'}")
     store = StateStore(config.state.url)
-    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])  # as `run_cycle` runs its steps
     steps: dict[str, Any] = {"start": {"rss_mb": round(rss_mb()), "peak_rss_mb": round(peak_rss_mb())}}
 
     def step(name: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         gc.collect()
         started = time.perf_counter()
-        with CollectorWatch() as collector:
+        with young_generation(YOUNG_GENERATION), CollectorWatch() as collector:  # as `run_cycle` runs it
             value = func(*args, **kwargs)
         steps[name] = {"s": round(time.perf_counter() - started, 2), "rss_mb": round(rss_mb()),
                        "peak_rss_mb": round(peak_rss_mb()), "gc": collector.figures()}

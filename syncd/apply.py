@@ -154,7 +154,6 @@ class Applier:
         # were (the guard read them) and are not copied: at 1,000,000 people a copy is 80 MB.
         self._departments: ChainMap[str, LinkedDepartment] = ChainMap({}, links.departments)
         self._people: ChainMap[str, LinkedPerson] = ChainMap({}, links.people)
-        self._planned_people = links.people
         self._org_codes = {hr_id: link.organization_code for hr_id, link in links.departments.items()
                            if link.status == "active"}
         self._org_codes[settings.root_department] = settings.root_organization_code
@@ -186,7 +185,7 @@ class Applier:
         if any(change.kind in _ADOPTING_KINDS for change in plan.changes):
             # Only a join (adopting by mobile) or deactivating someone unknown to HR asks whether
             # an employeeCode is already linked; most plans, and every no-change plan, never do.
-            linked = chain(self._planned_people.values(), self._people.maps[0].values())  # planned, and linked since
+            linked = chain.from_iterable(layer.values() for layer in self._people.maps)  # since, and planned
             self._linked_codes = {link.employee_code for link in linked}
         detected = datetime.now(UTC)
         due = add_workdays(detected.astimezone().date(), self._settings.deadline_workdays,

@@ -33,7 +33,7 @@ from syncd.validate import CodeTables, build_snapshot
 log = structlog.get_logger(__name__)
 
 SOURCE_TOKEN = "source.change_token"
-YOUNG_GENERATION = 50_000  # objects allocated between the collector's passes during a cycle (see _young_generation)
+YOUNG_GENERATION = 50_000  # objects allocated between the collector's passes during a cycle (see young_generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(trigger=options.trigger, unit=config.unit.root_department)
     try:
-        with store.exclusive(), _young_generation(YOUNG_GENERATION):
+        with store.exclusive(), young_generation(YOUNG_GENERATION):
             result = _steps(config, source, target, store, options)
         result.duration_s = round(time.monotonic() - started, 3)
         _summary(result, options)
@@ -103,7 +103,7 @@ def run_cycle(config: Config, source: Source, target: Target, store: StateStore,
 
 
 @contextmanager
-def _young_generation(size: int) -> Iterator[None]:
+def young_generation(size: int) -> Iterator[None]:
     """Let the collector's youngest generation grow to `size` objects for the duration, then restore.
 
     A cycle builds millions of records that live until it ends and hold no reference cycles. With

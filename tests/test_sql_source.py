@@ -115,4 +115,3 @@ def test_a_statement_that_outlives_the_configured_timeout_is_cancelled_by_the_se
 ])
 def test_the_timeout_becomes_each_drivers_own_arguments(url: str, expected: dict[str, object]) -> None:
     assert timeout_arguments(make_url(url), 2.5) == expected
-

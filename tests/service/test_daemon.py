@@ -145,7 +145,6 @@ def test_tokens_and_roles_are_enforced_by_the_running_daemon(bureau: Bureau) -> 
     assert {"/api/v1/resync", "/api/v1/resync/{id}", "/healthz", "/metrics"} <= set(openapi.json()["paths"])
 
 
-
 def test_the_consoles_cookie_is_secure_behind_a_tls_proxy_when_the_configuration_says_so(bureau: Bureau) -> None:
     """`api.secure_cookies`: the daemon sees plain HTTP from the proxy and marks the cookie Secure all the same."""
     cookies = {}
@@ -162,6 +161,7 @@ def test_the_consoles_cookie_is_secure_behind_a_tls_proxy_when_the_configuration
         assert daemon.wait_exit(STOPS_WITHIN) == 0
     assert "Secure" not in cookies[False]
     assert "Secure" in cookies[True] and "HttpOnly" in cookies[True]
+
 
 def test_the_resync_command_waits_for_the_daemon_and_runs_inline_without_one(bureau: Bureau) -> None:
     daemon = bureau.start(schedule={"incremental_every": "1h"})
