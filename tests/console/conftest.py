@@ -132,9 +132,12 @@ class Browser:
         field.send_keys(value)
 
     def sign_in(self, token: str) -> None:
+        """Sign in with a valid token, and wait for the page the console sends you on to."""
         self.open("/signin")
         self.type("#token", token)
         self.click("#signin")
+        # The click returns once the form is submitted, not once the next page is there.
+        self.until(lambda: not self.path.startswith("/signin") and self.finds("nav"), "the page after signing in")
 
     def until(self, check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
         deadline = time.monotonic() + timeout

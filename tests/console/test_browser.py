@@ -24,7 +24,7 @@ def test_hr_signs_in_with_a_token_and_sees_the_overview(browser: Browser, bureau
     assert browser.path.startswith("/signin")  # nothing without signing in
     browser.type("#token", "not-a-token")
     browser.click("#signin")
-    assert "令牌无效" in browser.text("#signin-error")
+    browser.until(lambda: "令牌无效" in browser.text("#signin-error"), "the refusal of an unknown token")
     browser.shot("01-signin-failed")
 
     browser.sign_in(bureau.tokens["hr"])
@@ -52,6 +52,7 @@ def test_hr_finds_a_person_presses_resync_now_and_the_change_arrives_in_the_dire
     browser.until(lambda: browser.path == "/", "the overview")
 
     browser.click("nav a[href='/people']")
+    browser.until(lambda: browser.path == "/people", "the look-up page")
     browser.type("#q", "李华")  # by name: a POST, the name never in a URL
     browser.click("#find")
     browser.until(lambda: browser.finds("#hits"), "the search results")
