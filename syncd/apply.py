@@ -22,7 +22,7 @@ import structlog
 from syncd.config import Config
 from syncd.guard import Held
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
-from syncd.target import Target, TargetError
+from syncd.target import DirectoryPerson, Target, TargetError
 from syncd.workdays import add_workdays
 
 log = structlog.get_logger(__name__)
@@ -102,9 +102,10 @@ class _Dependency(Exception):
     """A change that needs an object an earlier change failed to create."""
 
 
-DEPARTMENT_KINDS = frozenset({ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE,
-                              ChangeKind.DEPT_RETIRE})
-_ADOPTING_KINDS = frozenset({ChangeKind.JOIN, ChangeKind.LEAVE})  # the kinds that test `_linked_codes`
+DEPARTMENT_KINDS = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE,
+                              ChangeKind.DEPT_MOVE, ChangeKind.DEPT_RETIRE})
+_NEW_DEPARTMENT = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE})
+_ADOPTING_KINDS = frozenset({ChangeKind.JOIN, ChangeKind.ADOPT, ChangeKind.LEAVE})  # kinds that test `_linked_codes`
 QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about the run
 STOPPED_BY_SIGNAL = "the service is stopping"
 
@@ -163,12 +164,14 @@ class Applier:
         self._ext_prefix = settings.ext_org_code_prefix
         self._due: dict[int, date] = {}
         self._handlers: dict[ChangeKind, Callable[[int, Change], str]] = {
+            ChangeKind.DEPT_ADOPT: self._dept_adopt,
             ChangeKind.DEPT_CREATE: self._dept_create,
             ChangeKind.DEPT_UPDATE: self._dept_update,
             ChangeKind.DEPT_MOVE: self._dept_move,
             ChangeKind.TRANSFER: self._transfer,
             ChangeKind.UPDATE: self._update,
             ChangeKind.REJOIN: self._rejoin,
+            ChangeKind.ADOPT: self._adopt_found,
             ChangeKind.JOIN: self._join,
             ChangeKind.TRANSFER_OUT: self._transfer_out,
             ChangeKind.LEAVE: self._leave,
@@ -227,7 +230,7 @@ class Applier:
             waits = (
                 change.subject in subjects
                 or (phase and changes[phase[0]].kind is not change.kind)
-                or (change.kind is ChangeKind.DEPT_CREATE and change.department in subjects)
+                or (change.kind in _NEW_DEPARTMENT and change.department in subjects)
                 or (change.kind is ChangeKind.DEPT_RETIRE and change.subject in parents)
                 or change.kind is ChangeKind.DEPT_MOVE  # rare, and order-sensitive: one at a time
             )
@@ -325,6 +328,18 @@ class Applier:
         self._save_department(entry_id, change.subject, LinkedDepartment(code, change.department, dict(change.fields)))
         return note
 
+    def _dept_adopt(self, entry_id: int, change: Change) -> str:
+        """Link the organisation of HR's name found under the parent's node, then make it HR's."""
+        code = change.adopted_code
+        if code is None:
+            raise _Conflict(change.reason)
+        self._org_code(change.department)  # the parent is in the directory (adopted or linked) first
+        self._store.mark_sent(entry_id)
+        fields = change.pushed
+        self._target.update_department(code, fields)
+        self._save_department(entry_id, change.subject, LinkedDepartment(code, change.department, dict(fields)))
+        return "adopted the organisation of this name under the parent"
+
     def _dept_update(self, entry_id: int, change: Change) -> str:
         link = self._departments[change.subject]
         self._store.mark_sent(entry_id)
@@ -374,23 +389,31 @@ class Applier:
         self._save_person(entry_id, change.subject, link)
         return ""
 
-    def _adopt(self, entry_id: int, change: Change, org_code: str) -> str:
+    def _adopt_found(self, entry_id: int, change: Change) -> str:
+        """A person the plan found in the directory by mobile: link, place and update them."""
+        org_code = self._org_code(change.department)
+        self._store.mark_sent(entry_id)
+        return self._adopt(entry_id, change, org_code, change.found)
+
+    def _adopt(self, entry_id: int, change: Change, org_code: str, found: DirectoryPerson | None = None) -> str:
         """The mobile is already in the directory: link that person, put them here, push every field."""
         assert change.department is not None
-        found = self._target.find_person_by_mobile(change.fields.get("mobile", ""))
+        fields = change.pushed
+        if found is None:
+            found = self._target.find_person_by_mobile(fields.get("mobile", ""))
         if found is None:
             raise _Conflict("the directory refused the mobile as taken, but no person holds it")
         if found.employee_code in self._linked_codes:
             raise _Conflict("the mobile belongs to a person syncd already links to another 工号")
         if found.status != "A":
-            self._target.rehire_person(found.employee_code, org_code, change.fields)
+            self._target.rehire_person(found.employee_code, org_code, fields)
         else:
             positions = self._target.person_positions(found.employee_code)
             if org_code not in positions:
                 ours = [p for p in positions if p in set(self._org_codes.values())]
                 self._target.move_person(found.employee_code, (ours or positions)[0], org_code)
-        self._target.update_person(found.employee_code, org_code, change.fields)
-        link = LinkedPerson(found.employee_code, found.account_id, change.department, org_code, dict(change.fields))
+        self._target.update_person(found.employee_code, org_code, fields)
+        link = LinkedPerson(found.employee_code, found.account_id, change.department, org_code, dict(fields))
         self._save_person(entry_id, change.subject, link)
         return "adopted the person already in the directory with this mobile"
 

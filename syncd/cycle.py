@@ -19,6 +19,7 @@ import structlog
 
 from syncd.apply import Applier, ApplyReport, ApplySettings, DryRunJournal
 from syncd.config import Config
+from syncd.correlate import find_existing
 from syncd.drift import Drift, detect_drift
 from syncd.guard import WAITING, GuardedPlan, Held, Limits, ScopeViolation, check_scope, guard
 from syncd.model import Change, ChangeKind, LinkState, Plan, Snapshot
@@ -190,7 +191,11 @@ def plan(config: Config, snapshot: Snapshot, store: StateStore, target: Target, 
         scoped_links = drift.links
         log.info("drift.checked", changed=len(drift.changed_fields), moved=len(drift.moved),
                  deactivated=len(drift.deactivated), missing=len(drift.missing), unknown=len(drift.unknown))
-    result = keep_in_scope(reconcile(inputs.snapshot, scoped_links, config.unit.root_department), inputs, scope)
+    # What was built by hand is adopted, not created twice: HR's unlinked departments are looked for
+    # under their parent's node, its unlinked people by mobile (reads only, in a dry run too).
+    found = find_existing(inputs.snapshot, links, target, config.unit.root_department,
+                          config.unit.root_organization_code, config.unit.ext_org_code_prefix)
+    result = keep_in_scope(reconcile(inputs.snapshot, scoped_links, config.unit.root_department, found), inputs, scope)
     # Only a whole-unit run knows who is unknown: a scoped drift read compares with a part of the links.
     if drift is not None and config.safety.unknown_people == "deactivate" and snapshot.complete and scope.everything:
         # Only people whose main position is in the unit; the applier skips anyone a join of

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from syncd.model import Change, ChangeKind, LinkState, Plan, Snapshot
 
 DEACTIVATIONS = frozenset({ChangeKind.LEAVE, ChangeKind.TRANSFER_OUT})
-STRUCTURE = frozenset({ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE, ChangeKind.DEPT_RETIRE})
+STRUCTURE = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE,
+                       ChangeKind.DEPT_RETIRE})
+_NEW_DEPARTMENT = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE})  # people into it wait while it is held
 _INTO_DEPARTMENT = frozenset({ChangeKind.JOIN, ChangeKind.TRANSFER, ChangeKind.REJOIN, ChangeKind.ADOPT})
 
 HOLD_MASS_DEACTIVATION = "mass_deactivation"
@@ -65,7 +67,7 @@ def check_scope(plan: Plan, snapshot: Snapshot, root_department: str) -> None:
     for change in plan.changes:
         if change.kind in STRUCTURE and change.subject == root_department:
             raise ScopeViolation(f"{change.kind.value} of the unit's root department {root_department}")
-        placed = change.kind in (ChangeKind.DEPT_CREATE, ChangeKind.DEPT_MOVE, *_INTO_DEPARTMENT)
+        placed = change.kind in (*_NEW_DEPARTMENT, ChangeKind.DEPT_MOVE, *_INTO_DEPARTMENT)
         if placed and change.department and not _under_root(change.department, snapshot, root_department):
             raise ScopeViolation(f"{change.kind.value} {change.subject} into {change.department}, "
                                      f"which is not under the unit's root {root_department}")
@@ -104,14 +106,17 @@ def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]
         for i in deactivations:
             held[i] = Held(plan.changes[i], HOLD_MASS_DEACTIVATION, detail)
 
-    held_departments: set[str] = set()
+    held_kinds: dict[str, ChangeKind] = {}
     for i, change in enumerate(plan.changes):
-        if change.kind in STRUCTURE and limits.hold_structure and not is_approved(change):
+        # An ambiguous adoption has nothing to approve: it fails with its reason until a person
+        # chooses in the onboarding review.
+        decidable = change.kind is not ChangeKind.DEPT_ADOPT or change.adopted_code is not None
+        if change.kind in STRUCTURE and limits.hold_structure and decidable and not is_approved(change):
             held[i] = Held(change, HOLD_STRUCTURE, "structure changes are held for approval (safety.structure_changes)")
-            if change.kind is ChangeKind.DEPT_CREATE:
-                held_departments.add(change.subject)
-        elif change.kind in _INTO_DEPARTMENT and change.department in held_departments:
-            held[i] = Held(change, WAITING, f"waits for dept_create {change.department}")
+            if change.kind in _NEW_DEPARTMENT:
+                held_kinds[change.subject] = change.kind
+        elif change.kind in _INTO_DEPARTMENT and change.department in held_kinds:
+            held[i] = Held(change, WAITING, f"waits for {held_kinds[change.department].value} {change.department}")
 
     # A held join holds the person's later changes in the same plan too.
     waiting_people = {h.change.subject for h in held.values() if h.change.kind in _INTO_DEPARTMENT}

@@ -98,7 +98,8 @@ RUN_MODES: dict[str, str] = {"incremental": "增量", "full": "全量"}
 # What a run or a resync covers, by the kind of its scope (`all`, `employee A000123`, `department D0003`).
 SCOPES: dict[str, str] = {"all": "全单位", "employee": "人员 {subject}", "department": "部门 {subject}"}
 CHANGE_KINDS: dict[str, str] = {
-    "dept_create": "新建部门", "dept_update": "部门信息变更", "dept_move": "部门调整上级", "transfer": "调动",
+    "dept_adopt": "关联通讯录已有部门", "dept_create": "新建部门", "dept_update": "部门信息变更",
+    "dept_move": "部门调整上级", "transfer": "调动",
     "update": "信息变更", "rejoin": "重新启用", "adopt": "关联通讯录已有人员", "join": "新增人员",
     "transfer_out": "调离本单位", "leave": "离职/退休", "dept_retire": "撤销部门", "freeze": "冻结账号",
     "unfreeze": "解冻账号",

@@ -6,7 +6,10 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from syncd.target import DirectoryPerson
 
 
 class PersonStatus(StrEnum):
@@ -90,6 +93,17 @@ def department_pushed_fields(dept: Department) -> dict[str, str]:
     return {"name": dept.name, "short_name": dept.short_name, "order": _text(dept.order)}
 
 
+def department_depth(dept: Department, departments: Mapping[str, Department]) -> int:
+    """How many ancestors of `dept` are among `departments` (0 for a top department): sorting by it
+    orders a tree top-down."""
+    depth, seen = 0, set()
+    while dept.parent is not None and dept.parent in departments and dept.parent not in seen:
+        seen.add(dept.parent)
+        dept = departments[dept.parent]
+        depth += 1
+    return depth
+
+
 def _text(value: object) -> str:
     return "" if value is None else str(value)
 
@@ -145,6 +159,7 @@ class Snapshot:
 class ChangeKind(StrEnum):
     """Every kind of change a plan can hold (DESIGN.md §4), in apply order."""
 
+    DEPT_ADOPT = "dept_adopt"  # link an organisation built by hand, then update it like any department
     DEPT_CREATE = "dept_create"
     DEPT_UPDATE = "dept_update"
     DEPT_MOVE = "dept_move"
@@ -175,6 +190,21 @@ class Change:
     department: str | None = None
     from_department: str | None = None
     reason: str = ""
+    # The directory person an `adopt` links, as the batched look-up by mobile found them: read by
+    # the applier, never journaled (the employeeCode is in `fields`, under ADOPTED_PERSON).
+    found: DirectoryPerson | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def pushed(self) -> dict[str, str]:
+        """The fields to write: `fields` without the directory codes an adoption names."""
+        if ADOPTED_ORGANIZATION not in self.fields and ADOPTED_PERSON not in self.fields:
+            return self.fields
+        return {k: v for k, v in self.fields.items() if k not in (ADOPTED_ORGANIZATION, ADOPTED_PERSON)}
+
+    @property
+    def adopted_code(self) -> str | None:
+        """The organisationCode a `dept_adopt`, or the employeeCode an `adopt`, links; None when ambiguous."""
+        return self.fields.get(ADOPTED_ORGANIZATION) or self.fields.get(ADOPTED_PERSON) or None
 
     def fingerprint(self) -> str:
         """What the change does, as one comparable string: an approval holds for exactly this change."""
@@ -186,8 +216,11 @@ class Change:
         where = ""
         if self.kind is ChangeKind.TRANSFER:
             where = f" {self.from_department} → {self.department}"
-        elif self.department and self.kind in (ChangeKind.JOIN, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_MOVE):
+        elif self.department and self.kind in (ChangeKind.JOIN, ChangeKind.ADOPT, ChangeKind.DEPT_CREATE,
+                                               ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_MOVE):
             where = f" in {self.department}"
+        if self.kind in (ChangeKind.ADOPT, ChangeKind.DEPT_ADOPT):
+            where += f" = {self.adopted_code or '(ambiguous)'}"
         reason = f" ({self.reason})" if self.reason else ""
         return f"{self.kind.value} {self.subject}{where}{extra}{reason}"
 
@@ -199,6 +232,10 @@ def fingerprint(kind: str, subject: str, fields: dict[str, str], department: str
 
 
 _FIELD_KINDS = frozenset({ChangeKind.UPDATE, ChangeKind.DEPT_UPDATE})
+# Keys of `Change.fields` that name the directory object an adoption links (part of what an
+# approval binds to), not values to push.
+ADOPTED_ORGANIZATION = "organization_code"
+ADOPTED_PERSON = "employee_code"
 
 
 @dataclass(slots=True)

@@ -6,15 +6,18 @@ link), so an unchanged person produces no change and costs no API call.
 
 from __future__ import annotations
 
+from syncd.correlate import Found
 from syncd.model import (
+    ADOPTED_ORGANIZATION,
+    ADOPTED_PERSON,
     Change,
     ChangeKind,
-    Department,
     LinkState,
     PersonStatus,
     Plan,
     Snapshot,
     changed_fields,
+    department_depth,
     department_pushed_fields,
     person_changes,
 )
@@ -22,36 +25,30 @@ from syncd.model import (
 _ORDER = {kind: i for i, kind in enumerate(ChangeKind)}
 
 
-def reconcile(snapshot: Snapshot, state: LinkState, root_department: str) -> Plan:
+def reconcile(snapshot: Snapshot, state: LinkState, root_department: str, found: Found | None = None) -> Plan:
     """The changes that make the directory equal HR, in apply order.
 
     Departments top-down first, then people (transfers and updates before joins, so that a freed
-    mobile or a renamed post never collides with a newcomer), then deactivations.
+    mobile or a renamed post never collides with a newcomer), then deactivations. What `found` says
+    the directory already holds (built by hand) is adopted instead of created.
     """
-    changes = [*_department_changes(snapshot, state, root_department), *_people_changes(snapshot, state)]
+    found = found or Found.nothing()
+    changes = [*_department_changes(snapshot, state, root_department, found), *_people_changes(snapshot, state, found)]
     # A stable sort keeps the top-down order of department creates and the HR order of people.
     changes.sort(key=lambda change: _ORDER[change.kind])
     return Plan(changes)
 
 
-def _depth(dept: Department, departments: dict[str, Department]) -> int:
-    depth = 0
-    while dept.parent is not None and dept.parent in departments:
-        dept = departments[dept.parent]
-        depth += 1
-    return depth
-
-
-def _department_changes(snapshot: Snapshot, state: LinkState, root: str) -> list[Change]:
+def _department_changes(snapshot: Snapshot, state: LinkState, root: str, found: Found) -> list[Change]:
     changes = []
-    ordered = sorted(snapshot.departments.values(), key=lambda d: _depth(d, snapshot.departments))
+    ordered = sorted(snapshot.departments.values(), key=lambda d: department_depth(d, snapshot.departments))
     for dept in ordered:
         if dept.id == root:
             continue  # the unit's own node exists already and is not syncd's to rename (Article 7)
         wanted = department_pushed_fields(dept)
         link = state.departments.get(dept.id)
         if link is None or link.status != "active":  # new, or retired earlier and back in HR
-            changes.append(Change(ChangeKind.DEPT_CREATE, dept.id, wanted, department=dept.parent))
+            changes.append(_create_or_adopt(dept.id, dept.parent, wanted, found))
             continue
         if link.parent != dept.parent:
             changes.append(Change(ChangeKind.DEPT_MOVE, dept.id, department=dept.parent, from_department=link.parent))
@@ -69,6 +66,20 @@ def _department_changes(snapshot: Snapshot, state: LinkState, root: str) -> list
     return changes
 
 
+def _create_or_adopt(hr_id: str, parent: str | None, wanted: dict[str, str], found: Found) -> Change:
+    """An organisation of HR's name under the parent's node is this department: never a second one."""
+    match = found.departments.get(hr_id)
+    if match is None:
+        return Change(ChangeKind.DEPT_CREATE, hr_id, wanted, department=parent)
+    if match.unique is None:
+        # Which of the same-named organisations is HR's is a person's decision, made in the review.
+        return Change(ChangeKind.DEPT_ADOPT, hr_id, wanted, department=parent,
+                      reason=f"{len(match.candidates)} organisations under the parent match by "
+                             f"{match.kind.value}: choose one with `syncd onboard`")
+    return Change(ChangeKind.DEPT_ADOPT, hr_id, {**wanted, ADOPTED_ORGANIZATION: match.unique.code},
+                  department=parent, reason=f"matched by {match.kind.value}")
+
+
 def _link_depth(hr_id: str, state: LinkState) -> int:
     depth, seen = 0, set()
     current = state.departments.get(hr_id)
@@ -79,7 +90,7 @@ def _link_depth(hr_id: str, state: LinkState) -> int:
     return depth
 
 
-def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
+def _people_changes(snapshot: Snapshot, state: LinkState, found: Found) -> list[Change]:
     changes: list[Change] = []
     for person in snapshot.people.values():
         link = state.people.get(person.employee_id)
@@ -90,7 +101,12 @@ def _people_changes(snapshot: Snapshot, state: LinkState) -> list[Change]:
                 changes.append(Change(kind, person.employee_id, reason=person.status.value))
             continue
         if link is None:
-            if person.creatable:  # without a valid mobile there is no login to create: reported as an issue
+            holder = found.people.get(person.employee_id)
+            if holder is not None:  # already in the directory with this mobile: linked, not created
+                changes.append(Change(ChangeKind.ADOPT, person.employee_id,
+                                      {**person.pushed_fields(), ADOPTED_PERSON: holder.employee_code},
+                                      department=person.department, found=holder))
+            elif person.creatable:  # without a valid mobile there is no login to create: reported as an issue
                 changes.append(Change(ChangeKind.JOIN, person.employee_id, person.pushed_fields(),
                                       department=person.department))
             continue

@@ -30,6 +30,19 @@ class DirectoryPerson:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryOrganization:
+    """An organisation as the directory holds it (`listOrganizationsByCodes`)."""
+
+    code: str
+    name: str
+    short_name: str
+    parent: str | None
+    ext_code: str  # the caller's own key; HR's department id when syncd made it, often empty when made by hand
+    status: str  # "A" active | "F" retired
+    order: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DirectoryEntry:
     """A person as the directory holds them, in HR field names (the mobile is never returned)."""
 
@@ -50,6 +63,9 @@ class Target(Protocol):
     def find_department(self, ext_code: str) -> str | None:
         """The organisationCode whose extOrgCode is this HR department id, or None."""
 
+    def sub_departments(self, code: str) -> list[DirectoryOrganization]:
+        """The active organisations one level below `code`."""
+
     def organization_parent(self, code: str) -> str | None:
         """The parent organisationCode of an organisation; None for a top-level one or an unknown code."""
 
@@ -61,6 +77,9 @@ class Target(Protocol):
 
     def find_person_by_mobile(self, mobile: str) -> DirectoryPerson | None:
         """The person holding this mobile in the tenant, or None."""
+
+    def find_people_by_mobiles(self, mobiles: Sequence[str]) -> dict[str, DirectoryPerson]:
+        """The people holding these mobiles, by mobile (batched: 50 mobiles a call)."""
 
     def update_person(self, employee_code: str, org_code: str, fields: Mapping[str, str]) -> None:
         """Push changed fields: person fields to the person, position fields to the position in

@@ -11,6 +11,9 @@ import pytest
 
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
 
+# The `env` fixture: a simulator over HTTP with a unit's configuration and export beside it.
+pytest_plugins = ["tests.sim_env"]
+
 PEOPLE_HEADER = list(DEFAULT_PEOPLE_COLUMNS.values())
 DEPARTMENT_HEADER = list(DEFAULT_DEPARTMENT_COLUMNS.values())
 
