@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,16 @@ def test_a_numeric_override_of_a_text_key_stays_text(tmp_path: Path, monkeypatch
     config = load(write(tmp_path, GOOD), {"SYNCD_UNIT__ROOT_DEPARTMENT": "1001", "SYNCD_TARGET__APP_KEY": "42",
                                           "SYNCD_TARGET__TIMEOUT": "7.5"})
     assert (config.unit.root_department, config.target.app_key, config.target.timeout) == ("1001", "42", 7.5)
+
+
+def test_the_documented_example_is_the_one_the_package_ships() -> None:
+    # config/example.toml is where the README sends people; the installed copy comes from the package.
+    documented = Path(__file__).resolve().parent.parent / "config" / "example.toml"
+    assert files("syncd").joinpath("data", "example.toml").read_bytes() == documented.read_bytes()
+
+
+def test_no_module_of_the_package_looks_for_data_outside_it() -> None:
+    package = Path(__file__).resolve().parent.parent / "syncd"
+    offenders = [str(path.relative_to(package)) for path in package.rglob("*.py")
+                 if "parent.parent" in path.read_text(encoding="utf-8")]
+    assert offenders == ["version.py"]  # only to read pyproject's version in a checkout never installed
