@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from sqlalchemy.engine import make_url
 
 from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
 
@@ -217,6 +218,26 @@ class StateConfig(_Section):
     """`[state]`: where links, runs and the journal live."""
 
     url: str = Field(default="sqlite:////var/lib/syncd/state.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
+    # PostgreSQL's password kept apart from the URL (the configuration file is world-readable):
+    # a file readable by the service (README "Secrets"), read once at start.
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> StateConfig:
+        if self.password_file is None:
+            return self
+        if not self.url.startswith("postgresql"):
+            raise ValueError("state.password_file: set only with a postgresql:// state url")
+        if make_url(self.url).password is not None:
+            raise ValueError("state.password_file: a url without a password (the password in one place only)")
+        try:
+            password = self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"state.password_file: a readable file, not {str(self.password_file)!r} "
+                             f"({exc.strerror})") from exc
+        # The model is frozen once validated; this is still its validation.
+        object.__setattr__(self, "url", make_url(self.url).set(password=password).render_as_string(hide_password=False))
+        return self
 
 
 _DURATION = re.compile(r"^(\d+)(s|m|h)$")
@@ -468,7 +489,8 @@ def _expects_text(keys: list[str]) -> bool:
 
 # Paths in the file are relative to the file, so a configuration directory can move as a whole.
 _PATH_KEYS = (("source", "people"), ("source", "departments"), ("source", "code_tables"),
-              ("target", "app_secret_file"), ("api", "tokens_file"))
+              ("target", "app_secret_file"), ("api", "tokens_file"),
+              ("state", "password_file"))
 _NESTED_PATH_KEYS = (("source", "ldap", "password_file"), ("source", "ldap", "ca_file"),
                      ("source", "sql", "password_file"), ("escalation", "email", "password_file"),
                      ("escalation", "email", "ca_file"), ("escalation", "webhook", "secret_file"))

@@ -16,17 +16,14 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from connectors.zzd.simulator import SimAdmin
 from syncd.demo_daemon import free_port
 from syncd.version import __version__
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
+from tests.test_simulator_cli import simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing answers there
@@ -79,32 +76,13 @@ def install(bundle: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
     return run([*wrapper, "bash", str(bundle / "install.sh"), "--prefix", str(prefix)], env=env, cwd=prefix.parent)
 
 
-@contextmanager
-def installed_simulator(syncd: Path, port: int, workdir: Path) -> Iterator[SimAdmin]:
-    """`syncd simulator` of the installed copy, serving on the loopback port."""
-    process = subprocess.Popen([str(syncd), "simulator", "--port", str(port), "--state-file",
-                                str(workdir / "directory.json")], cwd=workdir, env=away_from_the_source_tree(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    admin = SimAdmin(f"http://127.0.0.1:{port}", "demo-admin-token")
-    try:
-        for _ in range(400):
-            try:
-                admin.counters()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield admin
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def valid_offline_configuration(directory: Path) -> str:
     """A configuration that passes `check-config --offline`, with the HR export it names beside it."""
     write_csv(directory / "people.csv", PEOPLE_HEADER, PEOPLE)
     write_csv(directory / "departments.csv", DEPARTMENT_HEADER, DEPARTMENTS)
-    return config_toml("https://zzd-gateway.example.gov.cn", unit={"name": "升级测试单位"},
-                       state={"url": "sqlite:///state.db"})
+    (directory / "app-secret").write_text("s\n", encoding="utf-8")
+    return config_toml("https://zzd-gateway.example.gov.cn", app_secret=None, unit={"name": "升级测试单位"},
+                       target={"app_secret_file": "app-secret"}, state={"url": "sqlite:///state.db"})
 
 
 def test_the_bundle_installs_offline_runs_and_upgrades_in_place_keeping_the_configuration(
@@ -189,7 +167,7 @@ def test_the_installed_bundle_runs_the_demo_and_a_real_sync_without_any_source_t
                                   target={"app_secret_file": "app-secret"}, state={"url": "sqlite:///state.db"},
                                   safety={"structure_changes": "apply"}), encoding="utf-8")
     assert "code_tables" not in config.read_text(encoding="utf-8")
-    with installed_simulator(syncd, port, elsewhere) as admin:
+    with simulator_process(elsewhere, port, syncd=(str(syncd),), env=env) as admin:
         synced = run([str(syncd), "--config", str(config), "sync"], env=env, cwd=elsewhere)
         assert synced.returncode == 0, synced.stdout + synced.stderr
         employees = admin.directory()["employees"]
