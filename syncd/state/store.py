@@ -136,7 +136,8 @@ def unavailable(engine: Engine, exc: SQLAlchemyError) -> StateUnavailable:
     url = engine.url
     where = url.database if url.get_backend_name() == "sqlite" else f"{url.host}:{url.port or 5432}/{url.database}"
     original = getattr(exc, "orig", None)
-    detail = str(original or exc).strip().splitlines()[-1][:300] if str(original or exc).strip() else type(exc).__name__
+    message = str(original or exc).strip()
+    detail = message.splitlines()[0][:300] if message else type(exc).__name__
     sqlstate = getattr(original, "sqlstate", None)
     if sqlstate in ("28P01", "28000") or "password authentication failed" in str(original):
         return StateUnavailable(f"state.url / state.password_file: the state database {where} refused the "
