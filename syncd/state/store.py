@@ -536,13 +536,16 @@ class StateStore:
         with self._session() as session:
             return list(session.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
 
-    def last_unit_run(self, finished: bool = True) -> Run | None:
+    def last_unit_run(self, finished: bool = True, outcomes: Sequence[str] = ()) -> Run | None:
         """The latest cycle over the whole unit (not a scoped resync, a freeze or a dry run); with
-        `finished=False` also one still running or left unfinished by a crash."""
+        `finished=False` also one still running or left unfinished by a crash; with `outcomes` the
+        latest that ended so."""
         with self._session() as session:
             query = select(Run).where(Run.scope == "all", Run.dry_run.is_(False), Run.trigger.not_in(_OUTSIDE_CYCLES))
             if finished:
                 query = query.where(Run.finished_at.is_not(None))
+            if outcomes:
+                query = query.where(Run.outcome.in_(outcomes))
             return session.scalars(query.order_by(Run.started_at.desc()).limit(1)).first()
 
     def requeue_resync(self, request_id: str) -> None:
