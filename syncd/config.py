@@ -518,9 +518,43 @@ _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@/\s]*@")
 _KEYED_MESSAGE = re.compile(r"^([a-z_]+\.[a-z_.]+): (.*)$", re.DOTALL)
 
 
+# What a patterned value must look like, said for a person rather than as the regular expression.
+_PATTERNS = {
+    r"^GO_[0-9a-zA-Z]+$": "an organisationCode: GO_ then letters and digits (GO_0123abcd…)",
+    r"^[A-Za-z0-9_.:-]*$": "letters, digits and _ . : - only",
+    r"^ldaps?://[^\s/]+": "an ldaps:// or ldap:// URL (ldaps://hr-ldap.example.gov.cn)",
+    r"^https?://[^\s/]+": "an http:// or https:// URL (https://zzd-gateway.example.gov.cn)",
+    r"^(sqlite|postgresql)(\+\w+)?://": "a sqlite:/// or postgresql:// URL",
+    _DURATION.pattern: "a duration: a whole number and s, m or h (90s, 5m, 1h)",
+    r"^([01]\d|2[0-3]):[0-5]\d$": "a time of day as HH:MM, two digits each, 24-hour (02:30)",
+    _ESCALATION_DURATION.pattern: "a duration: a whole number and s, m, h or d (30m, 4h, 1d)",
+    r"^[\w.:\[\]-]+:\d{1,5}$": "host:port (127.0.0.1:8480)",
+}
+# pydantic's error types, said as what was expected; `{…}` are the error's context values.
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "text in quotes", "list_type": "a list [ … ]",
+    "dict_type": "a table", "model_type": "a table", "greater_than_equal": "a number of at least {ge}",
+    "greater_than": "a number above {gt}", "less_than_equal": "a number of at most {le}",
+    "less_than": "a number below {lt}", "too_short": "at least {min_length} item(s)",
+    "string_too_short": "at least {min_length} character(s)", "string_too_long": "at most {max_length} characters",
+    "literal_error": "one of {expected}", "enum": "one of {expected}",
+}
+
+
+def _expected(error: Mapping[str, Any]) -> str | None:
+    """What a failed check expected, in words; None when pydantic's own message is the best there is."""
+    context = error.get("ctx") or {}
+    if error["type"] == "string_pattern_mismatch":
+        return _PATTERNS.get(str(context.get("pattern")))
+    template = _EXPECTED.get(error["type"])
+    return template.format(**context) if template else None
+
+
 def _problem(error: Mapping[str, Any]) -> Problem:
     key = ".".join(str(part) for part in error["loc"]) or "(file)"
-    message = str(error["msg"])
+    message = _expected(error) or str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     value = error.get("input")
