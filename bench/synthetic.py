@@ -1,6 +1,6 @@
 """Synthetic HR export of a municipal audit bureau: a seeded department tree and its people (DESIGN.md §9).
 
-    python -m bench.synthetic --people 300 --seed 7 --out config/demo
+    python -m bench.synthetic --people 300 --seed 7 --out syncd/data/demo
 
 The same `people` and `seed` always give the same rows (for one Faker version: names are drawn from
 its `zh_CN` lists). The tree is 郑州市审计局 with its 处室 and a 局属单位 node with two centres; as

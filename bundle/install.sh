@@ -15,7 +15,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) PREFIX=${2:?--prefix needs a directory}; shift 2 ;;
     --prefix=*) PREFIX=${1#--prefix=}; shift ;;
-    -h | --help) sed -n '2,10p' "$0" | cut -c3-; exit 0 ;;
+    -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d' | cut -c3-; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -87,9 +87,13 @@ for unit in "$HERE"/systemd/*; do
   if [ -f "$unit" ]; then install -m 0644 "$unit" "$UNITS/"; fi
 done
 
-# 0755/0644: the service runs under a dynamic user that must read the configuration; the secret
-# lives apart, root-only (/etc/syncd/app-secret), handed over by systemd (LoadCredential).
+# 0755/0644: the service runs under a dynamic user that must read the configuration. Secrets live
+# apart, each a file root:syncd 0640 in /etc/syncd (README "Secrets"): the units give the dynamic
+# user the group syncd, created here. A trial under --prefix creates no group.
 install -d -m 0755 "$CONF"
+if [ -z "$P" ] && ! getent group syncd >/dev/null; then
+  groupadd --system syncd
+fi
 install -m 0644 "$HERE/config/example.toml" "$CONF/syncd.toml.example"  # this release's reference
 if [ -e "$CONF/syncd.toml" ]; then
   config_note="kept $CONF/syncd.toml as it was (this release's example: syncd.toml.example)"
@@ -110,8 +114,7 @@ echo
 echo "Next steps:"
 if [ -n "$previous" ]; then
   echo "  1. Read what changed in $HERE/CHANGELOG.md; new configuration keys are in $CONF/syncd.toml.example."
-  echo "  2. Check the configuration with this release:"
-  echo "       SYNCD_TARGET__APP_SECRET_FILE=$CONF/app-secret $syncd check-config"
+  echo "  2. Check the configuration with this release: $syncd check-config"
   if [ "$running" = 1 ]; then
     echo "  3. The daemon still runs $previous: restart it (the state is migrated at start): systemctl restart syncd"
   else
@@ -119,9 +122,8 @@ if [ -n "$previous" ]; then
   fi
 else
   echo "  1. Edit $CONF/syncd.toml ([unit], [source], [target]), and put the app secret in"
-  echo "     $CONF/app-secret, readable by root only (chmod 600); the service reads it as"
-  echo "     /run/credentials/syncd.service/app-secret, the file the example configuration names."
-  echo "  2. Check the configuration (the secret from where root keeps it):"
-  echo "       SYNCD_TARGET__APP_SECRET_FILE=$CONF/app-secret $syncd check-config"
+  echo "     $CONF/app-secret, readable by the service's group only:"
+  echo "       chgrp syncd $CONF/app-secret && chmod 640 $CONF/app-secret"
+  echo "  2. Check the configuration: $syncd check-config"
   echo "  3. Start the daemon now and at every boot: systemctl enable --now syncd"
 fi

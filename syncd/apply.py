@@ -151,6 +151,7 @@ class Applier:
     def __init__(self, target: Target, store: Journal, links: LinkState, settings: ApplySettings) -> None:
         self._target = target
         self._store = store
+        self._dry_run = isinstance(store, DryRunJournal)
         # What this run links goes in front of the links it was planned from, which stay as they
         # were (the guard read them) and are not copied: at 1,000,000 people a copy is 80 MB.
         self._departments: ChainMap[str, LinkedDepartment] = ChainMap({}, links.departments)
@@ -286,7 +287,10 @@ class Applier:
             if exc.stops_run:
                 report.stopped = f"{exc.category} error: {exc}"
             return Outcome(change, "failed", exc.category, str(exc))
-        log.info("change.done", **self._log_keys(entry_id, change), note=note)
+        if self._dry_run:  # its writes were recorded, not made: `change.done` would claim they happened
+            log.debug("change.dry_run", **self._log_keys(entry_id, change), note=note)
+        else:
+            log.info("change.done", **self._log_keys(entry_id, change), note=note)
         return Outcome(change, "done", message=note)
 
     def _log_keys(self, entry_id: int, change: Change) -> dict[str, str]:

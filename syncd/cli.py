@@ -15,7 +15,7 @@ import click
 
 from syncd import log as logging_setup
 from syncd.config import DEFAULT_PATH, Config, ConfigError, load
-from syncd.state import MigrationFailed
+from syncd.state import MigrationFailed, StateUnavailable
 from syncd.state.commands import state as state_commands
 
 EXIT_FAILED = 1
@@ -57,6 +57,8 @@ def _load_config(ctx: click.Context) -> Config:
 class _Group(click.Group):
     """Adds `--config` to every command, so it may come after the command name too."""
 
+    group_class = type  # `@main.group()` makes a _Group, whose later subcommands get `--config` as well
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if not any(p.name == "config_path" for p in cmd.params):
             config_option(cmd)
@@ -70,6 +72,11 @@ class _Group(click.Group):
         """Every command: a state database that cannot be migrated is a clear refusal, not a traceback."""
         try:
             return super().invoke(ctx)
+        except StateUnavailable as exc:
+            # A refused password is a configuration fault; a database out of reach may come back
+            # (exit 1: systemd restarts the service, which it does not after exit 2).
+            click.echo(f"syncd: {exc}. Nothing was read or changed.", err=True)
+            ctx.exit(EXIT_CONFIG if exc.refused else EXIT_FAILED)
         except MigrationFailed as exc:
             click.echo(f"syncd: {exc}. Nothing was changed; run the release that wrote it, or restore a "
                        f"backup (`syncd state restore FILE`).", err=True)
@@ -86,63 +93,37 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command("check-config")
-@click.option("--offline", is_flag=True, help="Only validate; do not reach the source and the directory.")
+@click.option("--offline", is_flag=True, help="Check the file and what is on this host only; reach no server.")
+@click.option("--send-test-notice", is_flag=True, help="Also send a signed test notice to escalation.webhook.")
 @click.pass_context
-def check_config(ctx: click.Context, offline: bool) -> None:
-    """Validate the configuration and reach every configured system.
+def check_config(ctx: click.Context, offline: bool, send_test_notice: bool) -> None:
+    """Check what `syncd run` needs: the configuration, files and secrets, the state, every server.
 
-    Exit 2 when the configuration is wrong (with every problem and its key), 1 when a system is
-    out of reach."""
+    Exit 2 when the configuration, a file or a secret is wrong (every problem with its key), 1 when
+    a server is out of reach (the state database, HR source, gateway, mail relay or webhook)."""
+    from syncd.preflight import Findings, check_files, check_state, reach
+
     config = _load_config(ctx)
-    problems = []
-    for key in ("people", "departments"):
-        path = getattr(config.source, key)
-        if config.source.kind in ("csv", "xlsx") and path is not None and not path.is_file():
-            problems.append(f"source.{key}: got {str(path)!r}; expected an existing file")
-    if problems:
-        _print_problems(ctx, problems)
-        ctx.exit(EXIT_CONFIG)
-    click.echo(f"configuration {config_path(ctx)} is valid (unit {config.unit.name}, "
-               f"source {config.source.kind}, target {config.target.base_url})")
-    if offline:
-        return
-    problems, unreachable = _reach(config)
-    if problems or unreachable:
-        _print_problems(ctx, problems + unreachable)
-        ctx.exit(EXIT_CONFIG if problems else EXIT_FAILED)
-    click.echo("reached the HR source and the directory; the unit's root is in the app's scope")
+    findings = Findings()
+    check_files(config, config_path(ctx), findings)
+    if not findings.problems:
+        click.echo(f"configuration {config_path(ctx)} is valid (unit {config.unit.name}, "
+                   f"source {config.source.kind}, target {config.target.base_url})")
+        if not offline or config.state.url.startswith("sqlite"):
+            check_state(config, findings)
+        if not offline:
+            reach(config, findings, send_test_notice)
+    for line in findings.passed:
+        click.echo(line)
+    if findings.problems or findings.unreachable:
+        _print_problems(ctx, findings.problems + findings.unreachable)
+        ctx.exit(EXIT_CONFIG if findings.problems else EXIT_FAILED)
 
 
 def _print_problems(ctx: click.Context, problems: list[str]) -> None:
     click.echo(f"syncd: configuration {config_path(ctx)} has problems:", err=True)
     for problem in problems:
         click.echo(f"  {problem}", err=True)
-
-
-def _reach(config: Config) -> tuple[list[str], list[str]]:
-    """Reach every configured system: (configuration problems, systems out of reach)."""
-    from syncd.source import SourceError
-    from syncd.target import TargetError
-    from syncd.wiring import build_source, build_target
-
-    problems: list[str] = []
-    unreachable: list[str] = []
-    try:
-        next(iter(build_source(config).departments()), None)
-    except SourceError as exc:
-        unreachable.append(f"source ({config.source.kind}): cannot be read: {exc}")
-    try:
-        scope = build_target(config, retry_attempts=2).visible_scope()
-    except TargetError as exc:
-        if exc.category == "auth":
-            problems.append(f"target.app_key / target.app_secret: the gateway refused them ({exc})")
-        else:
-            unreachable.append(f"target.base_url: the gateway did not answer ({exc.category}: {exc})")
-    else:
-        if config.unit.root_organization_code not in scope:
-            problems.append(f"unit.root_organization_code: got {config.unit.root_organization_code!r}; expected an "
-                            f"organisation in the app's scope ({', '.join(scope) or 'empty'})")
-    return problems, unreachable
 
 
 @main.command()
@@ -380,17 +361,60 @@ def token() -> None:
 @click.pass_context
 def token_add(ctx: click.Context, name: str, role: str) -> None:
     """Create a token for NAME; it is printed once, and only its hash is kept in api.tokens_file."""
+    from syncd.service.token_admin import share_with_service
     from syncd.service.tokens import TokensError, add_token
 
+    path = _tokens_file(ctx)
+    try:
+        secret = add_token(path, name, role)
+    except TokensError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if note := share_with_service(path):
+        click.echo(f"syncd: warning: {note}", err=True)
+    click.echo(f"token for {name} (role {role}); shown once, keep it now:", err=True)
+    click.echo(secret)
+
+
+def _tokens_file(ctx: click.Context) -> Path:
     config = _load_config(ctx)
     if config.api.tokens_file is None:
         raise click.UsageError("api.tokens_file is not set in the configuration")
+    return config.api.tokens_file
+
+
+@token.command("list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """The tokens of api.tokens_file: name, role, when created (never the token or its hash)."""
+    from syncd.service.token_admin import list_tokens
+    from syncd.service.tokens import TokensError
+
+    path = _tokens_file(ctx)
     try:
-        secret = add_token(config.api.tokens_file, name, role)
+        listed = list_tokens(path)
     except TokensError as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(f"token for {name} (role {role}); shown once, keep it now:", err=True)
-    click.echo(secret)
+    for entry in listed:
+        created = entry.created.isoformat() if entry.created else "-"
+        click.echo(f"{entry.name}\t{entry.role}\t{created}")
+    if not listed:
+        click.echo(f"no tokens in {path}", err=True)
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str) -> None:
+    """Remove the token of NAME from api.tokens_file; the running daemon refuses it from its next request."""
+    from syncd.service.token_admin import revoke_token
+    from syncd.service.tokens import TokensError
+
+    path = _tokens_file(ctx)
+    try:
+        revoke_token(path, name)
+    except TokensError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"revoked the token of {name}")
 
 
 def _freeze(ctx: click.Context, employee_id: str, frozen: bool, by: str | None) -> None:

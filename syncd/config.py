@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from sqlalchemy.engine import make_url
 
 from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
 
@@ -217,6 +218,26 @@ class StateConfig(_Section):
     """`[state]`: where links, runs and the journal live."""
 
     url: str = Field(default="sqlite:////var/lib/syncd/state.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
+    # PostgreSQL's password kept apart from the URL (the configuration file is world-readable):
+    # a file readable by the service (README "Secrets"), read once at start.
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> StateConfig:
+        if self.password_file is None:
+            return self
+        if not self.url.startswith("postgresql"):
+            raise ValueError("state.password_file: set only with a postgresql:// state url")
+        if make_url(self.url).password is not None:
+            raise ValueError("state.password_file: a url without a password (the password in one place only)")
+        try:
+            password = self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"state.password_file: a readable file, not {str(self.password_file)!r} "
+                             f"({exc.strerror})") from exc
+        # The model is frozen once validated; this is still its validation.
+        object.__setattr__(self, "url", make_url(self.url).set(password=password).render_as_string(hide_password=False))
+        return self
 
 
 _DURATION = re.compile(r"^(\d+)(s|m|h)$")
@@ -468,7 +489,8 @@ def _expects_text(keys: list[str]) -> bool:
 
 # Paths in the file are relative to the file, so a configuration directory can move as a whole.
 _PATH_KEYS = (("source", "people"), ("source", "departments"), ("source", "code_tables"),
-              ("target", "app_secret_file"), ("api", "tokens_file"))
+              ("target", "app_secret_file"), ("api", "tokens_file"),
+              ("state", "password_file"))
 _NESTED_PATH_KEYS = (("source", "ldap", "password_file"), ("source", "ldap", "ca_file"),
                      ("source", "sql", "password_file"), ("escalation", "email", "password_file"),
                      ("escalation", "email", "ca_file"), ("escalation", "webhook", "secret_file"))
@@ -496,9 +518,43 @@ _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@/\s]*@")
 _KEYED_MESSAGE = re.compile(r"^([a-z_]+\.[a-z_.]+): (.*)$", re.DOTALL)
 
 
+# What a patterned value must look like, said for a person rather than as the regular expression.
+_PATTERNS = {
+    r"^GO_[0-9a-zA-Z]+$": "an organisationCode: GO_ then letters and digits (GO_0123abcd…)",
+    r"^[A-Za-z0-9_.:-]*$": "letters, digits and _ . : - only",
+    r"^ldaps?://[^\s/]+": "an ldaps:// or ldap:// URL (ldaps://hr-ldap.example.gov.cn)",
+    r"^https?://[^\s/]+": "an http:// or https:// URL (https://zzd-gateway.example.gov.cn)",
+    r"^(sqlite|postgresql)(\+\w+)?://": "a sqlite:/// or postgresql:// URL",
+    _DURATION.pattern: "a duration: a whole number and s, m or h (90s, 5m, 1h)",
+    r"^([01]\d|2[0-3]):[0-5]\d$": "a time of day as HH:MM, two digits each, 24-hour (02:30)",
+    _ESCALATION_DURATION.pattern: "a duration: a whole number and s, m, h or d (30m, 4h, 1d)",
+    r"^[\w.:\[\]-]+:\d{1,5}$": "host:port (127.0.0.1:8480)",
+}
+# pydantic's error types, said as what was expected; `{…}` are the error's context values.
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "text in quotes", "list_type": "a list [ … ]",
+    "dict_type": "a table", "model_type": "a table", "greater_than_equal": "a number of at least {ge}",
+    "greater_than": "a number above {gt}", "less_than_equal": "a number of at most {le}",
+    "less_than": "a number below {lt}", "too_short": "at least {min_length} item(s)",
+    "string_too_short": "at least {min_length} character(s)", "string_too_long": "at most {max_length} characters",
+    "literal_error": "one of {expected}", "enum": "one of {expected}",
+}
+
+
+def _expected(error: Mapping[str, Any]) -> str | None:
+    """What a failed check expected, in words; None when pydantic's own message is the best there is."""
+    context = error.get("ctx") or {}
+    if error["type"] == "string_pattern_mismatch":
+        return _PATTERNS.get(str(context.get("pattern")))
+    template = _EXPECTED.get(error["type"])
+    return template.format(**context) if template else None
+
+
 def _problem(error: Mapping[str, Any]) -> Problem:
     key = ".".join(str(part) for part in error["loc"]) or "(file)"
-    message = str(error["msg"])
+    message = _expected(error) or str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     value = error.get("input")

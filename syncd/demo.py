@@ -11,6 +11,8 @@ import csv
 import shutil
 import tempfile
 from collections.abc import Callable
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import click
@@ -24,7 +26,7 @@ from syncd.present import print_issues, print_plan, print_rejections
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "config" / "demo"
+DEMO_DATA: Traversable = files("syncd").joinpath("data", "demo")  # package data, not the checkout
 ROOT_CODE = "GO_" + "0" * 31 + "1"
 DEMO_SECRET = "demo-secret-not-for-production"
 DEMO_ADMIN_TOKEN = "demo-admin-token"
@@ -172,7 +174,7 @@ def run_demo(keep: Path | None = None, serve: bool = False) -> int:
     workdir = keep or Path(tempfile.mkdtemp(prefix="syncd-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("departments.csv", "people.csv"):
-        shutil.copyfile(DEMO_DATA / name, workdir / name)
+        (workdir / name).write_bytes(DEMO_DATA.joinpath(name).read_bytes())
     (workdir / "state.db").unlink(missing_ok=True)
     secret = workdir / "app-secret"
     secret.write_text(DEMO_SECRET + "\n", encoding="utf-8")

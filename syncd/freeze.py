@@ -40,5 +40,6 @@ def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool
         raise
     store.set_frozen(employee_id, frozen, entry)
     store.finish_run(run_id, "success", {f"{kind.value}.done": 1})
-    log.info(f"person.{kind.value}", subject=employee_id, requested_by=requested_by, run_id=run_id)
+    log.info("person.freeze" if frozen else "person.unfreeze", subject=employee_id, requested_by=requested_by,
+             run_id=run_id)
     return run_id

@@ -226,6 +226,7 @@ PROBLEM_TITLES: dict[str, str] = {
     "run_failed": "同步失败", "auth_failed": "接口认证失败", "held": "同步待审批", "records": "人事数据待修正",
     "overdue": "变更逾期未入通讯录", "quarantined": "同步熔断中止", "calendar": "工作日历缺少年份",
     "digest": "近一周人员调动和离职",
+    "test": "测试通知",
 }
 # A person's move, as the weekly digest (Article 11) lists it.
 DIGEST_MOVES: dict[str, str] = {"transfer": "调出", "transfer_out": "调离本单位", "leave": "离职"}
@@ -264,6 +265,8 @@ NOTICES: dict[str, str] = {
     "calendar.affects": "{year} 年的 {workdays} 个工作日时限可能算错。",
     "calendar.action": "请升级 chinese-calendar，或在 escalation.workday_overrides 中填写 {year} 年的节假日和调休。",
     "failed.affects": "{count} 项变更未写入通讯录：{ids}",
+    # `syncd check-config --send-test-notice`: proves the channel, asks nothing.
+    "test.what": "{unit}：这是 syncd check-config --send-test-notice 发出的测试通知，通知渠道可用，无需处理。",
     # The changes a notice names, by id only: `人员 A1、A2 等 57 人；部门 D3`.
     "ids.people": "人员 {ids}{more}",
     "ids.people_more": " 等 {count} 人",

@@ -13,6 +13,8 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,7 +32,8 @@ from syncd.model import (
 )
 from syncd.source import RawRecord, Source, SourceError
 
-BUNDLED_CODE_TABLES = Path(__file__).resolve().parent.parent / "config" / "codes"
+# Package data, found the same way from a checkout, a wheel, the bundle and an editable install.
+BUNDLED_CODE_TABLES: Traversable = files("syncd").joinpath("data", "codes")
 
 # Full-width digits and Latin letters (U+FF10–FF19, FF21–FF3A, FF41–FF5A) and the ideographic
 # space become ASCII; Chinese punctuation such as （） is left alone, it belongs to names.
@@ -88,7 +91,7 @@ class CodeTables:
         }
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> CodeTables:
+    def load(cls, directory: Path | Traversable | None = None) -> CodeTables:
         """Read `gender.toml` and `political_status.toml` from the directory (bundled by default)."""
         directory = directory or BUNDLED_CODE_TABLES
         tables = {}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the tests need from the machine: OpenLDAP (slapd, ldap-utils), systemd-analyze, Chromium and
+# What the tests need from the machine: OpenLDAP (slapd, ldap-utils), systemd-analyze, promtool, Chromium and
 # PostgreSQL installed, PostgreSQL running with the test role and database. Idempotent; uses sudo when not root.
 set -euo pipefail
 SUDO=""
@@ -30,6 +30,16 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null
+fi
+
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules in ops/
+# (tests/test_ops.py). Only promtool is used; the packaged Prometheus server is stopped.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing prometheus (for promtool) from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi
 
 # PostgreSQL for the tests of state, leadership and the SQL source on the real server. Debian's

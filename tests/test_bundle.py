@@ -1,5 +1,6 @@
 """The offline bundle: built by bundle/build.sh, installed into a fresh directory with the network
-unusable, run from the installed venv, and installed again over itself (an upgrade) keeping the
+unusable, run from the installed venv (away from any source tree: its code tables, demo data and
+example come from the installed package), and installed again over itself (an upgrade) keeping the
 configuration.
 
 The dependency wheels come from the package index the first time only: build.sh keeps them in its
@@ -19,16 +20,23 @@ from pathlib import Path
 
 import pytest
 
+from syncd.demo_daemon import free_port
 from syncd.version import __version__
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
+from tests.test_simulator_cli import simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing answers there
 
 
-def run(command: list[str], env: dict[str, str] | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+def run(command: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=cwd)
+
+
+def away_from_the_source_tree() -> dict[str, str]:
+    """An environment in which nothing points Python at this checkout."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +73,16 @@ def offline() -> tuple[list[str], dict[str, str]]:
 
 def install(bundle: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
     wrapper, env = offline()
-    return run([*wrapper, "bash", str(bundle / "install.sh"), "--prefix", str(prefix)], env=env)
+    return run([*wrapper, "bash", str(bundle / "install.sh"), "--prefix", str(prefix)], env=env, cwd=prefix.parent)
 
 
 def valid_offline_configuration(directory: Path) -> str:
     """A configuration that passes `check-config --offline`, with the HR export it names beside it."""
     write_csv(directory / "people.csv", PEOPLE_HEADER, PEOPLE)
     write_csv(directory / "departments.csv", DEPARTMENT_HEADER, DEPARTMENTS)
-    return config_toml("https://zzd-gateway.example.gov.cn", unit={"name": "升级测试单位"},
-                       state={"url": "sqlite:///state.db"})
+    (directory / "app-secret").write_text("s\n", encoding="utf-8")
+    return config_toml("https://zzd-gateway.example.gov.cn", app_secret=None, unit={"name": "升级测试单位"},
+                       target={"app_secret_file": "app-secret"}, state={"url": "sqlite:///state.db"})
 
 
 def test_the_bundle_installs_offline_runs_and_upgrades_in_place_keeping_the_configuration(
@@ -124,3 +133,44 @@ def test_a_damaged_bundle_is_refused_before_anything_is_installed(bundle: Path, 
     assert result.returncode == 2
     assert "damaged" in result.stderr
     assert not (tmp_path / "server" / "opt").exists()
+
+
+def test_the_installed_bundle_runs_the_demo_and_a_real_sync_without_any_source_tree(
+        bundle: Path, tmp_path: Path) -> None:
+    copied = tmp_path / "usb-stick" / bundle.name  # the bundle alone, as it arrives on a server
+    shutil.copytree(bundle, copied)
+    prefix = tmp_path / "server"
+    installed = install(copied, prefix)
+    assert installed.returncode == 0, installed.stderr
+    venv = prefix / "opt" / "syncd" / "venv"
+    syncd = venv / "bin" / "syncd"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = away_from_the_source_tree()
+
+    located = run([str(venv / "bin" / "python"), "-c", "import syncd; print(syncd.__file__)"], env=env, cwd=elsewhere)
+    assert Path(located.stdout.strip()).is_relative_to(venv), located.stdout
+
+    demo = run([str(syncd), "demo"], env=env, cwd=elsewhere, timeout=600)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "Third sync made zero writes." in demo.stdout
+
+    # A production-like configuration: no `source.code_tables`, so the packaged tables map 性别/政治面貌.
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    write_csv(unit / "people.csv", PEOPLE_HEADER, PEOPLE)
+    write_csv(unit / "departments.csv", DEPARTMENT_HEADER, DEPARTMENTS)
+    (unit / "app-secret").write_text("demo-secret-not-for-production\n", encoding="utf-8")
+    port = free_port()
+    config = unit / "syncd.toml"
+    config.write_text(config_toml(f"http://127.0.0.1:{port}", "GO_" + "0" * 31 + "1", "demo-app-key", None,
+                                  target={"app_secret_file": "app-secret"}, state={"url": "sqlite:///state.db"},
+                                  safety={"structure_changes": "apply"}), encoding="utf-8")
+    assert "code_tables" not in config.read_text(encoding="utf-8")
+    with simulator_process(elsewhere, port, syncd=(str(syncd),), env=env) as admin:
+        synced = run([str(syncd), "--config", str(config), "sync"], env=env, cwd=elsewhere)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        employees = admin.directory()["employees"]
+    genders = {e["employeeCode"]: e.get("govEmpGenderCode") for e in employees}
+    assert len(genders) == 5  # the retiree is not created
+    assert sorted(genders.values()) == ["1", "1", "2", "2", "2"]  # 男/女 mapped by the packaged table

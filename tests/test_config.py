@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,40 @@ def test_a_numeric_override_of_a_text_key_stays_text(tmp_path: Path, monkeypatch
     config = load(write(tmp_path, GOOD), {"SYNCD_UNIT__ROOT_DEPARTMENT": "1001", "SYNCD_TARGET__APP_KEY": "42",
                                           "SYNCD_TARGET__TIMEOUT": "7.5"})
     assert (config.unit.root_department, config.target.app_key, config.target.timeout) == ("1001", "42", 7.5)
+
+
+def test_the_documented_example_is_the_one_the_package_ships() -> None:
+    # config/example.toml is where the README sends people; the installed copy comes from the package.
+    documented = Path(__file__).resolve().parent.parent / "config" / "example.toml"
+    assert files("syncd").joinpath("data", "example.toml").read_bytes() == documented.read_bytes()
+
+
+def test_no_module_of_the_package_looks_for_data_outside_it() -> None:
+    package = Path(__file__).resolve().parent.parent / "syncd"
+    offenders = [str(path.relative_to(package)) for path in package.rglob("*.py")
+                 if "parent.parent" in path.read_text(encoding="utf-8")]
+    assert offenders == ["version.py"]  # only to read pyproject's version in a checkout never installed
+
+
+def test_a_value_of_the_wrong_form_is_explained_in_words_not_as_a_regular_expression(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.toml"
+    path.write_text(config_toml(schedule={"full_at": "2:30", "incremental_every": "5x"}, target={"tenant_id": "abc"},
+                                safety={"structure_changes": "maybe"}), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    said = {problem.key: str(problem) for problem in info.value.problems}
+    assert said["schedule.full_at"] == "schedule.full_at: got '2:30'; expected a time of day as HH:MM, two digits " \
+                                       "each, 24-hour (02:30)"
+    assert "a duration" in said["schedule.incremental_every"]
+    assert said["target.tenant_id"].endswith("expected a whole number")
+    assert said["safety.structure_changes"].endswith("expected one of 'hold' or 'apply'")
+    assert not any("pattern" in text or "Input should" in text for text in said.values())
+
+
+def test_every_patterned_key_has_words_for_its_pattern() -> None:
+    from syncd import config as module
+
+    patterns = {getattr(meta, "pattern", None) for model in vars(module).values()
+                if isinstance(model, type) and issubclass(model, module.BaseModel)
+                for field in model.model_fields.values() for meta in field.metadata}
+    assert patterns - {None} <= set(module._PATTERNS)

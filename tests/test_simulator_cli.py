@@ -18,9 +18,12 @@ from tests.conftest import config_toml
 
 
 @contextmanager
-def simulator_process(tmp_path: Path, port: int, *flags: str) -> Iterator[SimAdmin]:
-    process = subprocess.Popen([sys.executable, "-m", "syncd.cli", "simulator", "--port", str(port),
-                                "--state-file", str(tmp_path / "directory.json"), *flags],
+def simulator_process(tmp_path: Path, port: int, *flags: str,
+                      syncd: tuple[str, ...] = (sys.executable, "-m", "syncd.cli"),
+                      env: dict[str, str] | None = None) -> Iterator[SimAdmin]:
+    """`syncd simulator` (this checkout's, or the `syncd` command given) serving on the port, in tmp_path."""
+    process = subprocess.Popen([*syncd, "simulator", "--port", str(port),
+                                "--state-file", str(tmp_path / "directory.json"), *flags], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     admin = SimAdmin(f"http://127.0.0.1:{port}", "demo-admin-token")
     try:

@@ -1,4 +1,4 @@
-"""The synthetic HR generator (bench/synthetic.py) and the demo export it wrote to config/demo."""
+"""The synthetic HR generator (bench/synthetic.py) and the demo export it wrote to syncd/data/demo (package data)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from bench.synthetic import ROOT_ID, generate, main, write_csv
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
 
-DEMO = Path(__file__).resolve().parent.parent / "config" / "demo"
+DEMO = Path(__file__).resolve().parent.parent / "syncd" / "data" / "demo"
 # DESIGN.md §9, "HR export columns".
 PEOPLE_HEADER = ["工号", "姓名", "性别", "手机号", "部门编号", "编制", "职级", "政治面貌", "人员角色",
                  "职务", "职务层次", "办公电话", "领导分工", "人员状态", "排序"]
@@ -114,7 +114,7 @@ def test_a_hundred_thousand_people_generate_in_realistic_departments() -> None:
 
 def test_bundled_demo_is_what_the_documented_command_writes(tmp_path: Path) -> None:
     # If this fails after a Faker upgrade, regenerate:
-    # python -m bench.synthetic --people 300 --seed 7 --out config/demo
+    # python -m bench.synthetic --people 300 --seed 7 --out syncd/data/demo
     assert main(["--people", "300", "--seed", "7", "--out", str(tmp_path)]) == 0
     for name in ("departments.csv", "people.csv"):
         assert (DEMO / name).read_bytes() == (tmp_path / name).read_bytes(), name

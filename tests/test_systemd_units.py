@@ -106,6 +106,8 @@ def test_unit_keeps_notify_watchdog_credential_and_sandbox(unit: str) -> None:
     assert found["NotifyAccess"] == ["main"]
     assert found["WatchdogSec"]
     assert found["Restart"] == ["on-failure"]
+    assert found["RestartPreventExitStatus"] == ["2"]  # a bad configuration is not retried every 10 s
+    assert found["SupplementaryGroups"] == ["syncd"]  # the group of the secret files (install.sh, token add)
     assert found["TimeoutStopSec"] == ["15"]
     assert found["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert found.get("DynamicUser") == ["yes"] or found.get("User")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
@@ -55,19 +57,32 @@ class EmailNotifier:
         unreachable = sum(1 for r in notice.recipients if not r.email)
         if unreachable:
             log.warning("notice.unreachable", channel=CHANNEL, notice_id=notice.id, recipients=unreachable)
-        config = self._config
         message = self.message(notice, addresses)
         try:
-            password = config.password()
-            with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
-                if config.starttls:
-                    cafile = str(config.ca_file) if config.ca_file is not None else None
-                    smtp.starttls(context=ssl.create_default_context(cafile=cafile))
-                if config.username is not None and password is not None:
-                    smtp.login(config.username, password)
+            with self._session() as smtp:
                 refused = smtp.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
             raise NoticeError(CHANNEL, type(exc).__name__) from exc
         if refused:
             # The relay took the message for the others: delivered, but someone will not hear of it.
             log.warning("notice.recipients_refused", channel=CHANNEL, notice_id=notice.id, recipients=len(refused))
+
+    def check(self) -> None:
+        """Greet the relay (EHLO), STARTTLS and log in as configured, send nothing, and quit: the
+        exception of the step that failed (smtplib's or OSError) as it is."""
+        with self._session() as smtp:
+            smtp.noop()
+
+    @contextmanager
+    def _session(self) -> Iterator[smtplib.SMTP]:
+        """A connection to the relay, greeted, encrypted and logged in as configured."""
+        config = self._config
+        password = config.password()
+        with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
+            smtp.ehlo()
+            if config.starttls:
+                cafile = str(config.ca_file) if config.ca_file is not None else None
+                smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+            if config.username is not None and password is not None:
+                smtp.login(config.username, password)
+            yield smtp

@@ -200,8 +200,10 @@ class Daemon:
             self._close()
             return EXIT_FAILED
         self._log_start(config)
-        last = self.store.last_unit_run()
-        if last is not None and last.outcome in HEALTHY_OUTCOMES and last.finished_at is not None:
+        # The last success survives a restart, even behind failed runs: /metrics and /healthz tell
+        # how long the unit has gone without one, not how long this process has.
+        last = self.store.last_unit_run(outcomes=HEALTHY_OUTCOMES)
+        if last is not None and last.finished_at is not None:
             self._last_success = aware(last.finished_at)
             self.metrics.mark_success(self._last_success.timestamp())
         try:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -67,6 +67,9 @@ class Metrics:
                  open_problems: Callable[[], Mapping[tuple[int, str], int]] = dict) -> None:
         """`held_changes`, `overdue_changes` and `open_problems` are called at each scrape for the current counts."""
         self.registry = CollectorRegistry()
+        # process_* (CPU, memory, open files, start time) and python_info, as any Prometheus target has.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.notices = Counter("syncd_notices", "Escalation notices by channel and result (ok | failed)",
                                ["channel", "result"], registry=self.registry)
         self.registry.register(_OpenProblems(open_problems))

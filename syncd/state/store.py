@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,6 +18,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -39,7 +41,7 @@ from syncd.model import (
     fingerprint,
 )
 from syncd.scope import ResyncRequest, Scope
-from syncd.state import MigrationFailed
+from syncd.state import MigrationFailed, StateTooNew, StateUnavailable
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, ResyncRequestRow, Run, ServiceState
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -115,15 +117,96 @@ class UnfinishedEntry:
     department: str | None
 
 
+def _engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _alembic() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def unavailable(engine: Engine, exc: SQLAlchemyError) -> StateUnavailable:
+    """What went wrong opening the state database, as an operator can act on it (never the password)."""
+    url = engine.url
+    where = url.database if url.get_backend_name() == "sqlite" else f"{url.host}:{url.port or 5432}/{url.database}"
+    original = getattr(exc, "orig", None)
+    message = str(original or exc).strip()
+    detail = message.splitlines()[0][:300] if message else type(exc).__name__
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate in ("28P01", "28000") or "password authentication failed" in str(original):
+        return StateUnavailable(f"state.url / state.password_file: the state database {where} refused the "
+                                f"password of user {url.username!r} ({detail})", refused=True)
+    return StateUnavailable(f"state.url: the state database {where} cannot be reached ({detail})", refused=False)
+
+
+def _upgrade(connection: Connection, commit: bool, revision: Callable[[], str]) -> tuple[str | None, str]:
+    """Migrate to the newest revision in one transaction, committed or (a trial) rolled back:
+    (the revision before, the newest). StateTooNew / MigrationFailed leave the database as it was."""
+    config = _alembic()
+    head = ScriptDirectory.from_config(config).get_current_head() or "none"
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    try:
+        transaction = connection.begin()
+        try:
+            if connection.dialect.name == "postgresql":  # nodes starting together migrate one after the other
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is not None and current not in known:
+                raise StateTooNew(f"the state database is at revision {current}, which this release does not "
+                                  f"know (its newest is {head}): a newer release wrote it")
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        except BaseException:
+            transaction.rollback()
+            raise
+        if commit:
+            transaction.commit()
+        else:
+            transaction.rollback()
+    except (SQLAlchemyError, AlembicError) as exc:
+        # One transaction: the database is as it was. Say so, and from which revision.
+        raise MigrationFailed(f"the state database could not be migrated to this release "
+                              f"(it stays at revision {revision()}): {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300]}") from exc
+    return current, head
+
+
+def check_state(url: str) -> str:
+    """What `syncd run` will find in the state database, said in one line; nothing is changed.
+
+    A database behind this release is migrated in a transaction that is rolled back, so a migration
+    that would fail at start fails here. Raises StateUnavailable, StateTooNew or MigrationFailed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not Path(parsed.database).exists():
+        return f"no state yet: {parsed.database} is created at the first start"
+    engine = _engine(url)
+    try:
+        try:
+            connection = engine.connect()
+        except SQLAlchemyError as exc:
+            raise unavailable(engine, exc) from exc
+        with connection:
+            current, head = _upgrade(connection, commit=False, revision=lambda: "unchanged")
+    finally:
+        engine.dispose()
+    if current == head:
+        return f"the state database is at this release's revision {head}"
+    return f"the state database is at revision {current or 'none'}; syncd run migrates it to {head} (tried, undone)"
+
+
 class StateStore:
     """Links, runs and the change journal in one database (SQLite by default, PostgreSQL for several nodes)."""
 
     def __init__(self, url: str) -> None:
         _private_sqlite_file(url)
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin)
+        self.engine: Engine = _engine(url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         # Read-then-write transactions (SQLite: BEGIN IMMEDIATE; other databases: unchanged).
         self._updating = sessionmaker(self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
@@ -167,19 +250,12 @@ class StateStore:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
-        config = AlembicConfig()
-        config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
-                if self.engine.dialect.name == "postgresql":  # nodes starting together migrate one after the other
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-        except (SQLAlchemyError, AlembicError) as exc:
-            # One transaction: the database is as it was. Say so, and from which revision.
-            raise MigrationFailed(f"the state database could not be migrated to this release "
-                                  f"(it stays at revision {self._revision()}): {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:300]}") from exc
+            connection = self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise unavailable(self.engine, exc) from exc
+        with connection:
+            _upgrade(connection, commit=True, revision=self._revision)
 
     def _revision(self) -> str:
         """The schema revision the database is at, or "none" (a new database)."""
@@ -460,13 +536,16 @@ class StateStore:
         with self._session() as session:
             return list(session.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
 
-    def last_unit_run(self, finished: bool = True) -> Run | None:
+    def last_unit_run(self, finished: bool = True, outcomes: Sequence[str] = ()) -> Run | None:
         """The latest cycle over the whole unit (not a scoped resync, a freeze or a dry run); with
-        `finished=False` also one still running or left unfinished by a crash."""
+        `finished=False` also one still running or left unfinished by a crash; with `outcomes` the
+        latest that ended so."""
         with self._session() as session:
             query = select(Run).where(Run.scope == "all", Run.dry_run.is_(False), Run.trigger.not_in(_OUTSIDE_CYCLES))
             if finished:
                 query = query.where(Run.finished_at.is_not(None))
+            if outcomes:
+                query = query.where(Run.outcome.in_(outcomes))
             return session.scalars(query.order_by(Run.started_at.desc()).limit(1)).first()
 
     def requeue_resync(self, request_id: str) -> None:

@@ -26,6 +26,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from connectors.notify.webhook import SIGNATURE_HEADER, signature
 from syncd.notice import Notice, Recipient
 
+# check-config's fixtures, for trying the channels (test_check_config_channels.py).
+from tests.test_check_config import check, gateway  # noqa: F401
+
 # The simulator fixtures of the connector tests, shared here (pytest finds them by name).
 from tests.zzd.conftest import admin, client, connect, server, tenant  # noqa: F401
 

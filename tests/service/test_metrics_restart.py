@@ -1,0 +1,36 @@
+"""What /metrics says right after a restart: the last success read from the state, process_* metrics."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+
+from tests.service.daemon_harness import Bureau, people_with, poll
+
+
+def scrape(text: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert found, text
+    return float(found[1])
+
+
+def test_the_last_success_is_restored_at_start_even_behind_failed_runs(bureau: Bureau) -> None:
+    synced = bureau.cli("sync")
+    assert synced.returncode == 0, synced.stderr
+    bureau.admin.set_faults(error_share=1.0)  # from here every gateway call fails
+    bureau.write_export(people=people_with("A000002", 职务="科长"))  # a change to write, which fails
+    failed = bureau.cli("sync")
+    assert failed.returncode == 1, failed.stderr
+    success, last = bureau.runs()[0], bureau.runs()[-1]
+    assert success.outcome == "success" and last.outcome == "partial"  # not healthy
+
+    daemon = bureau.start()
+    poll(lambda: len(bureau.runs()) >= 3, 30, "the daemon's first cycle")  # it fails too
+    metrics = daemon.call("GET", "/metrics").text
+
+    assert scrape(metrics, "syncd_last_success_timestamp_seconds") == \
+        success.finished_at.replace(tzinfo=UTC).timestamp()
+    assert scrape(metrics, "process_resident_memory_bytes") > 0
+    assert scrape(metrics, "process_start_time_seconds") > 0
+    health = daemon.call("GET", "/healthz").json()
+    assert health["last_success"] is not None and health["status"] == "failing"
