@@ -8,7 +8,8 @@ change at once, and of any other problem that failed `failed_runs_before_escalat
 row or stayed open past `escalate_after` (`hold_escalate_after` for a hold).
 
 Deduplication lives in the database, not in the object: a problem is a row, and each notice
-(open, each reminder, resolved; per level) has a deterministic id whose delivery is recorded per
+(open, each reminder, resolved; per level) has a deterministic id, derived from the problem's random
+token (never its row id, which a restored state hands out again), whose delivery is recorded per
 channel. A new `Escalation` on the same store (a daemon restart) therefore sends nothing twice,
 and a notice that went out just before a crash goes out again under the same id, which every
 channel passes on so the receiver can drop it. A notice no channel delivered is tried again after
@@ -61,8 +62,8 @@ DAILY = timedelta(days=1)
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
 DIGEST_WINDOW = timedelta(days=7)
-# A notice's sequence number: the problem's row id (a key comes back after it resolves, its notices
-# must not share ids with the earlier problem's) and the reminder number (0 for open and resolved).
+# A legacy notice's sequence number (problems made before migration 0004, which have no token): the
+# problem's row id and the reminder number (0 for open and resolved).
 SEQUENCE_STRIDE = 100_000
 LISTED = 20  # ids listed in a notice; the rest are counted
 MAX_SUBJECTS = 1000  # ids kept on a problem
@@ -535,10 +536,11 @@ class Escalation:
         attempts = self._problems.attempts(row.id) if attempts is None else attempts
         notice = Notice.create(
             unit=self._unit, level=cast(Level, level), kind=cast(Kind, row.kind), key=row.key, state=state,
-            sequence=row.id * SEQUENCE_STRIDE + number, title=title, text=text,
+            sequence=_sequence(row, number), title=title, text=text,
             since=aware(row.opened_at).astimezone(self._zone), subjects=row.subjects or (),
             recipients=self._recipients[level])
         tried = attempts.get(notice.id)
+        notice = replace(notice, resend=tried is not None)
         if tried is not None and (tried.delivered or now - tried.last_tried < RETRY_AFTER):
             return [], tried.delivered
         deliveries = send_first(self._notifiers, notice)  # no transaction is open here
@@ -548,7 +550,7 @@ class Escalation:
         return deliveries, any(d.ok for d in deliveries)
 
     def _id(self, row: ProblemRow, level: int, state: str, number: int) -> str:
-        return notice_id(self._unit, level, row.key, state, row.id * SEQUENCE_STRIDE + number)
+        return notice_id(self._unit, level, row.key, state, _sequence(row, number))
 
     # -- texts --
 
@@ -584,6 +586,13 @@ class _Never:
 
 
 _NEVER = _Never()
+
+
+def _sequence(row: ProblemRow, number: int) -> str:
+    """What a notice's id derives from besides unit, level, key and state: the problem's token and the number."""
+    if row.token is None:  # made before migration 0004: its notices went out under these ids
+        return str(row.id * SEQUENCE_STRIDE + number)
+    return f"{row.token}:{number}"
 
 
 def _maybe(moment: datetime | None) -> datetime | None:

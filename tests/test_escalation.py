@@ -6,6 +6,7 @@ to a recording notifier (and, in one test, to a real webhook receiver checking s
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
@@ -19,6 +20,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from connectors.notify.webhook import WebhookNotifier
+from connectors.notify.work_notification import WorkNotifier
+from connectors.zzd.client import ContactsClient
+from connectors.zzd.simulator import SimAdmin
 from syncd.config import Config, EscalationConfig
 from syncd.escalation import (
     Escalation,
@@ -32,11 +36,13 @@ from syncd.escalation import (
 )
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson
 from syncd.notice import Delivery, Notice, NoticeError, Recipient
+from syncd.state.admin import backup, restore
 from syncd.state.problems import FailedEntry
 from syncd.state.store import StateStore
 from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
 from tests.test_sql_source import PG_URL
+from tests.zzd.conftest import admin, client, connect, server, tenant  # noqa: F401  (the simulator fixtures)
 
 CST = ZoneInfo("Asia/Shanghai")
 UNIT = "郑州市审计局"
@@ -371,6 +377,35 @@ def test_a_notice_no_channel_delivered_is_tried_again_later_under_the_same_id(
         ("work_notification", False, "open"), ("work_notification", True, "open")]
 
 
+def test_after_a_state_restore_a_new_problem_is_still_delivered_by_work_notification(
+        tmp_path: Path, config: Config, client: ContactsClient, admin: SimAdmin) -> None:  # noqa: F811
+    url = f"sqlite:///{tmp_path / 'restored.db'}"
+    StateStore(url).close()
+    backup(url, tmp_path / "backup.db")  # before any problem: the restored state will hand out its row ids again
+    notifier = WorkNotifier(client)
+    store = StateStore(url)
+    escalation = Escalation(store, config, [notifier], UNIT)
+    record_run(store, "partial", failed=["A000001"])
+    observe(escalation, store, config, at(2026, 10, 12, 9))
+    record_run(store, "success", done=["A000001"])
+    observe(escalation, store, config, at(2026, 10, 12, 10))
+    store.close()
+    assert len(admin.notifications()) == 2  # opened and resolved
+
+    restore(url, tmp_path / "backup.db")
+    store = StateStore(url)
+    try:
+        escalation = Escalation(store, config, [notifier], UNIT)
+        record_run(store, "partial", failed=["A000002"])  # the same kind of problem, in the same (first) row
+        deliveries = observe(escalation, store, config, at(2026, 10, 13, 9))
+    finally:
+        store.close()
+    assert deliveries == [Delivery("work_notification", True)]
+    delivered = admin.notifications()
+    assert len(delivered) == 3 and len({n["bizMsgId"] for n in delivered}) == 3
+    assert "A000002" in json.loads(str(delivered[-1]["msg"]))["text"]["content"]
+
+
 def test_notices_fall_back_to_a_real_webhook_signed_with_the_contract_body(
         store: StateStore, tmp_path: Path, webhook_server: WebhookServer) -> None:  # noqa: F811
     config = make_config(tmp_path, channels=["work_notification", "webhook"],
@@ -605,8 +640,8 @@ def test_the_weekly_digest_reads_exactly_and_names_an_unknown_department(
 def pg_store() -> Iterator[StateStore]:
     """A state store in a schema of its own on the test PostgreSQL server, dropped afterwards."""
     schema = f"escalation_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
+    owner = create_engine(PG_URL)
+    with owner.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     state = StateStore(url.render_as_string(hide_password=False))
@@ -614,9 +649,9 @@ def pg_store() -> Iterator[StateStore]:
         yield state
     finally:
         state.close()
-        with admin.begin() as connection:
+        with owner.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        owner.dispose()
 
 
 def test_on_postgresql_a_problem_is_told_once_across_restarts_and_its_key_comes_back_after_it_clears(
