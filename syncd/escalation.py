@@ -20,6 +20,7 @@ The clock is an argument: nothing here reads the time, so tests run days in micr
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ import structlog
 from syncd.apply import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
 from syncd.config import Config, EscalationConfig
 from syncd.messages import (
+    CHANGE_KINDS,
     DIGEST_MOVES,
     GROUP_SEPARATOR,
     LIST_SEPARATOR,
@@ -50,14 +52,21 @@ log = structlog.get_logger(__name__)
 
 HEALTHY_OUTCOMES = ("success", "held")
 FAILED_OUTCOMES = ("failed", "partial", "crashed")
-# An authentication, signature or scope failure: nothing works until someone fixes the key or the grant.
-AUTH_CATEGORIES = ("auth", "scope")
+# The gateway refusing the app itself (key, signature, clock): nothing works until someone fixes them.
+AUTH_CATEGORIES = ("auth",)
+# A refusal that may be about one record rather than the app: `300037` on a person whose mobile
+# belongs to someone in another unit names that unit's organisation; only a refusal naming the
+# unit's own organisations (or none) means the app lost its grant.
+SCOPE_CATEGORY = "scope"
+_ORGANIZATION_CODE = re.compile(r"GO_[0-9A-Za-z]+")
 # Problems about the runs themselves: they clear only when a run succeeds (or holds) again.
 RUN_KINDS = ("run_failed", "auth_failed", "quarantined")
 # Level 2 hears of these at once; level 1 hears of them too (its admins are the ones who can fix them).
 LEVEL_2_AT_ONCE = ("auth_failed", "overdue")
+# One record's problem: level 2 hears of it only through the change's deadline (an `overdue` problem).
+RECORD_KINDS = ("refused",)
 # Data and calendar problems are recalled once a day, never more often: one digest a day, not one a cycle.
-DAILY_KINDS = ("records", "calendar")
+DAILY_KINDS = ("records", "calendar", "refused")
 DAILY = timedelta(days=1)
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
@@ -100,7 +109,8 @@ class Facts:
     run_id: str | None = None  # the latest finished whole-unit run
     outcome: str | None = None  # success | partial | failed | held | crashed
     failed_in_a_row: int = 0
-    failed: tuple[FailedEntry, ...] = ()  # the latest run's changes that did not land
+    failed: tuple[FailedEntry, ...] = ()  # the latest run's changes that did not land, for a cause of the run
+    refused: tuple[FailedEntry, ...] = ()  # … and those the gateway refused for a cause in that one record
     auth_failed: bool = False
     quarantined: bool = False
     rejected: int = 0
@@ -113,18 +123,25 @@ class Facts:
 
     @property
     def failing(self) -> bool:
-        """Whether the latest cycle failed."""
-        return self.cycle_error is not None or self.outcome in FAILED_OUTCOMES
+        """Whether the latest cycle failed (a run whose only failures are refused records did not)."""
+        if self.cycle_error is not None:
+            return True
+        return self.outcome in FAILED_OUTCOMES and not (self.outcome == "partial" and not self.failed)
 
     @property
     def healthy(self) -> bool:
         """Whether the latest cycle worked: the problems of failing runs clear."""
-        return self.cycle_error is None and self.outcome in HEALTHY_OUTCOMES
+        return self.cycle_error is None and (self.outcome in HEALTHY_OUTCOMES
+                                             or (self.outcome == "partial" and not self.failed))
 
 
 def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | None = None,
-                 cycle_error: str | None = None) -> Facts:
-    """Read the facts the rules need from the state; `today` in the unit's time zone."""
+                 cycle_error: str | None = None, root_organization_code: str | None = None) -> Facts:
+    """Read the facts the rules need from the state; `today` in the unit's time zone.
+
+    `root_organization_code` (`unit.root_organization_code`) tells a scope refusal of the unit's own
+    node, which is the app's, from one naming another unit's, which is one record's.
+    """
     escalation = escalation or EscalationConfig()
     problems = Problems(store)
     held = tuple(HeldRun(run_id, aware(started), count) for run_id, started, count in store.held_runs())
@@ -135,17 +152,30 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     if last is None:
         return facts
     failed = tuple(problems.failed_entries(last.id))
-    auth = any(entry.category in AUTH_CATEGORIES for entry in failed)
+    refused: tuple[FailedEntry, ...] = ()
+    if any(entry.category == SCOPE_CATEGORY for entry in failed):
+        ours = {*problems.organization_codes(), *([root_organization_code] if root_organization_code else [])}
+        refused = tuple(entry for entry in failed if _refuses_one_record(entry, ours))
+        failed = tuple(entry for entry in failed if entry not in refused)
+    auth = any(entry.category in AUTH_CATEGORIES or entry.category == SCOPE_CATEGORY for entry in failed)
     by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
     counts = last.counts or {}
     return replace(
         facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
-        failed=failed, auth_failed=auth,
+        failed=failed, refused=refused, auth_failed=auth,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
         quarantined=last.outcome == "failed" and not auth and not by_signal,
         rejected=int(counts.get("rejected", 0)), incomplete=int(counts.get("incomplete_people", 0)),
     )
+
+
+def _refuses_one_record(entry: FailedEntry, ours: set[str]) -> bool:
+    """Whether a failure is a scope refusal naming only organisations outside the unit (one record's cause)."""
+    if entry.category != SCOPE_CATEGORY:
+        return False
+    named = set(_ORGANIZATION_CODE.findall(entry.message))
+    return bool(named) and not named & ours
 
 
 def _uncovered_years(today: date, escalation: EscalationConfig) -> tuple[int, ...]:
@@ -218,6 +248,15 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
         add(Finding("run_failed", "run_failed", 1,
                     notice_text("run_failed.what", unit=unit, outcome=outcome, run=run, in_a_row=in_a_row),
                     notice_text("run_failed.action"), _affects(failed), _subjects(failed)))
+    for entry in facts.refused:
+        if f"refused:{entry.subject}" in found:
+            continue
+        person = entry.kind not in DEPARTMENT_KINDS
+        add(Finding("refused", f"refused:{entry.subject}", 1,
+                    notice_text("refused.what", unit=unit, change=CHANGE_KINDS.get(entry.kind, entry.kind),
+                                subject=_ids_text([(entry.kind, entry.subject)]), run=run),
+                    notice_text("refused.action.person" if person else "refused.action.department"),
+                    notice_text("refused.affects", workdays=deadline_workdays), (entry.subject,)))
     for held in facts.held:
         add(Finding("held", f"held:{held.run_id}", 1, notice_text("held.what", unit=unit, run=held.run_id),
                     notice_text("held.action", run=held.run_id), notice_text("held.affects", changes=held.changes)))
@@ -471,6 +510,8 @@ class Escalation:
 
     def _escalation_reason(self, row: ProblemRow, now: datetime, facts: Facts) -> str | None:
         escalation = self._escalation
+        if row.kind in RECORD_KINDS:
+            return None  # the change's deadline brings it to level 2, as an overdue change
         if row.kind in RUN_KINDS and facts.failed_in_a_row >= escalation.failed_runs_before_escalation:
             return "failed_in_a_row"
         after = escalation.duration("hold_escalate_after" if row.kind == "held" else "escalate_after")

@@ -223,6 +223,7 @@ NOTICE_TITLE_PREFIX = "【郑政钉同步】"
 # What each kind of problem is, as a notice's title and its resolved notice name it.
 PROBLEM_TITLES: dict[str, str] = {
     "run_failed": "同步失败", "auth_failed": "接口认证失败", "held": "同步待审批", "records": "人事数据待修正",
+    "refused": "变更被通讯录拒绝",
     "overdue": "变更逾期未入通讯录", "quarantined": "同步熔断中止", "calendar": "工作日历缺少年份",
     "digest": "近一周人员调动和离职",
 }
@@ -253,6 +254,13 @@ NOTICES: dict[str, str] = {
     "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批。",
     "held.affects": "{changes} 项变更暂未写入通讯录。",
     "held.action": "请核对后运行 syncd approve {run} 或 syncd reject {run}。",
+    "refused.what": "{unit}：{subject} 的变更（{change}）被通讯录拒绝：涉及其他单位的组织，超出本应用的管理范围"
+                    "（运行 {run}）；其他变更不受影响。",
+    "refused.affects": "这项变更未写入通讯录；{workdays} 个工作日时限到期仍未解决的，将上报上级管理员。",
+    "refused.action.person": "手机号已被其他单位人员使用：请核对该人员在人事数据中的手机号，填错的请人事部门更正；"
+                             "确为同一人的，请联系其所在单位的管理员将其调出或释放，之后下一次同步会自动重试。",
+    "refused.action.department": "该部门涉及其他单位的组织：请核对人事数据中的上级部门；"
+                                 "修正后下一次同步会自动重试。",
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",

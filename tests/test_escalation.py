@@ -111,14 +111,14 @@ def recorder() -> Recorder:
 
 def record_run(store: StateStore, outcome: str, failed: Sequence[str] = (), done: Sequence[str] = (),
                category: str = "unavailable", detected: datetime | None = None, due: date = FAR,
-               counts: dict[str, int] | None = None) -> str:
+               counts: dict[str, int] | None = None, message: str = "HTTP 500") -> str:
     """A finished whole-unit run whose joins of `failed` did not land and of `done` did."""
     run = store.start_run("schedule", "incremental", dry_run=False)
     changes = [Change(ChangeKind.JOIN, subject, {}, department="D0002") for subject in (*failed, *done)]
     entries = store.journal_plan(run, changes, detected or at(2026, 9, 1), due)
     for (entry, _), change in zip(entries, changes, strict=True):
         if change.subject in failed:
-            store.mark_failed(entry, category, "HTTP 500")
+            store.mark_failed(entry, category, message)
         else:
             store.mark_done(entry)
     store.finish_run(run, outcome, counts or {})
@@ -266,6 +266,23 @@ def test_an_auth_failure_reaches_level_2_at_once(store: StateStore, config: Conf
     assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
     assert "target.app_key" in recorder.last[1].text
     assert open_counts(store) == {(2, "auth_failed"): 1}
+
+
+def test_a_scope_refusal_of_the_units_own_node_is_the_apps_auth_alarm_and_of_another_units_one_records(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    own = "scope 300037 on /mozi/employee/updateGovEmployee: 没有[GO_0123abcd]组织的操作权限"
+    record_run(store, "partial", failed=["A000001", "A000002"], category="scope", message=own)
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, root_organization_code="GO_0123abcd")
+    assert facts.auth_failed and facts.refused == ()
+    engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
+    assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
+
+    other = "scope 300037 on /mozi/employee/moveEmployeePosition: 没有[GO_ffff]组织的操作权限"
+    record_run(store, "partial", failed=["A000003"], done=["A000001", "A000002"], category="scope", message=other)
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, root_organization_code="GO_0123abcd")
+    assert not facts.auth_failed and not facts.failing and [e.subject for e in facts.refused] == ["A000003"]
+    engine(store, config, recorder).observe(at(2026, 10, 12, 10), facts)
+    assert recorder.take() == [(1, "refused", "open"), (1, "auth_failed", "resolved"), (2, "auth_failed", "resolved")]
 
 
 def test_a_quarantined_run_is_one_quarantine_notice_not_a_failure_notice_too(

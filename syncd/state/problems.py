@@ -204,6 +204,11 @@ class Problems:
                     moves.append(Move(kind, subject, linked_department, None))
             return moves
 
+    def organization_codes(self) -> list[str]:
+        """The organisation codes of the unit's linked departments."""
+        with self._session() as session:
+            return list(session.scalars(select(DepartmentLink.organization_code)))
+
     def department_names(self, ids: Iterable[str]) -> dict[str, str]:
         """HR department id → the name last pushed to the directory (departments are not personal data)."""
         wanted = sorted(set(ids))
