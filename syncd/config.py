@@ -323,6 +323,9 @@ class EscalationConfig(_Section):
     # Days the official calendar gets wrong for this unit, or years it does not know yet:
     # "2027-10-09" = true (a make-up working Saturday), "2027-10-08" = false (a holiday).
     workday_overrides: dict[dt.date, bool] = Field(default_factory=dict)
+    # Years whose holidays and make-up days `workday_overrides` lists in full: only these count as
+    # known when chinese-calendar does not know them (one override date does not make a year known).
+    workday_overrides_complete: list[int] = Field(default_factory=list)
     failed_runs_before_escalation: int = Field(default=3, ge=1)
     # How long a level-1 problem (a hold: hold_escalate_after) stays open before level 2 hears of it,
     # and how often an open, unacknowledged problem is recalled: "30m", "4h", "1d".

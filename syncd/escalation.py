@@ -46,7 +46,7 @@ from syncd.notice import Delivery, Kind, Level, Notice, Notifier, Recipient, Sta
 from syncd.state.models import NoticeRow, ProblemRow
 from syncd.state.problems import Attempts, FailedEntry, Move, Problems, utc
 from syncd.state.store import StateStore, aware
-from syncd.workdays import add_workdays, calendar_covers
+from syncd.workdays import add_workdays, uncovered_years
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +99,9 @@ class OverdueChange:
     due: date
     state: str
     run_id: str
+    detected: datetime | None = None  # when the cycle found HR's change
+    # The due date counts days of a year whose holidays nobody told the calendar: it may be wrong.
+    unknown_calendar: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +139,9 @@ class Facts:
 
 
 def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | None = None,
-                 cycle_error: str | None = None, root_organization_code: str | None = None) -> Facts:
-    """Read the facts the rules need from the state; `today` in the unit's time zone.
+                 cycle_error: str | None = None, root_organization_code: str | None = None,
+                 timezone: str = "Asia/Shanghai") -> Facts:
+    """Read the facts the rules need from the state; `today` in the unit's time zone (`timezone`).
 
     `root_organization_code` (`unit.root_organization_code`) tells a scope refusal of the unit's own
     node, which is the app's, from one naming another unit's, which is one record's.
@@ -145,7 +149,12 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     escalation = escalation or EscalationConfig()
     problems = Problems(store)
     held = tuple(HeldRun(run_id, aware(started), count) for run_id, started, count in store.held_runs())
-    overdue = tuple(OverdueChange(e.kind, e.subject, e.due_at, e.state, e.run_id) for e in store.overdue(today))
+    zone = ZoneInfo(timezone)
+    overdue = tuple(
+        OverdueChange(e.kind, e.subject, e.due_at, e.state, e.run_id, aware(e.detected_at),
+                      bool(uncovered_years(aware(e.detected_at).astimezone(zone).date(), e.due_at,
+                                           escalation.workday_overrides_complete)))
+        for e in store.overdue(today))
     facts = Facts(today=today, held=held, overdue=overdue, cycle_error=cycle_error,
                   uncovered_years=_uncovered_years(today, escalation))
     last = store.last_unit_run()
@@ -181,12 +190,11 @@ def _refuses_one_record(entry: FailedEntry, ours: set[str]) -> bool:
 def _uncovered_years(today: date, escalation: EscalationConfig) -> tuple[int, ...]:
     """Years a change detected today may count working days in that the calendar does not know.
 
-    A year the operator wrote `workday_overrides` for counts as covered: that is what they are for.
+    A year counts as covered by `workday_overrides` only when the operator lists it in
+    `workday_overrides_complete`: one override date does not tell every holiday of its year.
     """
     horizon = add_workdays(today, escalation.deadline_workdays, escalation.workday_overrides)
-    overridden = {day.year for day in escalation.workday_overrides}
-    return tuple(sorted(year for year in {today.year, horizon.year}
-                        if not calendar_covers(year) and year not in overridden))
+    return uncovered_years(today, horizon, escalation.workday_overrides_complete)
 
 
 # -- findings: what should be open now -----------------------------------------------------------
@@ -203,6 +211,7 @@ class Finding:
     action: str
     affects: str = ""
     subjects: tuple[str, ...] = ()
+    since: str | None = None  # when it started, if not when the problem opened (HR's change, for a deadline)
 
     @property
     def title(self) -> str:
@@ -211,7 +220,7 @@ class Finding:
 
     def text(self, since: str) -> str:
         """The level-1 open notice: what happened, since when, what it affects, what to do."""
-        lines = [self.what, notice_text("open.since", since=since)]
+        lines = [self.what, notice_text("open.since", since=self.since or since)]
         if self.affects:
             lines.append(notice_text("open.affects", affects=self.affects))
         lines.append(notice_text("open.action", action=self.action))
@@ -222,8 +231,10 @@ class Finding:
 _STILL_OPEN = Finding("run_failed", "-", 1, "", "")
 
 
-def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str]) -> dict[str, Finding]:
+def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str],
+             timezone: str = "Asia/Shanghai") -> dict[str, Finding]:
     """The problems the facts show, by key; a run problem still open stays while runs keep failing."""
+    zone = ZoneInfo(timezone)
     found: dict[str, Finding] = {}
     still = set(open_keys) if not facts.healthy else set()
 
@@ -268,11 +279,16 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     for change in facts.overdue:
         by_due[change.due].append(change)
     for due, changes in sorted(by_due.items()):
-        add(Finding("overdue", f"overdue:{due.isoformat()}", 2,
-                    notice_text("overdue.what", unit=unit, count=len(changes), workdays=deadline_workdays,
-                                due=due.isoformat()),
+        detected = min((c.detected for c in changes if c.detected is not None), default=None)
+        found_at = detected.astimezone(zone).strftime("%Y-%m-%d %H:%M") if detected else None
+        what = notice_text("overdue.what", unit=unit, count=len(changes), workdays=deadline_workdays,
+                           due=due.isoformat(),
+                           detected=notice_text("overdue.detected", detected=found_at) if found_at else "")
+        if any(c.unknown_calendar for c in changes):
+            what += notice_text("overdue.unknown_calendar")
+        add(Finding("overdue", f"overdue:{due.isoformat()}", 2, what,
                     notice_text("overdue.action"), _ids_text([(c.kind, c.subject) for c in changes]),
-                    tuple(sorted({c.subject for c in changes}))))
+                    tuple(sorted({c.subject for c in changes})), found_at))
     for year in facts.uncovered_years:
         add(Finding("calendar", f"calendar:{year}", 1, notice_text("calendar.what", unit=unit, year=year),
                     notice_text("calendar.action", year=year),
@@ -383,6 +399,7 @@ class Escalation:
         self._store = store
         self._problems = Problems(store)
         self._escalation = config.escalation
+        self._timezone = config.schedule.timezone
         self._zone = ZoneInfo(config.schedule.timezone)
         self._notifiers = list(notifiers)
         self._unit = unit_name
@@ -481,7 +498,7 @@ class Escalation:
         escalation = self._escalation
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
-            found = findings(facts, self._unit, escalation.deadline_workdays, rows)
+            found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone)
             for key, finding in found.items():
                 row = rows.get(key)
                 if finding is _STILL_OPEN:

@@ -264,7 +264,9 @@ NOTICES: dict[str, str] = {
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
-    "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（截止 {due}）仍未进入通讯录。",
+    "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（{detected}截止 {due}）仍未进入通讯录。",
+    "overdue.detected": "人事变更发现于 {detected}，",
+    "overdue.unknown_calendar": "截止日期涉及工作日历未知的年份，按周一至周五推算，可能有误。",
     "overdue.action": "请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。",
     "calendar.what": "{unit}：工作日历（chinese-calendar）没有 {year} 年的法定节假日和调休，"
                      "截止日期暂按周一至周五计算。",

@@ -7,11 +7,12 @@ to a recording notifier (and, in one test, to a real webhook receiver checking s
 from __future__ import annotations
 
 import json
+import time as time_module
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,6 +24,7 @@ from connectors.notify.webhook import WebhookNotifier
 from connectors.notify.work_notification import WorkNotifier
 from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator import SimAdmin
+from syncd.apply import Applier, ApplySettings
 from syncd.config import Config, EscalationConfig
 from syncd.escalation import (
     Escalation,
@@ -34,11 +36,12 @@ from syncd.escalation import (
     open_counts,
     problems_json,
 )
-from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson
+from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
 from syncd.notice import Delivery, Notice, NoticeError, Recipient
 from syncd.state.admin import backup, restore
 from syncd.state.problems import FailedEntry
 from syncd.state.store import StateStore
+from syncd.target import TargetError
 from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
 from tests.test_sql_source import PG_URL
@@ -115,7 +118,7 @@ def record_run(store: StateStore, outcome: str, failed: Sequence[str] = (), done
     """A finished whole-unit run whose joins of `failed` did not land and of `done` did."""
     run = store.start_run("schedule", "incremental", dry_run=False)
     changes = [Change(ChangeKind.JOIN, subject, {}, department="D0002") for subject in (*failed, *done)]
-    entries = store.journal_plan(run, changes, detected or at(2026, 9, 1), due)
+    entries = store.journal_plan(run, changes, (detected or at(2026, 9, 1)).astimezone(UTC), due)
     for (entry, _), change in zip(entries, changes, strict=True):
         if change.subject in failed:
             store.mark_failed(entry, category, message)
@@ -173,7 +176,58 @@ def test_a_change_not_in_the_directory_at_its_due_time_gives_one_level_2_overdue
     assert notice.subjects == ("A000007",)
     assert notice.recipients == LEVEL_2
     assert "A000007" in notice.text and "A000008" not in notice.text
-    assert "（截止 2026-10-10）" in notice.text
+    assert "（人事变更发现于 2026-09-30 10:00，截止 2026-10-10）" in notice.text
+    assert "开始：2026-09-30 10:00" in notice.text  # when HR changed, not when it became overdue
+    assert "可能有误" not in notice.text  # 2026 is a year the calendar knows
+
+
+def test_on_a_utc_host_a_monday_morning_change_in_beijing_is_due_on_thursday_not_wednesday(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time_module.tzset()
+    try:
+        monday_7 = datetime(2026, 12, 7, 7, 0, tzinfo=CST)  # Sunday 23:00 on the host's clock
+        assert monday_7.astimezone().date() == date(2026, 12, 6)  # the host's zone really is UTC
+        settings = ApplySettings("D0001", "GO_root", timezone="Asia/Shanghai", clock=lambda: monday_7)
+        run = store.start_run("schedule", "incremental", dry_run=False)
+        Applier(cast(Any, RefusingTarget()), store, LinkState(), settings).apply(
+            run, Plan([Change(ChangeKind.JOIN, "A000007", {"mobile": "13800000007"}, department="D0001")]))
+        store.finish_run(run, "partial", {})
+        [entry] = store.overdue(date(2027, 1, 1))
+        assert entry.due_at == date(2026, 12, 10)  # Mon 7 → Tue, Wed, Thu: three working days
+        assert not store.overdue(date(2026, 12, 10))  # not overdue on its due day
+    finally:
+        monkeypatch.delenv("TZ")
+        time_module.tzset()
+
+
+class RefusingTarget:
+    """A directory that is down: every write fails, so the change stays open past its due date."""
+
+    def create_person(self, fields: dict[str, str], org_code: str) -> None:
+        raise TransientTargetError("down")
+
+
+class TransientTargetError(TargetError):
+    category = "unavailable"
+
+
+def test_one_override_date_does_not_make_a_year_known_only_a_complete_list_does(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    one = make_config(tmp_path, workday_overrides={"2027-01-01": False})
+    assert gather_facts(store, date(2027, 2, 8), one.escalation).uncovered_years == (2027,)
+    complete = make_config(tmp_path, workday_overrides={"2027-01-01": False}, workday_overrides_complete=[2027])
+    assert gather_facts(store, date(2027, 2, 8), complete.escalation).uncovered_years == ()
+
+    # A change detected in 2027 with one override: its overdue notice says the date may be wrong.
+    detected = at(2027, 2, 8, 10)
+    due = add_workdays(detected.date(), 3, one.escalation.workday_overrides)
+    record_run(store, "partial", failed=["A000007"], detected=detected, due=due)
+    engine(store, one, recorder).observe(at(2027, 2, 15), gather_facts(store, date(2027, 2, 15), one.escalation))
+    [overdue] = [n for n in recorder.sent if n.kind == "overdue" and n.level == 2]
+    assert f"截止 {due.isoformat()}" in overdue.text and "人事变更发现于 2027-02-08 10:00" in overdue.text
+    assert "工作日历未知的年份" in overdue.text
+    assert [n.key for n in recorder.sent if n.kind == "calendar"] == ["calendar:2027"]
 
 
 def test_a_change_done_before_its_due_time_is_never_overdue(store: StateStore, config: Config,
@@ -366,7 +420,7 @@ def test_a_year_the_calendar_does_not_know_is_a_level_1_calendar_notice(store: S
     notice = recorder.last[0]
     assert notice.key == "calendar:2031" and "2031 年" in notice.text and "workday_overrides" in notice.text
 
-    covered = make_config(tmp_path, workday_overrides={"2031-10-08": False})
+    covered = make_config(tmp_path, workday_overrides={"2031-10-08": False}, workday_overrides_complete=[2031])
     assert gather_facts(store, date(2031, 3, 3), covered.escalation).uncovered_years == ()
 
 
