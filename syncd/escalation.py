@@ -88,6 +88,15 @@ class HeldRun:
     run_id: str
     started_at: datetime
     changes: int
+    entries: tuple[FailedEntry, ...] = ()  # the held changes: kind, subject, the guard's reason (category)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldLimits:
+    """The `[safety]` thresholds a hold notice names."""
+
+    max_deactivations: int
+    max_deactivation_share: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +157,10 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     """
     escalation = escalation or EscalationConfig()
     problems = Problems(store)
-    held = tuple(HeldRun(run_id, aware(started), count) for run_id, started, count in store.held_runs())
+    runs = store.held_runs()
+    entries = problems.held_entries([run_id for run_id, _, _ in runs])
+    held = tuple(HeldRun(run_id, aware(started), count, tuple(entries.get(run_id, ())))
+                 for run_id, started, count in runs)
     zone = ZoneInfo(timezone)
     overdue = tuple(
         OverdueChange(e.kind, e.subject, e.due_at, e.state, e.run_id, aware(e.detected_at),
@@ -232,7 +244,7 @@ _STILL_OPEN = Finding("run_failed", "-", 1, "", "")
 
 
 def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str],
-             timezone: str = "Asia/Shanghai") -> dict[str, Finding]:
+             timezone: str = "Asia/Shanghai", limits: HoldLimits | None = None) -> dict[str, Finding]:
     """The problems the facts show, by key; a run problem still open stays while runs keep failing."""
     zone = ZoneInfo(timezone)
     found: dict[str, Finding] = {}
@@ -268,9 +280,8 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
                                 subject=_ids_text([(entry.kind, entry.subject)]), run=run),
                     notice_text("refused.action.person" if person else "refused.action.department"),
                     notice_text("refused.affects", workdays=deadline_workdays), (entry.subject,)))
-    for held in facts.held:
-        add(Finding("held", f"held:{held.run_id}", 1, notice_text("held.what", unit=unit, run=held.run_id),
-                    notice_text("held.action", run=held.run_id), notice_text("held.affects", changes=held.changes)))
+    if facts.held:
+        add(_held(facts.held, unit, limits))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
                     notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),
@@ -297,6 +308,33 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
         if key.split(":", 1)[0] in RUN_KINDS:
             found[key] = _STILL_OPEN  # runs still fail: the problem stays open as last described
     return found
+
+
+def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None) -> Finding:
+    """One problem for every undecided hold: the newest run holds the whole set (older ones are from
+    before holds were joined), so level 2 hears of a waiting decision once, however often it grows."""
+    runs = [h.run_id for h in held]
+    entries = [entry for h in held for entry in h.entries]
+    by_reason: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        by_reason[entry.category or ""] += 1
+    reasons = []
+    for reason, count in sorted(by_reason.items()):
+        if reason == "mass_deactivation" and limits is not None:
+            reasons.append(notice_text("held.reason.mass_deactivation", count=count, max=limits.max_deactivations,
+                                       share=f"{limits.max_deactivation_share:.0%}"))
+        elif reason == "structure":
+            reasons.append(notice_text("held.reason.structure", count=count))
+        else:
+            reasons.append(notice_text("held.reason.other", count=count, reason=reason))
+    ids = notice_text("held.ids", ids=_ids_text([(e.kind, e.subject) for e in entries])) if entries else ""
+    affects = notice_text("held.affects", changes=sum(h.changes for h in held), ids=ids)
+    commands = LIST_SEPARATOR.join(notice_text("held.command", run=run) for run in runs)
+    return Finding("held", "held", 1,
+                   notice_text("held.what", unit=unit, run=LIST_SEPARATOR.join(runs),
+                               reasons=GROUP_SEPARATOR.join(reasons)),
+                   notice_text("held.action", commands=commands), affects,
+                   tuple(dict.fromkeys(e.subject for e in entries))[:MAX_SUBJECTS])
 
 
 def _subjects(failed: Iterable[FailedEntry]) -> tuple[str, ...]:
@@ -400,6 +438,7 @@ class Escalation:
         self._problems = Problems(store)
         self._escalation = config.escalation
         self._timezone = config.schedule.timezone
+        self._limits = HoldLimits(config.safety.max_deactivations, config.safety.max_deactivation_share)
         self._zone = ZoneInfo(config.schedule.timezone)
         self._notifiers = list(notifiers)
         self._unit = unit_name
@@ -498,7 +537,7 @@ class Escalation:
         escalation = self._escalation
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
-            found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone)
+            found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone, self._limits)
             for key, finding in found.items():
                 row = rows.get(key)
                 if finding is _STILL_OPEN:

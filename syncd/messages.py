@@ -251,9 +251,15 @@ NOTICES: dict[str, str] = {
     "run_failed.what": "{unit}：同步{outcome}（运行 {run}{in_a_row}）。",
     "run_failed.in_a_row": "，已连续失败 {count} 次",
     "run_failed.action": "请运行 syncd status 查看失败原因并排除（网关、网络或数据）；下一次同步会自动重试。",
-    "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批。",
-    "held.affects": "{changes} 项变更暂未写入通讯录。",
-    "held.action": "请核对后运行 syncd approve {run} 或 syncd reject {run}。",
+    "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批：{reasons}。",
+    "held.reason.mass_deactivation": "{count} 项停用（离职、退休、调离）超过安全阈值"
+                                     "（safety.max_deactivations = {max} 人或在职人数的 {share}）",
+    "held.reason.structure": "{count} 项部门结构变更按 safety.structure_changes = \"hold\" 须经审批",
+    "held.reason.other": "{count} 项变更（{reason}）",
+    "held.affects": "{changes} 项变更暂未写入通讯录{ids}。",
+    "held.ids": "：{ids}",
+    "held.command": "syncd approve {run} 或 syncd reject {run}",
+    "held.action": "请核对后运行 {commands}；暂缓期间新增的变更会并入同一次审批，只需审批最新一次运行。",
     "refused.what": "{unit}：{subject} 的变更（{change}）被通讯录拒绝：涉及其他单位的组织，超出本应用的管理范围"
                     "（运行 {run}）；其他变更不受影响。",
     "refused.affects": "这项变更未写入通讯录；{workdays} 个工作日时限到期仍未解决的，将上报上级管理员。",

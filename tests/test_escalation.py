@@ -30,6 +30,7 @@ from syncd.escalation import (
     Escalation,
     Facts,
     HeldRun,
+    HoldLimits,
     OverdueChange,
     findings,
     gather_facts,
@@ -368,10 +369,10 @@ def test_a_hold_names_the_command_and_ack_stops_reminders_but_not_the_deadline_e
     escalation = engine(store, config, recorder)
     observe(escalation, store, config, t0)
     assert recorder.take() == [(1, "held", "open")]
-    assert f"请核对后运行 syncd approve {run} 或 syncd reject {run}。" in recorder.last[0].text
-    assert recorder.last[0].key == f"held:{run}"
+    assert f"请核对后运行 syncd approve {run} 或 syncd reject {run}；" in recorder.last[0].text
+    assert recorder.last[0].key == "held"
 
-    assert escalation.acknowledge(f"held:{run}", "管理员甲", t0 + timedelta(hours=1))
+    assert escalation.acknowledge("held", "管理员甲", t0 + timedelta(hours=1))
     assert not escalation.acknowledge("held:nosuchrun", "管理员甲", t0 + timedelta(hours=1))
     for hours in (4, 8, 16, 23):
         observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=hours))
@@ -585,7 +586,8 @@ RUN_FAILED_ACTION = "处理：请运行 syncd status 查看失败原因并排除
 
 def opened_notices(facts: Facts) -> dict[str, tuple[str, str]]:
     """Each problem the facts show, by key: the open notice's (title, text), opened at SINCE."""
-    return {key: (finding.title, finding.text(SINCE)) for key, finding in findings(facts, UNIT, 3, ()).items()}
+    return {key: (finding.title, finding.text(SINCE))
+            for key, finding in findings(facts, UNIT, 3, (), limits=HoldLimits(2, 0.05)).items()}
 
 
 def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
@@ -596,13 +598,20 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                   failed=(FailedEntry("join", "A000001", "unavailable", "HTTP 500"),
                           FailedEntry("dept_update", "D0009", "unavailable", "HTTP 500"),
                           FailedEntry("update", "A000001", "unavailable", "HTTP 500")),
-                  rejected=2, incomplete=3, held=(HeldRun("R1", at(2026, 10, 12), 4),), overdue=overdue,
+                  rejected=2, incomplete=3, held=(HeldRun("R1", at(2026, 10, 12), 4, (
+                      *(FailedEntry("leave", f"A00001{n}", "mass_deactivation", "") for n in (1, 2, 3)),
+                      FailedEntry("dept_create", "D0020", "structure", ""))),), overdue=overdue,
                   uncovered_years=(2031,))
     assert opened_notices(facts) == {
         "run_failed": ("【郑政钉同步】同步失败", f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
                        f"影响：3 项变更未写入通讯录：人员 A000001；部门 D0009\n{RUN_FAILED_ACTION}"),
-        "held:R1": ("【郑政钉同步】同步待审批", f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批。\n开始：{SINCE}\n"
-                    "影响：4 项变更暂未写入通讯录。\n处理：请核对后运行 syncd approve R1 或 syncd reject R1。"),
+        "held": ("【郑政钉同步】同步待审批",
+                 f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过安全阈值"
+                 "（safety.max_deactivations = 2 人或在职人数的 5%）；1 项部门结构变更按 "
+                 f"safety.structure_changes = \"hold\" 须经审批。\n开始：{SINCE}\n"
+                 "影响：4 项变更暂未写入通讯录：人员 A000011、A000012、A000013；部门 D0020。\n"
+                 "处理：请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
+                 "只需审批最新一次运行。"),
         "records": ("【郑政钉同步】人事数据待修正",
                     f"{UNIT}：人事数据中有 2 条记录被拒绝、3 人信息不完整。\n开始：{SINCE}\n"
                     "影响：被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。\n"

@@ -186,6 +186,21 @@ class Problems:
                 JournalEntry.run_id == run_id, JournalEntry.state == "failed").order_by(JournalEntry.seq))
             return [FailedEntry(kind, subject, category, message or "") for kind, subject, category, message in rows]
 
+    def held_entries(self, run_ids: Iterable[str]) -> dict[str, list[FailedEntry]]:
+        """Run id → its changes held for a decision (not those only waiting on one), in plan order."""
+        wanted = list(run_ids)
+        found: dict[str, list[FailedEntry]] = {}
+        if not wanted:
+            return found
+        with self._session() as session:
+            rows = session.execute(select(JournalEntry.run_id, JournalEntry.kind, JournalEntry.subject,
+                                          JournalEntry.error_category, JournalEntry.error_message).where(
+                JournalEntry.run_id.in_(wanted), JournalEntry.state == "held",
+                JournalEntry.error_category != "waiting").order_by(JournalEntry.run_id, JournalEntry.seq))
+            for run_id, kind, subject, category, message in rows:
+                found.setdefault(run_id, []).append(FailedEntry(kind, subject, category, message or ""))
+        return found
+
     def moves(self, start: datetime, end: datetime) -> list[Move]:
         """People whose transfer or departure the directory took in [start, end), oldest first."""
         with self._session() as session:

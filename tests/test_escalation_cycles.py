@@ -1,8 +1,8 @@
-"""Causes per change, not per run: one person the gateway refuses is that person's record problem.
+"""Escalation after real cycles against the simulator over HTTP, on simulated time after them.
 
-A real cycle against the simulator over HTTP: a new hire whose mobile belongs to someone in another
-unit is refused with 300037 (scope) while the other changes land; the escalation engine then runs on
-simulated time after it.
+Causes per change: a new hire whose mobile belongs to someone in another unit is refused with 300037
+(scope) while the other changes land, and is that person's record problem. One decision per guard:
+a mass-deactivation hold that grows while undecided stays one run to decide and one level-2 notice.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ TAKEN_MOBILE = "13900000099"
 
 @pytest.fixture
 def bureau(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> Iterator[tuple[Config, SimulatorServer]]:
+    """The small bureau synced once into a simulator with a neighbouring unit; at most 1 deactivation unheld."""
     export()
     with SimulatorServer(TENANT) as server:
         path = tmp_path / "syncd.toml"
         path.write_text(config_toml(server.base_url, ROOT, TENANT.app_key, TENANT.app_secret, TENANT.tenant_id,
                                     unit={"name": UNIT}, target={"rate_limit": 1000}, state={"url": "sqlite:///state.db"},
-                                    safety={"structure_changes": "apply"},
+                                    safety={"structure_changes": "apply", "max_deactivations": 1},
                                     logging={"format": "json", "level": "warning"}), encoding="utf-8")
         config = load(path)
         escalation = config.escalation.model_copy(update={
@@ -102,5 +103,68 @@ def test_a_mobile_taken_in_another_unit_is_that_persons_level_1_problem_and_reac
         assert (2, "overdue", "open") in later
         assert {n.subjects for n in recorder.last if n.kind == "overdue"} == {("A000099",)}
         assert all(kind != "refused" for level, kind, _ in later if level == 2)
+    finally:
+        store.close()
+
+
+def leavers(*ids: str) -> list[dict[str, str]]:
+    """The bureau's people with `ids` marked 离职."""
+    return [dict(p, 人员状态="离职") if p["工号"] in ids else p for p in PEOPLE]
+
+
+def test_a_hold_that_grows_while_undecided_is_one_run_to_decide_and_one_level_2_notice(
+        bureau: tuple[Config, SimulatorServer], export: Callable[..., tuple[Path, Path]]) -> None:
+    config, server = bureau
+    assert sync(config) == "success"
+    store = StateStore(config.state.url)
+    recorder = Recorder()
+    escalation = Escalation(store, config, [recorder], UNIT)
+    t0 = datetime.now(UTC)
+
+    def observe(now: datetime) -> None:
+        escalation.observe(now, gather_facts(store, now.astimezone(CST).date(), config.escalation,
+                                             root_organization_code=ROOT))
+
+    try:
+        export(people=leavers("A000002", "A000003"))
+        assert sync(config) == "held"
+        [(first, _, held)] = store.held_runs()
+        assert held == 2
+        observe(t0)
+        assert recorder.take() == [(1, "held", "open")]
+        opened = recorder.last[0]
+        assert opened.key == "held" and opened.subjects == ("A000002", "A000003")
+        assert "2 项停用（离职、退休、调离）超过安全阈值（safety.max_deactivations = 1 人" in opened.text
+        assert f"syncd approve {first}" in opened.text
+
+        export(people=leavers("A000002", "A000003", "A000004"))  # one more leaves while the hold waits
+        assert sync(config) == "held"
+        [(second, _, held)] = store.held_runs()  # one run to decide, holding the whole set
+        assert second != first and held == 3
+        observe(t0 + timedelta(hours=2))
+        assert recorder.take() == []
+        observe(t0 + timedelta(hours=4))
+        assert recorder.take() == [(1, "held", "reminder")]
+        reminder = recorder.last[0].text
+        assert f"syncd approve {second}" in reminder and first not in reminder and "3 项停用" in reminder
+
+        observe(t0 + timedelta(days=1))
+        export(people=leavers("A000002", "A000003", "A000004", "A000005"))
+        assert sync(config) == "held"
+        [(third, _, held)] = store.held_runs()
+        assert held == 4
+        for hours in (26, 30, 47):
+            observe(t0 + timedelta(hours=hours))
+        level_2 = [n for n in recorder.sent if n.level == 2]
+        assert [(n.kind, n.state) for n in level_2 if n.state == "open"] == [("held", "open")]  # heard once
+        assert store.decide(first, approve=True) == 0  # superseded: nothing left to decide there
+        assert store.decide(third, approve=True) == 4
+        assert sync(config) == "success"
+        observe(t0 + timedelta(hours=48))
+        assert (1, "held", "resolved") in recorder.take()
+        people = store.links().people
+        directory = server.simulator.directory.employees
+        assert {i for i in people if directory[people[i].employee_code].status == "F"} == {
+            "A000002", "A000003", "A000004", "A000005"}
     finally:
         store.close()
