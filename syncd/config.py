@@ -332,6 +332,12 @@ class EscalationConfig(_Section):
     escalate_after: str = Field(default="1d", pattern=_ESCALATION_DURATION.pattern)
     hold_escalate_after: str = Field(default="1d", pattern=_ESCALATION_DURATION.pattern)
     reminder_every: str = Field(default="4h", pattern=_ESCALATION_DURATION.pattern)
+    # Reminders go out only within these hours (schedule.timezone, "HH:MM-HH:MM", end excluded) and,
+    # with reminders_on_workdays, only on Chinese working days; a reminder due outside waits for them.
+    # Level 2 is reminded at most once a day. Opening, escalation and resolution notices are never held back.
+    reminder_hours: str = Field(default="09:00-18:00",
+                                pattern=r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+    reminders_on_workdays: bool = True
     # The Article 11 digest of transfers and departures: ISO weekday (1 Monday … 7 Sunday) and time,
     # in schedule.timezone.
     digest_weekday: int = Field(default=1, ge=1, le=7)
@@ -351,7 +357,16 @@ class EscalationConfig(_Section):
         for name in ("escalate_after", "hold_escalate_after", "reminder_every"):
             if self.duration(name) <= dt.timedelta(0):
                 raise ValueError(f"escalation.{name}: a duration above zero such as \"4h\"")
+        start, end = self.reminder_window()
+        if start >= end:
+            raise ValueError(f"escalation.reminder_hours: got {self.reminder_hours!r}; expected a start before "
+                             "its end, such as \"09:00-18:00\"")
         return self
+
+    def reminder_window(self) -> tuple[int, int]:
+        """`reminder_hours` as minutes after midnight: (start, end), the end excluded."""
+        start, end = (int(part[:2]) * 60 + int(part[3:]) for part in self.reminder_hours.split("-"))
+        return start, end
 
     def duration(self, name: Literal["escalate_after", "hold_escalate_after", "reminder_every"]) -> dt.timedelta:
         """One of the escalation durations as a timedelta."""

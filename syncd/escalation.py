@@ -46,7 +46,7 @@ from syncd.notice import Delivery, Kind, Level, Notice, Notifier, Recipient, Sta
 from syncd.state.models import NoticeRow, ProblemRow
 from syncd.state.problems import Attempts, FailedEntry, Move, Problems, utc
 from syncd.state.store import StateStore, aware
-from syncd.workdays import add_workdays, uncovered_years
+from syncd.workdays import add_workdays, is_workday, uncovered_years
 
 log = structlog.get_logger(__name__)
 
@@ -65,9 +65,12 @@ RUN_KINDS = ("run_failed", "auth_failed", "quarantined")
 LEVEL_2_AT_ONCE = ("auth_failed", "overdue")
 # One record's problem: level 2 hears of it only through the change's deadline (an `overdue` problem).
 RECORD_KINDS = ("refused",)
-# Data and calendar problems are recalled once a day, never more often: one digest a day, not one a cycle.
-DAILY_KINDS = ("records", "calendar", "refused")
+# Data problems are recalled once a day, never more often: one digest a day, not one a cycle; level 2
+# is reminded at most daily of anything; a missing calendar year at most weekly (it stays for months).
+DAILY_KINDS = ("records", "refused")
+WEEKLY_KINDS = ("calendar",)
 DAILY = timedelta(days=1)
+WEEKLY = timedelta(days=7)
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
 DIGEST_WINDOW = timedelta(days=7)
@@ -258,8 +261,9 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     if facts.auth_failed and facts.outcome in FAILED_OUTCOMES:
         add(Finding("auth_failed", "auth_failed", 2, notice_text("auth_failed.what", unit=unit, run=run),
                     notice_text("auth_failed.action"), _affects(failed), _subjects(failed)))
+    # One outage is one problem: a quarantined run and a failed or partial one share the key.
     if facts.quarantined:
-        add(Finding("quarantined", "quarantined", 1, notice_text("quarantined.what", unit=unit, run=run),
+        add(Finding("quarantined", "run_failed", 1, notice_text("quarantined.what", unit=unit, run=run),
                     notice_text("quarantined.action"), _affects(failed), _subjects(failed)))
     if facts.cycle_error is not None:
         add(Finding("run_failed", "run_failed", 1, notice_text("not_run.what", unit=unit, error=facts.cycle_error),
@@ -584,13 +588,10 @@ class Escalation:
                                           or any(n.channel == "webhook" for n in self._notifiers))
 
     def _notify_open(self, row: ProblemRow, now: datetime, facts: Facts) -> list[Delivery]:
-        """The open notice to each level the problem has reached, then a reminder when one is due."""
+        """The open notice to each level the problem has reached, then a reminder to each where one is due."""
         deliveries: list[Delivery] = []
         attempts = self._problems.attempts(row.id)
         told: list[int] = []
-        # From the attempts, not only the row: a crash after a send and before its bookkeeping
-        # must not leave a problem without reminders.
-        last = max((a.last_tried for a in attempts.values() if a.delivered), default=None)
         for level in self._levels(row):
             title, text = self._open_text(row, level, now, facts)
             sent, delivered = self._send_once(row, level, "open", 0, title, text, now, attempts)
@@ -600,21 +601,41 @@ class Escalation:
             told.append(level)
             escalated = level == 2 and row.escalated_at is None
             if sent or escalated:
-                last = now if sent else last
-                self._problems.noticed(row.id, last or now, escalated=escalated)
-        interval = max(self._escalation.duration("reminder_every"), DAILY if row.kind in DAILY_KINDS else timedelta())
-        if row.acknowledged_at is not None or not told or last is None or now - last < interval:
+                self._problems.noticed(row.id, now, escalated=escalated)
+        if row.acknowledged_at is not None or not told or not self._within_reminder_hours(now):
             return deliveries
-        number = row.reminders + 1
-        reminded = False
+        # From the attempts, not only the row: a crash after a send and before its bookkeeping must
+        # not leave a problem without reminders. Each level keeps its own pace.
+        attempts = self._problems.attempts(row.id)
         for level in told:
+            heard = [a for a in attempts.values() if a.level == level and a.delivered]
+            last = max((a.last_tried for a in heard), default=None)
+            if last is None or now - last < self._reminder_interval(row, level):
+                continue
+            number = 1 + sum(1 for a in heard if a.state == "reminder")
             title, text = self._reminder_text(row, number, now)
             sent, delivered = self._send_once(row, level, "reminder", number, title, text, now, attempts)
             deliveries += sent
-            reminded = reminded or delivered
-        if reminded:
-            self._problems.noticed(row.id, now, reminders=number)
+            if delivered:
+                self._problems.noticed(row.id, now, reminders=max(row.reminders, number))
         return deliveries
+
+    def _reminder_interval(self, row: ProblemRow, level: int) -> timedelta:
+        interval = self._escalation.duration("reminder_every")
+        if row.kind in DAILY_KINDS or level == 2:
+            interval = max(interval, DAILY)
+        if row.kind in WEEKLY_KINDS:
+            interval = max(interval, WEEKLY)
+        return interval
+
+    def _within_reminder_hours(self, now: datetime) -> bool:
+        """Whether a reminder may go out now: within `reminder_hours`, on a working day when so configured."""
+        local = now.astimezone(self._zone)
+        start, end = self._escalation.reminder_window()
+        if not start <= local.hour * 60 + local.minute < end:
+            return False
+        return not self._escalation.reminders_on_workdays or is_workday(local.date(),
+                                                                       self._escalation.workday_overrides)
 
     def _notify_resolved(self, row: ProblemRow, now: datetime) -> list[Delivery]:
         """The resolved notice to each level that was told the problem opened."""

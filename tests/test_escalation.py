@@ -276,8 +276,10 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
 
     observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=5, minutes=1))  # restarted
     assert recorder.take() == []
+    observe(escalation, store, config, t0 + timedelta(hours=8))
+    assert recorder.take() == [(1, "run_failed", "reminder")]  # level 2 is reminded at most daily
     observe(escalation, store, config, t0 + timedelta(hours=9))
-    assert recorder.take() == [(1, "run_failed", "reminder"), (2, "run_failed", "reminder")]
+    assert recorder.take() == []  # 18:00: reminders wait for working hours
 
     record_run(store, "success", done=["A000001", "A000002"])
     observe(escalation, store, config, t0 + timedelta(hours=10))
@@ -289,6 +291,50 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
     assert open_counts(store) == {}
 
 
+def test_a_four_day_outage_is_one_problem_reminded_in_working_hours_and_to_level_2_at_most_daily(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    # Thursday 09:00 to Monday 09:00, a cycle every half hour; runs alternate partial and quarantined.
+    start = at(2026, 10, 15, 9)
+    escalation = engine(store, config, recorder)
+    per_day: dict[tuple[int, str, date], int] = {}
+    sent_at: list[tuple[datetime, str]] = []
+    for step in range(4 * 48 + 1):
+        now = start + timedelta(minutes=30 * step)
+        if step == 4 * 48:
+            record_run(store, "success", done=["A000001"])
+        elif step % 2:
+            record_run(store, "failed", failed=["A000001"])  # stopped by the quarantine
+        else:
+            record_run(store, "partial", failed=["A000001"])
+        observe(escalation, store, config, now)
+        for level, kind, state in recorder.take():
+            assert kind in ("run_failed", "quarantined")
+            kind_of = "resolved" if state == "resolved" else "told"
+            key = (level, kind_of, now.date())
+            per_day[key] = per_day.get(key, 0) + 1
+            sent_at.append((now, state))
+    thursday, friday, monday = date(2026, 10, 15), date(2026, 10, 16), date(2026, 10, 19)
+    assert per_day == {
+        (1, "told", thursday): 3, (2, "told", thursday): 1,  # opened 09:00, reminded 13:00, 17:00; up at 10:00
+        (1, "told", friday): 3, (2, "told", friday): 1,  # 09:00, 13:00, 17:00; level 2 once, at 10:00
+        (1, "resolved", monday): 1, (2, "resolved", monday): 1,  # nothing over the weekend
+    }
+    assert all(time(9) <= moment.time() < time(18) for moment, state in sent_at if state == "reminder")
+    problems = problems_json(store)
+    assert problems["open"] == [] and [p["key"] for p in problems["resolved"]] == ["run_failed"]
+
+
+def test_a_missing_calendar_year_is_recalled_weekly_at_most(store: StateStore, config: Config,
+                                                           recorder: Recorder) -> None:
+    escalation = engine(store, config, recorder)
+    for day in range(15):
+        now = at(2031, 3, 3, 10) + timedelta(days=day)
+        escalation.observe(now, gather_facts(store, now.date(), config.escalation))
+    reminders = [n for n in recorder.sent if n.state == "reminder"]
+    assert [n.kind for n in recorder.sent if n.state == "open"] == ["calendar", "calendar"]  # level 1, then 2
+    assert len([n for n in reminders if n.level == 1]) == 2  # weeks 2 and 3, not every day
+
+
 def test_any_level_1_problem_open_past_escalate_after_reaches_level_2(store: StateStore, config: Config,
                                                                        recorder: Recorder) -> None:
     t0 = at(2026, 10, 12, 9)
@@ -298,7 +344,7 @@ def test_any_level_1_problem_open_past_escalate_after_reaches_level_2(store: Sta
     observe(escalation, store, config, t0 + timedelta(hours=23, minutes=59))
     assert (2, "run_failed", "open") not in recorder.take()
     observe(escalation, store, config, t0 + timedelta(days=1))
-    assert recorder.take() == [(2, "run_failed", "open")]
+    assert recorder.take() == [(2, "run_failed", "open"), (1, "run_failed", "reminder")]
     assert "已持续1天" in recorder.last[0].text
 
 
@@ -638,7 +684,7 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                         "修复后运行 syncd sync。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R4", outcome="failed", failed=failed,
                                 quarantined=True)) == {
-        "quarantined": ("【郑政钉同步】同步熔断中止",
+        "run_failed": ("【郑政钉同步】同步熔断中止",
                         f"{UNIT}：写入失败比例过高，同步已自动中止（运行 R4）。\n开始：{SINCE}\n"
                         "影响：1 项变更未写入通讯录：人员 A000001\n"
                         "处理：请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。")}
@@ -673,6 +719,9 @@ def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateSto
          "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
         (2, "open", "【郑政钉同步】上报：同步失败",
          f"上报：{UNIT}的以下问题已持续1天2小时，同步已连续失败 2 次，本单位管理员尚未解决，请督促处理。\n{body}"),
+        (1, "reminder", "【郑政钉同步】提醒：同步失败",  # level 1 keeps its own pace, level 2 its daily one
+         f"提醒（第 2 次）：以下问题已持续1天2小时，仍未解决。\n{body}\n"
+         "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
         (1, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
         (2, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
     ]

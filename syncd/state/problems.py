@@ -32,6 +32,8 @@ class Attempts:
 
     delivered: bool
     last_tried: datetime
+    level: int = 1
+    state: str = "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +148,13 @@ class Problems:
         """Notice id → what was tried of it, for one problem."""
         found: dict[str, Attempts] = {}
         with self._session() as session:
-            rows = session.execute(select(NoticeRow.notice_id, NoticeRow.ok, NoticeRow.sent_at).where(
-                NoticeRow.problem_id == problem_id))
-            for notice_id, ok, sent_at in rows:
+            rows = session.execute(select(NoticeRow.notice_id, NoticeRow.ok, NoticeRow.sent_at, NoticeRow.level,
+                                          NoticeRow.state).where(NoticeRow.problem_id == problem_id))
+            for notice_id, ok, sent_at, level, state in rows:
                 before = found.get(notice_id)
                 sent = aware(sent_at)
                 found[notice_id] = Attempts(bool(ok) or (before is not None and before.delivered),
-                                            sent if before is None else max(before.last_tried, sent))
+                                            sent if before is None else max(before.last_tried, sent), level, state)
         return found
 
     def record_attempts(self, problem_id: int, level: int, state: str, notice_id: str,
