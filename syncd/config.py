@@ -264,6 +264,7 @@ class Admin(_Section):
     name: str
     account_id: int | None = None
     email: str | None = None
+    contact: str | None = None  # how level 2 reaches them (a phone number), named in level-2 notices
 
 
 def _readable(path: Path | None, key: str, what: str = "a readable file") -> None:
@@ -338,6 +339,8 @@ class EscalationConfig(_Section):
     reminder_hours: str = Field(default="09:00-18:00",
                                 pattern=r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
     reminders_on_workdays: bool = True
+    # Who receives the weekly Article 11 digest (work-group admins); unit_admins when empty.
+    work_group_admins: list[Admin] = Field(default_factory=list)
     # The Article 11 digest of transfers and departures: ISO weekday (1 Monday … 7 Sunday) and time,
     # in schedule.timezone.
     digest_weekday: int = Field(default=1, ge=1, le=7)
@@ -382,6 +385,8 @@ class ApiConfig(_Section):
     tokens_file: Path | None = None
     # Behind a TLS proxy this server sees plain HTTP: mark the console's session cookie Secure anyway.
     secure_cookies: bool = False
+    # The console's address as administrators reach it (behind the proxy): notices link their actions there.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
 
 class LoggingConfig(_Section):

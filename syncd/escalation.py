@@ -58,6 +58,8 @@ AUTH_CATEGORIES = ("auth",)
 # belongs to someone in another unit names that unit's organisation; only a refusal naming the
 # unit's own organisations (or none) means the app lost its grant.
 SCOPE_CATEGORY = "scope"
+# The gateway not answering: a run failing only for these is an outage of the contacts service.
+OUTAGE_CATEGORIES = ("unavailable", "throttled", "stopped")
 _ORGANIZATION_CODE = re.compile(r"GO_[0-9A-Za-z]+")
 # Problems about the runs themselves: they clear only when a run succeeds (or holds) again.
 RUN_KINDS = ("run_failed", "auth_failed", "quarantined")
@@ -227,11 +229,13 @@ class Finding:
     affects: str = ""
     subjects: tuple[str, ...] = ()
     since: str | None = None  # when it started, if not when the problem opened (HR's change, for a deadline)
+    unit: str = ""
+    heading: str | None = None  # the title's name of the problem, when not its kind's (an outage)
 
     @property
     def title(self) -> str:
-        """The open notice's title."""
-        return notice_title("open", self.kind)
+        """The open notice's title (the unit's name in it)."""
+        return notice_title("open", self.kind, self.unit, self.heading)
 
     def text(self, since: str) -> str:
         """The level-1 open notice: what happened, since when, what it affects, what to do."""
@@ -247,7 +251,8 @@ _STILL_OPEN = Finding("run_failed", "-", 1, "", "")
 
 
 def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str],
-             timezone: str = "Asia/Shanghai", limits: HoldLimits | None = None) -> dict[str, Finding]:
+             timezone: str = "Asia/Shanghai", limits: HoldLimits | None = None,
+             console: str | None = None) -> dict[str, Finding]:
     """The problems the facts show, by key; a run problem still open stays while runs keep failing."""
     zone = ZoneInfo(timezone)
     found: dict[str, Finding] = {}
@@ -271,10 +276,16 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     elif facts.failing and not facts.auth_failed and not facts.quarantined:
         in_a_row = (notice_text("run_failed.in_a_row", count=facts.failed_in_a_row)
                     if facts.failed_in_a_row > 1 else "")
-        outcome = RUN_OUTCOMES.get(facts.outcome or "", RUN_OUTCOMES["failed"])
-        add(Finding("run_failed", "run_failed", 1,
-                    notice_text("run_failed.what", unit=unit, outcome=outcome, run=run, in_a_row=in_a_row),
-                    notice_text("run_failed.action"), _affects(failed), _subjects(failed)))
+        if failed and all(entry.category in OUTAGE_CATEGORIES for entry in failed):
+            add(Finding("run_failed", "run_failed", 1,
+                        notice_text("outage.what", unit=unit, run=run, in_a_row=in_a_row),
+                        notice_text("outage.action"), _affects(failed), _subjects(failed),
+                        heading=notice_text("outage.title")))
+        else:
+            outcome = RUN_OUTCOMES.get(facts.outcome or "", RUN_OUTCOMES["failed"])
+            add(Finding("run_failed", "run_failed", 1,
+                        notice_text("run_failed.what", unit=unit, outcome=outcome, run=run, in_a_row=in_a_row),
+                        notice_text("run_failed.action"), _affects(failed), _subjects(failed)))
     for entry in facts.refused:
         if f"refused:{entry.subject}" in found:
             continue
@@ -285,7 +296,7 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
                     notice_text("refused.action.person" if person else "refused.action.department"),
                     notice_text("refused.affects", workdays=deadline_workdays), (entry.subject,)))
     if facts.held:
-        add(_held(facts.held, unit, limits))
+        add(_held(facts.held, unit, limits, console))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
                     notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),
@@ -311,10 +322,10 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     for key in still - set(found):
         if key.split(":", 1)[0] in RUN_KINDS:
             found[key] = _STILL_OPEN  # runs still fail: the problem stays open as last described
-    return found
+    return {key: finding if finding is _STILL_OPEN else replace(finding, unit=unit) for key, finding in found.items()}
 
 
-def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None) -> Finding:
+def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None, console: str | None) -> Finding:
     """One problem for every undecided hold: the newest run holds the whole set (older ones are from
     before holds were joined), so level 2 hears of a waiting decision once, however often it grows."""
     runs = [h.run_id for h in held]
@@ -333,12 +344,18 @@ def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None) -> Find
             reasons.append(notice_text("held.reason.other", count=count, reason=reason))
     ids = notice_text("held.ids", ids=_ids_text([(e.kind, e.subject) for e in entries])) if entries else ""
     affects = notice_text("held.affects", changes=sum(h.changes for h in held), ids=ids)
-    commands = LIST_SEPARATOR.join(notice_text("held.command", run=run) for run in runs)
+    commands = LIST_SEPARATOR.join(
+        notice_text("held.command", run=run, link=console_link(console, f"/held/{run}/approve")) for run in runs)
     return Finding("held", "held", 1,
                    notice_text("held.what", unit=unit, run=LIST_SEPARATOR.join(runs),
                                reasons=GROUP_SEPARATOR.join(reasons)),
                    notice_text("held.action", commands=commands), affects,
                    tuple(dict.fromkeys(e.subject for e in entries))[:MAX_SUBJECTS])
+
+
+def console_link(console: str | None, path: str) -> str:
+    """`（控制台：URL）` beside a command, when `api.public_url` is set; else nothing."""
+    return notice_text("console_link", url=console.rstrip("/") + path) if console else ""
 
 
 def _subjects(failed: Iterable[FailedEntry]) -> tuple[str, ...]:
@@ -448,6 +465,12 @@ class Escalation:
         self._unit = unit_name
         self._recipients: dict[int, tuple[Recipient, ...]] = {
             1: recipients_of(config.escalation.unit_admins), 2: recipients_of(config.escalation.higher_admins)}
+        # The Article 11 digest is for the admins of work groups; the unit's admins when none are named.
+        self._digest_recipients = recipients_of(config.escalation.work_group_admins) or self._recipients[1]
+        self._console = config.api.public_url
+        self._contacts = LIST_SEPARATOR.join(
+            notice_text("contact", name=admin.name, contact=admin.contact) if admin.contact else admin.name
+            for admin in config.escalation.unit_admins)
 
     # -- the views, for the daemon's API and metrics --
 
@@ -492,7 +515,7 @@ class Escalation:
         row = self._problems.by_key(key)
         if row is None:
             moves = self._problems.moves(moment - DIGEST_WINDOW, moment)
-            if not moves or not self._reaches(1):
+            if not moves or not (self._notifiers and (self._digest_recipients or self._reaches(1))):
                 return []
             title, text = self._digest_text(moves, moment)
             row = self._problems.add(ProblemRow(
@@ -524,24 +547,28 @@ class Escalation:
                 return notice_text("digest.department_named", id=hr_id, name=names[hr_id])
             return notice_text("digest.department_id", id=hr_id)
 
+        def destination(hr_id: str) -> str:
+            return notice_text("digest.destination_named", name=names[hr_id], id=hr_id) if hr_id in names else hr_id
+
         lines: dict[str | None, list[str]] = defaultdict(list)
         for move in moves:
-            to = notice_text("digest.move_to", department=move.to_department) if move.to_department else ""
-            lines[move.department].append(notice_text("digest.move", move=DIGEST_MOVES[move.kind],
-                                                      employee_id=move.employee_id, to=to))
+            to = notice_text("digest.move_to", department=destination(move.to_department)) if move.to_department else ""
+            kind = DIGEST_MOVES.get(f"{move.kind}:{move.status}", DIGEST_MOVES[move.kind])
+            lines[move.department].append(notice_text("digest.move", move=kind, employee_id=move.employee_id, to=to))
         text = [notice_text("digest.head", unit=self._unit, start=self._local(moment - DIGEST_WINDOW),
                             end=self._local(moment), people=len({move.employee_id for move in moves}))]
         for hr_id in sorted(lines, key=lambda d: (d is None, d or "")):
             text.append(notice_text("digest.department", department=department(hr_id),
                                     moves=GROUP_SEPARATOR.join(lines[hr_id])))
-        return notice_title("open", "digest"), "\n".join(text)
+        return notice_title("open", "digest", self._unit), "\n".join(text)
 
     def _reconcile(self, now: datetime, facts: Facts) -> None:
         """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction."""
         escalation = self._escalation
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
-            found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone, self._limits)
+            found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone, self._limits,
+                             self._console)
             for key, finding in found.items():
                 row = rows.get(key)
                 if finding is _STILL_OPEN:
@@ -613,7 +640,7 @@ class Escalation:
             if last is None or now - last < self._reminder_interval(row, level):
                 continue
             number = 1 + sum(1 for a in heard if a.state == "reminder")
-            title, text = self._reminder_text(row, number, now)
+            title, text = self._reminder_text(row, level, number, now)
             sent, delivered = self._send_once(row, level, "reminder", number, title, text, now, attempts)
             deliveries += sent
             if delivered:
@@ -656,7 +683,7 @@ class Escalation:
             unit=self._unit, level=cast(Level, level), kind=cast(Kind, row.kind), key=row.key, state=state,
             sequence=_sequence(row, number), title=title, text=text,
             since=aware(row.opened_at).astimezone(self._zone), subjects=row.subjects or (),
-            recipients=self._recipients[level])
+            recipients=self._digest_recipients if row.kind == "digest" else self._recipients[level])
         tried = attempts.get(notice.id)
         notice = replace(notice, resend=tried is not None)
         if tried is not None and (tried.delivered or now - tried.last_tried < RETRY_AFTER):
@@ -673,23 +700,34 @@ class Escalation:
     # -- texts --
 
     def _open_text(self, row: ProblemRow, level: int, now: datetime, facts: Facts) -> tuple[str, str]:
-        if level == 1 or row.kind in LEVEL_2_AT_ONCE:
+        if level == 1:
             return row.title, row.text
+        if row.kind in LEVEL_2_AT_ONCE:
+            return row.title, self._with_contacts(row.text)
         in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
-        return (notice_title("escalated", row.kind),
-                notice_text("escalated", unit=self._unit, open_for=_duration(now - aware(row.opened_at)),
-                            in_a_row=in_a_row, text=row.text))
+        return (notice_title("escalated", row.kind, self._unit),
+                self._with_contacts(notice_text("escalated", unit=self._unit, in_a_row=in_a_row, text=row.text,
+                                                open_for=_duration(now - aware(row.opened_at)))))
 
-    def _reminder_text(self, row: ProblemRow, number: int, now: datetime) -> tuple[str, str]:
+    def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime) -> tuple[str, str]:
         # Never the open text again: the platform delivers the same content to a person once a day.
-        return (notice_title("reminder", row.kind),
-                notice_text("reminder", number=number, open_for=_duration(now - aware(row.opened_at)),
-                            text=row.text, key=row.key))
+        open_for = _duration(now - aware(row.opened_at))
+        if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
+            return (notice_title("reminder", row.kind, self._unit),
+                    self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
+                                                    open_for=open_for, text=row.text)))
+        return (notice_title("reminder", row.kind, self._unit),
+                notice_text("reminder", number=number, open_for=open_for, text=row.text, key=row.key,
+                            link=console_link(self._console, "/")))
+
+    def _with_contacts(self, text: str) -> str:
+        """A level-2 text with the unit admins to call, as configured."""
+        return f"{text}\n{notice_text('contacts', contacts=self._contacts)}" if self._contacts else text
 
     def _resolved_text(self, row: ProblemRow) -> tuple[str, str]:
         opened, resolved = aware(row.opened_at), aware(row.resolved_at or row.opened_at)
-        return (notice_title("resolved", row.kind),
+        return (notice_title("resolved", row.kind, self._unit),
                 notice_text("resolved", unit=self._unit, what=PROBLEM_TITLES[row.kind], key=row.key,
                             opened=self._local(opened), resolved=self._local(resolved),
                             duration=_duration(resolved - opened)))

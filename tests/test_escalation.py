@@ -114,9 +114,9 @@ def recorder() -> Recorder:
 
 
 def record_run(store: StateStore, outcome: str, failed: Sequence[str] = (), done: Sequence[str] = (),
-               category: str = "unavailable", detected: datetime | None = None, due: date = FAR,
-               counts: dict[str, int] | None = None, message: str = "HTTP 500") -> str:
-    """A finished whole-unit run whose joins of `failed` did not land and of `done` did."""
+               category: str = "invalid", detected: datetime | None = None, due: date = FAR,
+               counts: dict[str, int] | None = None, message: str = "invalid SIM-PARAM-INVALID") -> str:
+    """A finished whole-unit run whose joins of `failed` did not land (refused as invalid) and of `done` did."""
     run = store.start_run("schedule", "incremental", dry_run=False)
     changes = [Change(ChangeKind.JOIN, subject, {}, department="D0002") for subject in (*failed, *done)]
     entries = store.journal_plan(run, changes, (detected or at(2026, 9, 1)).astimezone(UTC), due)
@@ -248,7 +248,7 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
     observe(engine(store, config, recorder), store, config, t0)
     assert recorder.take() == [(1, "run_failed", "open")]
     opened = recorder.last[0]
-    assert opened.title == "【郑政钉同步】同步失败"
+    assert opened.title == f"【郑政钉同步·{UNIT}】同步失败"
     assert opened.recipients == LEVEL_1
     assert opened.text.startswith(f"{UNIT}：同步部分失败")
     assert "开始：2026-10-12 09:00" in opened.text
@@ -272,7 +272,7 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
     assert recorder.take() == [(2, "run_failed", "open")]
     escalated = recorder.last[0]
     assert escalated.recipients == LEVEL_2
-    assert "同步已连续失败 3 次" in escalated.text and escalated.title == "【郑政钉同步】上报：同步失败"
+    assert "同步已连续失败 3 次" in escalated.text and escalated.title == f"【郑政钉同步·{UNIT}】上报：同步失败"
 
     observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=5, minutes=1))  # restarted
     assert recorder.take() == []
@@ -303,9 +303,9 @@ def test_a_four_day_outage_is_one_problem_reminded_in_working_hours_and_to_level
         if step == 4 * 48:
             record_run(store, "success", done=["A000001"])
         elif step % 2:
-            record_run(store, "failed", failed=["A000001"])  # stopped by the quarantine
+            record_run(store, "failed", failed=["A000001"], category="unavailable")  # stopped by the quarantine
         else:
-            record_run(store, "partial", failed=["A000001"])
+            record_run(store, "partial", failed=["A000001"], category="unavailable")
         observe(escalation, store, config, now)
         for level, kind, state in recorder.take():
             assert kind in ("run_failed", "quarantined")
@@ -435,6 +435,29 @@ def test_a_hold_names_the_command_and_ack_stops_reminders_but_not_the_deadline_e
     [problem] = problems_json(store)["resolved"]
     assert problem["acknowledged_by"] == "管理员甲" and problem["level"] == 2
     assert problem["escalated_at"] == "2026-10-13T01:00:00+00:00"  # t0 + 1 day, in UTC as stored
+
+
+def test_notices_link_the_console_beside_each_command_and_name_whom_level_2_should_call(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    config = make_config(tmp_path, unit_admins=[{"name": "管理员甲", "account_id": 9001, "contact": "0371-6000001"}])
+    config = config.model_copy(update={"api": config.api.model_copy(
+        update={"public_url": "https://syncd.example.gov.cn/"})})
+    t0 = at(2026, 10, 12, 9)
+    run = record_held_run(store)
+    escalation = engine(store, config, recorder)
+    for hours in (0, 4, 24, 48):
+        observe(escalation, store, config, t0 + timedelta(hours=hours))
+    notices = recorder.sent
+    assert all(n.title.startswith(f"【郑政钉同步·{UNIT}】") for n in notices)
+    opened = next(n for n in notices if (n.level, n.state) == (1, "open"))
+    assert (f"syncd approve {run} 或 syncd reject {run}（控制台：https://syncd.example.gov.cn/held/{run}/approve）"
+            in opened.text)
+    reminder = next(n for n in notices if (n.level, n.state) == (1, "reminder"))
+    assert "可运行 syncd ack held 停止提醒（控制台：https://syncd.example.gov.cn/）。" in reminder.text
+    level_2 = [n for n in notices if n.level == 2]
+    assert [n.state for n in level_2] == ["open", "reminder"]
+    assert all(n.text.endswith("本单位联系人：管理员甲（0371-6000001）") for n in level_2)
+    assert "syncd ack" not in level_2[1].text and "请督促本单位处理" in level_2[1].text
 
 
 # -- records and the calendar --------------------------------------------------------------------
@@ -579,7 +602,7 @@ def test_the_weekly_digest_lists_transfers_and_departures_by_department_once(
     assert engine(store, config, recorder).weekly_digest(moment + timedelta(days=2)) == []  # restarted
     assert recorder.take() == [(1, "digest", "open")]
     digest = recorder.last[0]
-    assert digest.title == "【郑政钉同步】近一周人员调动和离职" and digest.recipients == LEVEL_1
+    assert digest.title == f"【郑政钉同步·{UNIT}】近一周人员调动和离职" and digest.recipients == LEVEL_1
     assert f"{(moment - timedelta(days=7)):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M}" in digest.text
     assert "部门 D0003（财政审计处）：调出 A000003（至 D0002）；离职 A000004" in digest.text
     assert "部门 D0005：调离本单位 A000005" in digest.text
@@ -641,7 +664,7 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
     overdue = (*(OverdueChange("join", p, date(2026, 10, 9), "failed", "R1") for p in people),
                OverdueChange("dept_create", "D0010", date(2026, 10, 9), "held", "R1"))
     facts = Facts(today=date(2026, 10, 12), run_id="R2", outcome="partial", failed_in_a_row=2,
-                  failed=(FailedEntry("join", "A000001", "unavailable", "HTTP 500"),
+                  failed=(FailedEntry("join", "A000001", "invalid", "SIM-PARAM-INVALID"),
                           FailedEntry("dept_update", "D0009", "unavailable", "HTTP 500"),
                           FailedEntry("update", "A000001", "unavailable", "HTTP 500")),
                   rejected=2, incomplete=3, held=(HeldRun("R1", at(2026, 10, 12), 4, (
@@ -649,51 +672,60 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                       FailedEntry("dept_create", "D0020", "structure", ""))),), overdue=overdue,
                   uncovered_years=(2031,))
     assert opened_notices(facts) == {
-        "run_failed": ("【郑政钉同步】同步失败", f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
+                       f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
                        f"影响：3 项变更未写入通讯录：人员 A000001；部门 D0009\n{RUN_FAILED_ACTION}"),
-        "held": ("【郑政钉同步】同步待审批",
+        "held": (f"【郑政钉同步·{UNIT}】同步待审批",
                  f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过安全阈值"
                  "（safety.max_deactivations = 2 人或在职人数的 5%）；1 项部门结构变更按 "
                  f"safety.structure_changes = \"hold\" 须经审批。\n开始：{SINCE}\n"
                  "影响：4 项变更暂未写入通讯录：人员 A000011、A000012、A000013；部门 D0020。\n"
                  "处理：请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
                  "只需审批最新一次运行。"),
-        "records": ("【郑政钉同步】人事数据待修正",
+        "records": (f"【郑政钉同步·{UNIT}】人事数据待修正",
                     f"{UNIT}：人事数据中有 2 条记录被拒绝、3 人信息不完整。\n开始：{SINCE}\n"
                     "影响：被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。\n"
                     "处理：请运行 syncd report completeness 查看明细，交人事部门修正源数据。"),
         "overdue:2026-10-09": (
-            "【郑政钉同步】变更逾期未入通讯录",
+            f"【郑政钉同步·{UNIT}】变更逾期未入通讯录",
             f"{UNIT}：22 项变更超过 3 个工作日时限（截止 2026-10-09）仍未进入通讯录。\n开始：{SINCE}\n"
             f"影响：人员 {'、'.join(people[:20])} 等 21 人；部门 D0010\n"
             "处理：请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。"),
         "calendar:2031": (
-            "【郑政钉同步】工作日历缺少年份",
+            f"【郑政钉同步·{UNIT}】工作日历缺少年份",
             f"{UNIT}：工作日历（chinese-calendar）没有 2031 年的法定节假日和调休，截止日期暂按周一至周五计算。\n"
             f"开始：{SINCE}\n影响：2031 年的 3 个工作日时限可能算错。\n"
             "处理：请升级 chinese-calendar，或在 escalation.workday_overrides 中填写 2031 年的节假日和调休。"),
     }
 
+    outage = (FailedEntry("join", "A000001", "unavailable", "HTTP 503"),
+              FailedEntry("update", "A000002", "stopped", "not attempted: quarantine"))
+    assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R6", outcome="partial", failed=outage)) == {
+        "run_failed": (f"【郑政钉同步·{UNIT}】通讯录服务不可用",
+                       f"{UNIT}：通讯录服务不可用，变更暂时无法写入（运行 R6）。\n开始：{SINCE}\n"
+                       "影响：2 项变更未写入通讯录：人员 A000001、A000002\n"
+                       "处理：请检查本机到郑政钉网关的网络，或向平台确认服务状态；恢复后下一次同步会自动补上。")}
+
     failed = (FailedEntry("join", "A000001", "auth", "HTTP 401"),)
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R3", outcome="failed", failed=failed,
                                 auth_failed=True)) == {
-        "auth_failed": ("【郑政钉同步】接口认证失败",
+        "auth_failed": (f"【郑政钉同步·{UNIT}】接口认证失败",
                         f"{UNIT}：网关拒绝了本应用的认证、签名或权限（运行 R3），同步无法写入。\n开始：{SINCE}\n"
                         "影响：1 项变更未写入通讯录：人员 A000001\n"
                         "处理：请检查 target.app_key、应用密钥与服务器时钟，或向平台确认应用的授权范围；"
                         "修复后运行 syncd sync。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R4", outcome="failed", failed=failed,
                                 quarantined=True)) == {
-        "run_failed": ("【郑政钉同步】同步熔断中止",
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步熔断中止",
                         f"{UNIT}：写入失败比例过高，同步已自动中止（运行 R4）。\n开始：{SINCE}\n"
                         "影响：1 项变更未写入通讯录：人员 A000001\n"
                         "处理：请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), cycle_error="SourceError")) == {
-        "run_failed": ("【郑政钉同步】同步失败",
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
                        f"{UNIT}：同步未能运行（SourceError）。\n开始：{SINCE}\n"
                        "处理：请查看 syncd 日志并排除问题（人事数据源、网络或网关）；下一次同步会自动重试。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R5", outcome="crashed", failed_in_a_row=1)) == {
-        "run_failed": ("【郑政钉同步】同步失败",
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
                        f"{UNIT}：同步异常中断（运行 R5）。\n开始：{SINCE}\n{RUN_FAILED_ACTION}")}
 
 
@@ -714,16 +746,17 @@ def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateSto
     resolved = (f"已解决：{UNIT}的“同步失败”问题（run_failed）。\n"
                 "开始：2026-10-12 09:00，解决：2026-10-13 12:00，持续1天3小时。")
     assert [(n.level, n.state, n.title, n.text) for n in recorder.sent[1:]] == [
-        (1, "reminder", "【郑政钉同步】提醒：同步失败",
+        (1, "reminder", f"【郑政钉同步·{UNIT}】提醒：同步失败",
          f"提醒（第 1 次）：以下问题已持续4小时20分钟，仍未解决。\n{body}\n"
          "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
-        (2, "open", "【郑政钉同步】上报：同步失败",
-         f"上报：{UNIT}的以下问题已持续1天2小时，同步已连续失败 2 次，本单位管理员尚未解决，请督促处理。\n{body}"),
-        (1, "reminder", "【郑政钉同步】提醒：同步失败",  # level 1 keeps its own pace, level 2 its daily one
+        (2, "open", f"【郑政钉同步·{UNIT}】上报：同步失败",
+         f"上报：{UNIT}的以下问题已持续1天2小时，同步已连续失败 2 次，本单位管理员尚未解决，请督促处理。\n{body}\n"
+         "本单位联系人：管理员甲"),
+        (1, "reminder", f"【郑政钉同步·{UNIT}】提醒：同步失败",  # level 1 keeps its own pace, level 2 its daily one
          f"提醒（第 2 次）：以下问题已持续1天2小时，仍未解决。\n{body}\n"
          "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
-        (1, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
-        (2, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
+        (1, "resolved", f"【郑政钉同步·{UNIT}】已恢复：同步失败", resolved),
+        (2, "resolved", f"【郑政钉同步·{UNIT}】已恢复：同步失败", resolved),
     ]
 
 
@@ -739,27 +772,33 @@ def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(store:
                                      "开始：2026-10-12 09:00，解决：2026-10-12 09:45，持续45分钟。")
 
 
-def test_the_weekly_digest_reads_exactly_and_names_an_unknown_department(
-        store: StateStore, config: Config, recorder: Recorder) -> None:
+def test_the_weekly_digest_reads_exactly_tells_retirement_death_and_departure_apart_and_goes_to_work_group_admins(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    config = make_config(tmp_path, work_group_admins=[{"name": "工作群管理员", "account_id": 9201}])
     now = datetime.now(CST)
     monday = now.date() + timedelta(days=(1 - now.isoweekday()) % 7)
     moment = datetime.combine(monday, time(9), CST)
     if moment <= now:
         moment += timedelta(days=7)
     run = store.start_run("schedule", "incremental", dry_run=False)
-    changes = [Change(ChangeKind.LEAVE, "A000009"),
-               Change(ChangeKind.TRANSFER, "A000003", department="D0002", from_department="D0003")]
-    entries = store.journal_plan(run, changes, now, FAR)
+    changes = [Change(ChangeKind.LEAVE, "A000009", reason="死亡"),
+               Change(ChangeKind.TRANSFER, "A000003", department="D0002", from_department="D0003"),
+               Change(ChangeKind.LEAVE, "A000006", reason="退休"), Change(ChangeKind.LEAVE, "A000007", reason="离职"),
+               Change(ChangeKind.TRANSFER_OUT, "A000008", reason="调离")]
+    entries = store.journal_plan(run, changes, now.astimezone(UTC), FAR)
     store.mark_done(entries[0][0])  # never linked: the department they left is unknown
-    store.mark_done(entries[1][0])
+    store.mark_done(entries[1][0], department=("D0002", LinkedDepartment("GO_2", "D0001", {"name": "办公室"})))
+    for (entry, _), subject in zip(entries[2:], ("A000006", "A000007", "A000008"), strict=True):
+        store.mark_done(entry, person=(subject, LinkedPerson(f"GE_{subject}", 6, "D0003", "GO_3", {}, "inactive")))
     store.finish_run(run, "success", {})
     assert engine(store, config, recorder).weekly_digest(moment) == [Delivery("work_notification", True)]
     [digest] = recorder.sent
-    assert (digest.title, digest.text) == ("【郑政钉同步】近一周人员调动和离职", (
-        f"{UNIT}：{moment - timedelta(days=7):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M} 共 2 人调动或离职，"
-        "请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。\n"
-        "部门 D0003：调出 A000003（至 D0002）\n"
-        "部门不详：离职 A000009"))
+    assert digest.recipients == (Recipient("工作群管理员", account_id=9201),)
+    assert (digest.title, digest.text) == (f"【郑政钉同步·{UNIT}】近一周人员调动和离职", (
+        f"{UNIT}：{moment - timedelta(days=7):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M} 共 5 人"
+        "调动、调离、退休、离职或去世，请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。\n"
+        "部门 D0003：调出 A000003（至 办公室 D0002）；退休 A000006；离职 A000007；调离本单位 A000008\n"
+        "部门不详：死亡 A000009"))
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Move:
     employee_id: str
     department: str | None  # the department they left
     to_department: str | None  # a transfer's new department
+    status: str | None = None  # a leave's 人员状态 (退休, 离职, 死亡), when HR gave one
 
 
 class Problems:
@@ -218,7 +219,7 @@ class Problems:
                     moves.append(Move(kind, subject, _text(change.get("from_department")),
                                       _text(change.get("department"))))
                 else:  # the link keeps the department of the main position they left
-                    moves.append(Move(kind, subject, linked_department, None))
+                    moves.append(Move(kind, subject, linked_department, None, _text(change.get("reason"))))
             return moves
 
     def organization_codes(self) -> list[str]:

@@ -39,7 +39,7 @@ def test_a_failing_gateway_is_heard_once_by_webhook_and_its_recovery_by_work_not
         bureau.write_export(people=people_with("A000002", 职务="副主任"))
         opened = poll(lambda: [n for n in inbox.notices if n["state"] == "open"], 20, "the open notice by webhook")
         assert [(n["level"], n["kind"], n["key"]) for n in opened] == [(1, "run_failed", "run_failed")]
-        assert "同步失败" in str(opened[0]["title"])
+        assert str(opened[0]["title"]) == "【郑政钉同步·郑州市审计局】通讯录服务不可用"  # a 5xx outage, unit named
         assert bureau.admin.notifications() == []  # the gateway is what is down
 
         bureau.admin.set_faults(error_share=0.0)
