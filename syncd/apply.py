@@ -23,7 +23,7 @@ from syncd.config import Config
 from syncd.guard import Held
 from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
 from syncd.target import DirectoryPerson, Target, TargetError
-from syncd.workdays import add_workdays
+from syncd.workdays import due_date
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +122,8 @@ class ApplySettings:
     workday_overrides: Mapping[date, bool] = field(default_factory=dict)
     ext_org_code_prefix: str = ""
     stop: threading.Event | None = None  # set: finish the changes in flight, attempt no more
+    timezone: str = "Asia/Shanghai"  # schedule.timezone: the zone of the day a change is detected on
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
     def from_config(cls, config: Config, stop: threading.Event | None = None) -> ApplySettings:
@@ -129,7 +131,7 @@ class ApplySettings:
         return cls(config.unit.root_department, config.unit.root_organization_code,
                    config.escalation.deadline_workdays, config.safety.quarantine_failure_share,
                    config.target.concurrency, config.escalation.workday_overrides,
-                   config.unit.ext_org_code_prefix, stop)
+                   config.unit.ext_org_code_prefix, stop, config.schedule.timezone)
 
 
 def inside_unit(target: Target, code: str, root_organization_code: str, max_depth: int = 64) -> bool:
@@ -191,9 +193,9 @@ class Applier:
             # an employeeCode is already linked; most plans, and every no-change plan, never do.
             linked = chain.from_iterable(layer.values() for layer in self._people.maps)  # since, and planned
             self._linked_codes = {link.employee_code for link in linked}
-        detected = datetime.now(UTC)
-        due = add_workdays(detected.astimezone().date(), self._settings.deadline_workdays,
-                           self._settings.workday_overrides)
+        detected = self._settings.clock().astimezone(UTC)  # stored in UTC, as every time
+        due = due_date(detected, self._settings.deadline_workdays, self._settings.timezone,
+                       self._settings.workday_overrides)
         held_ids = self._store.journal_plan(run_id, [h.change for h in held], detected, due)
         for (entry_id, _), hold in zip(held_ids, held, strict=True):
             self._store.mark_failed(entry_id, hold.reason, hold.detail, state="held")

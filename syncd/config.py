@@ -285,6 +285,7 @@ class Admin(_Section):
     name: str
     account_id: int | None = None
     email: str | None = None
+    contact: str | None = None  # how level 2 reaches them (a phone number), named in level-2 notices
 
 
 def _readable(path: Path | None, key: str, what: str = "a readable file") -> None:
@@ -344,12 +345,23 @@ class EscalationConfig(_Section):
     # Days the official calendar gets wrong for this unit, or years it does not know yet:
     # "2027-10-09" = true (a make-up working Saturday), "2027-10-08" = false (a holiday).
     workday_overrides: dict[dt.date, bool] = Field(default_factory=dict)
+    # Years whose holidays and make-up days `workday_overrides` lists in full: only these count as
+    # known when chinese-calendar does not know them (one override date does not make a year known).
+    workday_overrides_complete: list[int] = Field(default_factory=list)
     failed_runs_before_escalation: int = Field(default=3, ge=1)
     # How long a level-1 problem (a hold: hold_escalate_after) stays open before level 2 hears of it,
     # and how often an open, unacknowledged problem is recalled: "30m", "4h", "1d".
     escalate_after: str = Field(default="1d", pattern=_ESCALATION_DURATION.pattern)
     hold_escalate_after: str = Field(default="1d", pattern=_ESCALATION_DURATION.pattern)
     reminder_every: str = Field(default="4h", pattern=_ESCALATION_DURATION.pattern)
+    # Reminders go out only within these hours (schedule.timezone, "HH:MM-HH:MM", end excluded) and,
+    # with reminders_on_workdays, only on Chinese working days; a reminder due outside waits for them.
+    # Level 2 is reminded at most once a day. Opening, escalation and resolution notices are never held back.
+    reminder_hours: str = Field(default="09:00-18:00",
+                                pattern=r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+    reminders_on_workdays: bool = True
+    # Who receives the weekly Article 11 digest (work-group admins); unit_admins when empty.
+    work_group_admins: list[Admin] = Field(default_factory=list)
     # The Article 11 digest of transfers and departures: ISO weekday (1 Monday … 7 Sunday) and time,
     # in schedule.timezone.
     digest_weekday: int = Field(default=1, ge=1, le=7)
@@ -369,7 +381,16 @@ class EscalationConfig(_Section):
         for name in ("escalate_after", "hold_escalate_after", "reminder_every"):
             if self.duration(name) <= dt.timedelta(0):
                 raise ValueError(f"escalation.{name}: a duration above zero such as \"4h\"")
+        start, end = self.reminder_window()
+        if start >= end:
+            raise ValueError(f"escalation.reminder_hours: got {self.reminder_hours!r}; expected a start before "
+                             "its end, such as \"09:00-18:00\"")
         return self
+
+    def reminder_window(self) -> tuple[int, int]:
+        """`reminder_hours` as minutes after midnight: (start, end), the end excluded."""
+        start, end = (int(part[:2]) * 60 + int(part[3:]) for part in self.reminder_hours.split("-"))
+        return start, end
 
     def duration(self, name: Literal["escalate_after", "hold_escalate_after", "reminder_every"]) -> dt.timedelta:
         """One of the escalation durations as a timedelta."""
@@ -385,6 +406,8 @@ class ApiConfig(_Section):
     tokens_file: Path | None = None
     # Behind a TLS proxy this server sees plain HTTP: mark the console's session cookie Secure anyway.
     secure_cookies: bool = False
+    # The console's address as administrators reach it (behind the proxy): notices link their actions there.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
 
 class LoggingConfig(_Section):

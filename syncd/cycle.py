@@ -231,10 +231,18 @@ def apply(config: Config, planned: Planned, guarded: GuardedPlan, store: StateSt
     result.run_id = store.start_run(options.trigger, options.mode, dry_run=False, scope=options.scope.describe())
     structlog.contextvars.bind_contextvars(run_id=result.run_id)
     # A hold already waiting for a decision is not journaled (or announced) again: the admin
-    # decides once, on the run that first held it.
+    # decides once, on the run that first held it. A new hold while others wait takes them in: this
+    # run holds the whole set and the earlier runs' holds are superseded, so one run is decided.
     pending = store.pending_holds()
     new_holds = [h for h in guarded.held if h.change.fingerprint() not in pending]
+    joining = any(h.reason != WAITING for h in new_holds) and any(
+        h.change.fingerprint() in pending for h in guarded.held)
+    if joining:
+        new_holds = list(guarded.held)
     result.report = Applier(target, store, planned.links, settings).apply(result.run_id, guarded.allowed, new_holds)
+    if joining:
+        store.supersede_holds({h.change.fingerprint() for h in guarded.held}, result.run_id)
+        pending = {}
     if guarded.needs_approval:  # announced whatever else happened: a failure elsewhere must not hide it
         waiting_on = {pending[fp] for h in guarded.held if (fp := h.change.fingerprint()) in pending}
         if any(h.reason != WAITING for h in new_holds):

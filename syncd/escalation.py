@@ -8,7 +8,8 @@ change at once, and of any other problem that failed `failed_runs_before_escalat
 row or stayed open past `escalate_after` (`hold_escalate_after` for a hold).
 
 Deduplication lives in the database, not in the object: a problem is a row, and each notice
-(open, each reminder, resolved; per level) has a deterministic id whose delivery is recorded per
+(open, each reminder, resolved; per level) has a deterministic id, derived from the problem's random
+token (never its row id, which a restored state hands out again), whose delivery is recorded per
 channel. A new `Escalation` on the same store (a daemon restart) therefore sends nothing twice,
 and a notice that went out just before a crash goes out again under the same id, which every
 channel passes on so the receiver can drop it. A notice no channel delivered is tried again after
@@ -19,6 +20,7 @@ The clock is an argument: nothing here reads the time, so tests run days in micr
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +33,7 @@ import structlog
 from syncd.apply import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
 from syncd.config import Config, EscalationConfig
 from syncd.messages import (
+    CHANGE_KINDS,
     DIGEST_MOVES,
     GROUP_SEPARATOR,
     LIST_SEPARATOR,
@@ -43,26 +46,38 @@ from syncd.notice import Delivery, Kind, Level, Notice, Notifier, Recipient, Sta
 from syncd.state.models import NoticeRow, ProblemRow
 from syncd.state.problems import Attempts, FailedEntry, Move, Problems, utc
 from syncd.state.store import StateStore, aware
-from syncd.workdays import add_workdays, calendar_covers
+from syncd.workdays import add_workdays, is_workday, uncovered_years
 
 log = structlog.get_logger(__name__)
 
 HEALTHY_OUTCOMES = ("success", "held")
 FAILED_OUTCOMES = ("failed", "partial", "crashed")
-# An authentication, signature or scope failure: nothing works until someone fixes the key or the grant.
-AUTH_CATEGORIES = ("auth", "scope")
+# The gateway refusing the app itself (key, signature, clock): nothing works until someone fixes them.
+AUTH_CATEGORIES = ("auth",)
+# A refusal that may be about one record rather than the app: `300037` on a person whose mobile
+# belongs to someone in another unit names that unit's organisation; only a refusal naming the
+# unit's own organisations (or none) means the app lost its grant.
+SCOPE_CATEGORY = "scope"
+# The gateway not answering: a run failing only for these is an outage of the contacts service.
+OUTAGE_CATEGORIES = ("unavailable", "throttled", "stopped")
+_ORGANIZATION_CODE = re.compile(r"GO_[0-9A-Za-z]+")
 # Problems about the runs themselves: they clear only when a run succeeds (or holds) again.
 RUN_KINDS = ("run_failed", "auth_failed", "quarantined")
 # Level 2 hears of these at once; level 1 hears of them too (its admins are the ones who can fix them).
 LEVEL_2_AT_ONCE = ("auth_failed", "overdue")
-# Data and calendar problems are recalled once a day, never more often: one digest a day, not one a cycle.
-DAILY_KINDS = ("records", "calendar")
+# One record's problem: level 2 hears of it only through the change's deadline (an `overdue` problem).
+RECORD_KINDS = ("refused",)
+# Data problems are recalled once a day, never more often: one digest a day, not one a cycle; level 2
+# is reminded at most daily of anything; a missing calendar year at most weekly (it stays for months).
+DAILY_KINDS = ("records", "refused")
+WEEKLY_KINDS = ("calendar",)
 DAILY = timedelta(days=1)
+WEEKLY = timedelta(days=7)
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
 DIGEST_WINDOW = timedelta(days=7)
-# A notice's sequence number: the problem's row id (a key comes back after it resolves, its notices
-# must not share ids with the earlier problem's) and the reminder number (0 for open and resolved).
+# A legacy notice's sequence number (problems made before migration 0004, which have no token): the
+# problem's row id and the reminder number (0 for open and resolved).
 SEQUENCE_STRIDE = 100_000
 LISTED = 20  # ids listed in a notice; the rest are counted
 MAX_SUBJECTS = 1000  # ids kept on a problem
@@ -78,6 +93,15 @@ class HeldRun:
     run_id: str
     started_at: datetime
     changes: int
+    entries: tuple[FailedEntry, ...] = ()  # the held changes: kind, subject, the guard's reason (category)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldLimits:
+    """The `[safety]` thresholds a hold notice names."""
+
+    max_deactivations: int
+    max_deactivation_share: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,9 @@ class OverdueChange:
     due: date
     state: str
     run_id: str
+    detected: datetime | None = None  # when the cycle found HR's change
+    # The due date counts days of a year whose holidays nobody told the calendar: it may be wrong.
+    unknown_calendar: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +126,8 @@ class Facts:
     run_id: str | None = None  # the latest finished whole-unit run
     outcome: str | None = None  # success | partial | failed | held | crashed
     failed_in_a_row: int = 0
-    failed: tuple[FailedEntry, ...] = ()  # the latest run's changes that did not land
+    failed: tuple[FailedEntry, ...] = ()  # the latest run's changes that did not land, for a cause of the run
+    refused: tuple[FailedEntry, ...] = ()  # … and those the gateway refused for a cause in that one record
     auth_failed: bool = False
     quarantined: bool = False
     rejected: int = 0
@@ -112,34 +140,55 @@ class Facts:
 
     @property
     def failing(self) -> bool:
-        """Whether the latest cycle failed."""
-        return self.cycle_error is not None or self.outcome in FAILED_OUTCOMES
+        """Whether the latest cycle failed (a run whose only failures are refused records did not)."""
+        if self.cycle_error is not None:
+            return True
+        return self.outcome in FAILED_OUTCOMES and not (self.outcome == "partial" and not self.failed)
 
     @property
     def healthy(self) -> bool:
         """Whether the latest cycle worked: the problems of failing runs clear."""
-        return self.cycle_error is None and self.outcome in HEALTHY_OUTCOMES
+        return self.cycle_error is None and (self.outcome in HEALTHY_OUTCOMES
+                                             or (self.outcome == "partial" and not self.failed))
 
 
 def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | None = None,
-                 cycle_error: str | None = None) -> Facts:
-    """Read the facts the rules need from the state; `today` in the unit's time zone."""
+                 cycle_error: str | None = None, root_organization_code: str | None = None,
+                 timezone: str = "Asia/Shanghai") -> Facts:
+    """Read the facts the rules need from the state; `today` in the unit's time zone (`timezone`).
+
+    `root_organization_code` (`unit.root_organization_code`) tells a scope refusal of the unit's own
+    node, which is the app's, from one naming another unit's, which is one record's.
+    """
     escalation = escalation or EscalationConfig()
     problems = Problems(store)
-    held = tuple(HeldRun(run_id, aware(started), count) for run_id, started, count in store.held_runs())
-    overdue = tuple(OverdueChange(e.kind, e.subject, e.due_at, e.state, e.run_id) for e in store.overdue(today))
+    runs = store.held_runs()
+    entries = problems.held_entries([run_id for run_id, _, _ in runs])
+    held = tuple(HeldRun(run_id, aware(started), count, tuple(entries.get(run_id, ())))
+                 for run_id, started, count in runs)
+    zone = ZoneInfo(timezone)
+    overdue = tuple(
+        OverdueChange(e.kind, e.subject, e.due_at, e.state, e.run_id, aware(e.detected_at),
+                      bool(uncovered_years(aware(e.detected_at).astimezone(zone).date(), e.due_at,
+                                           escalation.workday_overrides_complete)))
+        for e in store.overdue(today))
     facts = Facts(today=today, held=held, overdue=overdue, cycle_error=cycle_error,
                   uncovered_years=_uncovered_years(today, escalation))
     last = store.last_unit_run()
     if last is None:
         return facts
     failed = tuple(problems.failed_entries(last.id))
-    auth = any(entry.category in AUTH_CATEGORIES for entry in failed)
+    refused: tuple[FailedEntry, ...] = ()
+    if any(entry.category == SCOPE_CATEGORY for entry in failed):
+        ours = {*problems.organization_codes(), *([root_organization_code] if root_organization_code else [])}
+        refused = tuple(entry for entry in failed if _refuses_one_record(entry, ours))
+        failed = tuple(entry for entry in failed if entry not in refused)
+    auth = any(entry.category in AUTH_CATEGORIES or entry.category == SCOPE_CATEGORY for entry in failed)
     by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
     counts = last.counts or {}
     return replace(
         facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
-        failed=failed, auth_failed=auth,
+        failed=failed, refused=refused, auth_failed=auth,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
         quarantined=last.outcome == "failed" and not auth and not by_signal,
@@ -147,15 +196,22 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     )
 
 
+def _refuses_one_record(entry: FailedEntry, ours: set[str]) -> bool:
+    """Whether a failure is a scope refusal naming only organisations outside the unit (one record's cause)."""
+    if entry.category != SCOPE_CATEGORY:
+        return False
+    named = set(_ORGANIZATION_CODE.findall(entry.message))
+    return bool(named) and not named & ours
+
+
 def _uncovered_years(today: date, escalation: EscalationConfig) -> tuple[int, ...]:
     """Years a change detected today may count working days in that the calendar does not know.
 
-    A year the operator wrote `workday_overrides` for counts as covered: that is what they are for.
+    A year counts as covered by `workday_overrides` only when the operator lists it in
+    `workday_overrides_complete`: one override date does not tell every holiday of its year.
     """
     horizon = add_workdays(today, escalation.deadline_workdays, escalation.workday_overrides)
-    overridden = {day.year for day in escalation.workday_overrides}
-    return tuple(sorted(year for year in {today.year, horizon.year}
-                        if not calendar_covers(year) and year not in overridden))
+    return uncovered_years(today, horizon, escalation.workday_overrides_complete)
 
 
 # -- findings: what should be open now -----------------------------------------------------------
@@ -172,15 +228,18 @@ class Finding:
     action: str
     affects: str = ""
     subjects: tuple[str, ...] = ()
+    since: str | None = None  # when it started, if not when the problem opened (HR's change, for a deadline)
+    unit: str = ""
+    heading: str | None = None  # the title's name of the problem, when not its kind's (an outage)
 
     @property
     def title(self) -> str:
-        """The open notice's title."""
-        return notice_title("open", self.kind)
+        """The open notice's title (the unit's name in it)."""
+        return notice_title("open", self.kind, self.unit, self.heading)
 
     def text(self, since: str) -> str:
         """The level-1 open notice: what happened, since when, what it affects, what to do."""
-        lines = [self.what, notice_text("open.since", since=since)]
+        lines = [self.what, notice_text("open.since", since=self.since or since)]
         if self.affects:
             lines.append(notice_text("open.affects", affects=self.affects))
         lines.append(notice_text("open.action", action=self.action))
@@ -191,8 +250,11 @@ class Finding:
 _STILL_OPEN = Finding("run_failed", "-", 1, "", "")
 
 
-def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str]) -> dict[str, Finding]:
+def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str],
+             timezone: str = "Asia/Shanghai", limits: HoldLimits | None = None,
+             console: str | None = None) -> dict[str, Finding]:
     """The problems the facts show, by key; a run problem still open stays while runs keep failing."""
+    zone = ZoneInfo(timezone)
     found: dict[str, Finding] = {}
     still = set(open_keys) if not facts.healthy else set()
 
@@ -204,8 +266,9 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     if facts.auth_failed and facts.outcome in FAILED_OUTCOMES:
         add(Finding("auth_failed", "auth_failed", 2, notice_text("auth_failed.what", unit=unit, run=run),
                     notice_text("auth_failed.action"), _affects(failed), _subjects(failed)))
+    # One outage is one problem: a quarantined run and a failed or partial one share the key.
     if facts.quarantined:
-        add(Finding("quarantined", "quarantined", 1, notice_text("quarantined.what", unit=unit, run=run),
+        add(Finding("quarantined", "run_failed", 1, notice_text("quarantined.what", unit=unit, run=run),
                     notice_text("quarantined.action"), _affects(failed), _subjects(failed)))
     if facts.cycle_error is not None:
         add(Finding("run_failed", "run_failed", 1, notice_text("not_run.what", unit=unit, error=facts.cycle_error),
@@ -213,13 +276,27 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     elif facts.failing and not facts.auth_failed and not facts.quarantined:
         in_a_row = (notice_text("run_failed.in_a_row", count=facts.failed_in_a_row)
                     if facts.failed_in_a_row > 1 else "")
-        outcome = RUN_OUTCOMES.get(facts.outcome or "", RUN_OUTCOMES["failed"])
-        add(Finding("run_failed", "run_failed", 1,
-                    notice_text("run_failed.what", unit=unit, outcome=outcome, run=run, in_a_row=in_a_row),
-                    notice_text("run_failed.action"), _affects(failed), _subjects(failed)))
-    for held in facts.held:
-        add(Finding("held", f"held:{held.run_id}", 1, notice_text("held.what", unit=unit, run=held.run_id),
-                    notice_text("held.action", run=held.run_id), notice_text("held.affects", changes=held.changes)))
+        if failed and all(entry.category in OUTAGE_CATEGORIES for entry in failed):
+            add(Finding("run_failed", "run_failed", 1,
+                        notice_text("outage.what", unit=unit, run=run, in_a_row=in_a_row),
+                        notice_text("outage.action"), _affects(failed), _subjects(failed),
+                        heading=notice_text("outage.title")))
+        else:
+            outcome = RUN_OUTCOMES.get(facts.outcome or "", RUN_OUTCOMES["failed"])
+            add(Finding("run_failed", "run_failed", 1,
+                        notice_text("run_failed.what", unit=unit, outcome=outcome, run=run, in_a_row=in_a_row),
+                        notice_text("run_failed.action"), _affects(failed), _subjects(failed)))
+    for entry in facts.refused:
+        if f"refused:{entry.subject}" in found:
+            continue
+        person = entry.kind not in DEPARTMENT_KINDS
+        add(Finding("refused", f"refused:{entry.subject}", 1,
+                    notice_text("refused.what", unit=unit, change=CHANGE_KINDS.get(entry.kind, entry.kind),
+                                subject=_ids_text([(entry.kind, entry.subject)]), run=run),
+                    notice_text("refused.action.person" if person else "refused.action.department"),
+                    notice_text("refused.affects", workdays=deadline_workdays), (entry.subject,)))
+    if facts.held:
+        add(_held(facts.held, unit, limits, console))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
                     notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),
@@ -228,11 +305,16 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     for change in facts.overdue:
         by_due[change.due].append(change)
     for due, changes in sorted(by_due.items()):
-        add(Finding("overdue", f"overdue:{due.isoformat()}", 2,
-                    notice_text("overdue.what", unit=unit, count=len(changes), workdays=deadline_workdays,
-                                due=due.isoformat()),
+        detected = min((c.detected for c in changes if c.detected is not None), default=None)
+        found_at = detected.astimezone(zone).strftime("%Y-%m-%d %H:%M") if detected else None
+        what = notice_text("overdue.what", unit=unit, count=len(changes), workdays=deadline_workdays,
+                           due=due.isoformat(),
+                           detected=notice_text("overdue.detected", detected=found_at) if found_at else "")
+        if any(c.unknown_calendar for c in changes):
+            what += notice_text("overdue.unknown_calendar")
+        add(Finding("overdue", f"overdue:{due.isoformat()}", 2, what,
                     notice_text("overdue.action"), _ids_text([(c.kind, c.subject) for c in changes]),
-                    tuple(sorted({c.subject for c in changes}))))
+                    tuple(sorted({c.subject for c in changes})), found_at))
     for year in facts.uncovered_years:
         add(Finding("calendar", f"calendar:{year}", 1, notice_text("calendar.what", unit=unit, year=year),
                     notice_text("calendar.action", year=year),
@@ -240,7 +322,40 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     for key in still - set(found):
         if key.split(":", 1)[0] in RUN_KINDS:
             found[key] = _STILL_OPEN  # runs still fail: the problem stays open as last described
-    return found
+    return {key: finding if finding is _STILL_OPEN else replace(finding, unit=unit) for key, finding in found.items()}
+
+
+def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None, console: str | None) -> Finding:
+    """One problem for every undecided hold: the newest run holds the whole set (older ones are from
+    before holds were joined), so level 2 hears of a waiting decision once, however often it grows."""
+    runs = [h.run_id for h in held]
+    entries = [entry for h in held for entry in h.entries]
+    by_reason: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        by_reason[entry.category or ""] += 1
+    reasons = []
+    for reason, count in sorted(by_reason.items()):
+        if reason == "mass_deactivation" and limits is not None:
+            reasons.append(notice_text("held.reason.mass_deactivation", count=count, max=limits.max_deactivations,
+                                       share=f"{limits.max_deactivation_share:.0%}"))
+        elif reason == "structure":
+            reasons.append(notice_text("held.reason.structure", count=count))
+        else:
+            reasons.append(notice_text("held.reason.other", count=count, reason=reason))
+    ids = notice_text("held.ids", ids=_ids_text([(e.kind, e.subject) for e in entries])) if entries else ""
+    affects = notice_text("held.affects", changes=sum(h.changes for h in held), ids=ids)
+    commands = LIST_SEPARATOR.join(
+        notice_text("held.command", run=run, link=console_link(console, f"/held/{run}/approve")) for run in runs)
+    return Finding("held", "held", 1,
+                   notice_text("held.what", unit=unit, run=LIST_SEPARATOR.join(runs),
+                               reasons=GROUP_SEPARATOR.join(reasons)),
+                   notice_text("held.action", commands=commands), affects,
+                   tuple(dict.fromkeys(e.subject for e in entries))[:MAX_SUBJECTS])
+
+
+def console_link(console: str | None, path: str) -> str:
+    """`（控制台：URL）` beside a command, when `api.public_url` is set; else nothing."""
+    return notice_text("console_link", url=console.rstrip("/") + path) if console else ""
 
 
 def _subjects(failed: Iterable[FailedEntry]) -> tuple[str, ...]:
@@ -343,11 +458,19 @@ class Escalation:
         self._store = store
         self._problems = Problems(store)
         self._escalation = config.escalation
+        self._timezone = config.schedule.timezone
+        self._limits = HoldLimits(config.safety.max_deactivations, config.safety.max_deactivation_share)
         self._zone = ZoneInfo(config.schedule.timezone)
         self._notifiers = list(notifiers)
         self._unit = unit_name
         self._recipients: dict[int, tuple[Recipient, ...]] = {
             1: recipients_of(config.escalation.unit_admins), 2: recipients_of(config.escalation.higher_admins)}
+        # The Article 11 digest is for the admins of work groups; the unit's admins when none are named.
+        self._digest_recipients = recipients_of(config.escalation.work_group_admins) or self._recipients[1]
+        self._console = config.api.public_url
+        self._contacts = LIST_SEPARATOR.join(
+            notice_text("contact", name=admin.name, contact=admin.contact) if admin.contact else admin.name
+            for admin in config.escalation.unit_admins)
 
     # -- the views, for the daemon's API and metrics --
 
@@ -392,7 +515,7 @@ class Escalation:
         row = self._problems.by_key(key)
         if row is None:
             moves = self._problems.moves(moment - DIGEST_WINDOW, moment)
-            if not moves or not self._reaches(1):
+            if not moves or not (self._notifiers and (self._digest_recipients or self._reaches(1))):
                 return []
             title, text = self._digest_text(moves, moment)
             row = self._problems.add(ProblemRow(
@@ -424,24 +547,28 @@ class Escalation:
                 return notice_text("digest.department_named", id=hr_id, name=names[hr_id])
             return notice_text("digest.department_id", id=hr_id)
 
+        def destination(hr_id: str) -> str:
+            return notice_text("digest.destination_named", name=names[hr_id], id=hr_id) if hr_id in names else hr_id
+
         lines: dict[str | None, list[str]] = defaultdict(list)
         for move in moves:
-            to = notice_text("digest.move_to", department=move.to_department) if move.to_department else ""
-            lines[move.department].append(notice_text("digest.move", move=DIGEST_MOVES[move.kind],
-                                                      employee_id=move.employee_id, to=to))
+            to = notice_text("digest.move_to", department=destination(move.to_department)) if move.to_department else ""
+            kind = DIGEST_MOVES.get(f"{move.kind}:{move.status}", DIGEST_MOVES[move.kind])
+            lines[move.department].append(notice_text("digest.move", move=kind, employee_id=move.employee_id, to=to))
         text = [notice_text("digest.head", unit=self._unit, start=self._local(moment - DIGEST_WINDOW),
                             end=self._local(moment), people=len({move.employee_id for move in moves}))]
         for hr_id in sorted(lines, key=lambda d: (d is None, d or "")):
             text.append(notice_text("digest.department", department=department(hr_id),
                                     moves=GROUP_SEPARATOR.join(lines[hr_id])))
-        return notice_title("open", "digest"), "\n".join(text)
+        return notice_title("open", "digest", self._unit), "\n".join(text)
 
     def _reconcile(self, now: datetime, facts: Facts) -> None:
         """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction."""
         escalation = self._escalation
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
-            found = findings(facts, self._unit, escalation.deadline_workdays, rows)
+            found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone, self._limits,
+                             self._console)
             for key, finding in found.items():
                 row = rows.get(key)
                 if finding is _STILL_OPEN:
@@ -470,6 +597,8 @@ class Escalation:
 
     def _escalation_reason(self, row: ProblemRow, now: datetime, facts: Facts) -> str | None:
         escalation = self._escalation
+        if row.kind in RECORD_KINDS:
+            return None  # the change's deadline brings it to level 2, as an overdue change
         if row.kind in RUN_KINDS and facts.failed_in_a_row >= escalation.failed_runs_before_escalation:
             return "failed_in_a_row"
         after = escalation.duration("hold_escalate_after" if row.kind == "held" else "escalate_after")
@@ -486,13 +615,10 @@ class Escalation:
                                           or any(n.channel == "webhook" for n in self._notifiers))
 
     def _notify_open(self, row: ProblemRow, now: datetime, facts: Facts) -> list[Delivery]:
-        """The open notice to each level the problem has reached, then a reminder when one is due."""
+        """The open notice to each level the problem has reached, then a reminder to each where one is due."""
         deliveries: list[Delivery] = []
         attempts = self._problems.attempts(row.id)
         told: list[int] = []
-        # From the attempts, not only the row: a crash after a send and before its bookkeeping
-        # must not leave a problem without reminders.
-        last = max((a.last_tried for a in attempts.values() if a.delivered), default=None)
         for level in self._levels(row):
             title, text = self._open_text(row, level, now, facts)
             sent, delivered = self._send_once(row, level, "open", 0, title, text, now, attempts)
@@ -502,21 +628,41 @@ class Escalation:
             told.append(level)
             escalated = level == 2 and row.escalated_at is None
             if sent or escalated:
-                last = now if sent else last
-                self._problems.noticed(row.id, last or now, escalated=escalated)
-        interval = max(self._escalation.duration("reminder_every"), DAILY if row.kind in DAILY_KINDS else timedelta())
-        if row.acknowledged_at is not None or not told or last is None or now - last < interval:
+                self._problems.noticed(row.id, now, escalated=escalated)
+        if row.acknowledged_at is not None or not told or not self._within_reminder_hours(now):
             return deliveries
-        number = row.reminders + 1
-        reminded = False
+        # From the attempts, not only the row: a crash after a send and before its bookkeeping must
+        # not leave a problem without reminders. Each level keeps its own pace.
+        attempts = self._problems.attempts(row.id)
         for level in told:
-            title, text = self._reminder_text(row, number, now)
+            heard = [a for a in attempts.values() if a.level == level and a.delivered]
+            last = max((a.last_tried for a in heard), default=None)
+            if last is None or now - last < self._reminder_interval(row, level):
+                continue
+            number = 1 + sum(1 for a in heard if a.state == "reminder")
+            title, text = self._reminder_text(row, level, number, now)
             sent, delivered = self._send_once(row, level, "reminder", number, title, text, now, attempts)
             deliveries += sent
-            reminded = reminded or delivered
-        if reminded:
-            self._problems.noticed(row.id, now, reminders=number)
+            if delivered:
+                self._problems.noticed(row.id, now, reminders=max(row.reminders, number))
         return deliveries
+
+    def _reminder_interval(self, row: ProblemRow, level: int) -> timedelta:
+        interval = self._escalation.duration("reminder_every")
+        if row.kind in DAILY_KINDS or level == 2:
+            interval = max(interval, DAILY)
+        if row.kind in WEEKLY_KINDS:
+            interval = max(interval, WEEKLY)
+        return interval
+
+    def _within_reminder_hours(self, now: datetime) -> bool:
+        """Whether a reminder may go out now: within `reminder_hours`, on a working day when so configured."""
+        local = now.astimezone(self._zone)
+        start, end = self._escalation.reminder_window()
+        if not start <= local.hour * 60 + local.minute < end:
+            return False
+        return not self._escalation.reminders_on_workdays or is_workday(local.date(),
+                                                                       self._escalation.workday_overrides)
 
     def _notify_resolved(self, row: ProblemRow, now: datetime) -> list[Delivery]:
         """The resolved notice to each level that was told the problem opened."""
@@ -535,10 +681,11 @@ class Escalation:
         attempts = self._problems.attempts(row.id) if attempts is None else attempts
         notice = Notice.create(
             unit=self._unit, level=cast(Level, level), kind=cast(Kind, row.kind), key=row.key, state=state,
-            sequence=row.id * SEQUENCE_STRIDE + number, title=title, text=text,
+            sequence=_sequence(row, number), title=title, text=text,
             since=aware(row.opened_at).astimezone(self._zone), subjects=row.subjects or (),
-            recipients=self._recipients[level])
+            recipients=self._digest_recipients if row.kind == "digest" else self._recipients[level])
         tried = attempts.get(notice.id)
+        notice = replace(notice, resend=tried is not None)
         if tried is not None and (tried.delivered or now - tried.last_tried < RETRY_AFTER):
             return [], tried.delivered
         deliveries = send_first(self._notifiers, notice)  # no transaction is open here
@@ -548,28 +695,39 @@ class Escalation:
         return deliveries, any(d.ok for d in deliveries)
 
     def _id(self, row: ProblemRow, level: int, state: str, number: int) -> str:
-        return notice_id(self._unit, level, row.key, state, row.id * SEQUENCE_STRIDE + number)
+        return notice_id(self._unit, level, row.key, state, _sequence(row, number))
 
     # -- texts --
 
     def _open_text(self, row: ProblemRow, level: int, now: datetime, facts: Facts) -> tuple[str, str]:
-        if level == 1 or row.kind in LEVEL_2_AT_ONCE:
+        if level == 1:
             return row.title, row.text
+        if row.kind in LEVEL_2_AT_ONCE:
+            return row.title, self._with_contacts(row.text)
         in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
-        return (notice_title("escalated", row.kind),
-                notice_text("escalated", unit=self._unit, open_for=_duration(now - aware(row.opened_at)),
-                            in_a_row=in_a_row, text=row.text))
+        return (notice_title("escalated", row.kind, self._unit),
+                self._with_contacts(notice_text("escalated", unit=self._unit, in_a_row=in_a_row, text=row.text,
+                                                open_for=_duration(now - aware(row.opened_at)))))
 
-    def _reminder_text(self, row: ProblemRow, number: int, now: datetime) -> tuple[str, str]:
+    def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime) -> tuple[str, str]:
         # Never the open text again: the platform delivers the same content to a person once a day.
-        return (notice_title("reminder", row.kind),
-                notice_text("reminder", number=number, open_for=_duration(now - aware(row.opened_at)),
-                            text=row.text, key=row.key))
+        open_for = _duration(now - aware(row.opened_at))
+        if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
+            return (notice_title("reminder", row.kind, self._unit),
+                    self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
+                                                    open_for=open_for, text=row.text)))
+        return (notice_title("reminder", row.kind, self._unit),
+                notice_text("reminder", number=number, open_for=open_for, text=row.text, key=row.key,
+                            link=console_link(self._console, "/")))
+
+    def _with_contacts(self, text: str) -> str:
+        """A level-2 text with the unit admins to call, as configured."""
+        return f"{text}\n{notice_text('contacts', contacts=self._contacts)}" if self._contacts else text
 
     def _resolved_text(self, row: ProblemRow) -> tuple[str, str]:
         opened, resolved = aware(row.opened_at), aware(row.resolved_at or row.opened_at)
-        return (notice_title("resolved", row.kind),
+        return (notice_title("resolved", row.kind, self._unit),
                 notice_text("resolved", unit=self._unit, what=PROBLEM_TITLES[row.kind], key=row.key,
                             opened=self._local(opened), resolved=self._local(resolved),
                             duration=_duration(resolved - opened)))
@@ -584,6 +742,13 @@ class _Never:
 
 
 _NEVER = _Never()
+
+
+def _sequence(row: ProblemRow, number: int) -> str:
+    """What a notice's id derives from besides unit, level, key and state: the problem's token and the number."""
+    if row.token is None:  # made before migration 0004: its notices went out under these ids
+        return str(row.id * SEQUENCE_STRIDE + number)
+    return f"{row.token}:{number}"
 
 
 def _maybe(moment: datetime | None) -> datetime | None:

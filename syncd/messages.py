@@ -220,16 +220,19 @@ REPORT_PARTIAL = "警告：人事数据源未能读到末尾，本报告不完�
 
 # -- the escalation notices (`syncd.escalation`) --------------------------------------------------
 
-NOTICE_TITLE_PREFIX = "【郑政钉同步】"
+NOTICE_TITLE_PREFIX = "【郑政钉同步·{unit}】"  # the unit in every title and email subject
 # What each kind of problem is, as a notice's title and its resolved notice name it.
 PROBLEM_TITLES: dict[str, str] = {
     "run_failed": "同步失败", "auth_failed": "接口认证失败", "held": "同步待审批", "records": "人事数据待修正",
+    "refused": "变更被通讯录拒绝",
     "overdue": "变更逾期未入通讯录", "quarantined": "同步熔断中止", "calendar": "工作日历缺少年份",
     "digest": "近一周人员调动和离职",
     "test": "测试通知",
 }
 # A person's move, as the weekly digest (Article 11) lists it.
-DIGEST_MOVES: dict[str, str] = {"transfer": "调出", "transfer_out": "调离本单位", "leave": "离职"}
+# A leave by the 人员状态 it came from (退休, 离职, 死亡); absent from a complete HR read reads as 离职.
+DIGEST_MOVES: dict[str, str] = {"transfer": "调出", "transfer_out": "调离本单位", "leave": "离职",
+                                "leave:退休": "退休", "leave:离职": "离职", "leave:死亡": "死亡"}
 # `str.format` templates; a failed run's outcome (`run_failed.what`'s `{outcome}`) is its RUN_OUTCOMES entry.
 NOTICES: dict[str, str] = {
     # Titles: `{prefix}` is NOTICE_TITLE_PREFIX, `{what}` the problem's PROBLEM_TITLES entry.
@@ -252,13 +255,32 @@ NOTICES: dict[str, str] = {
     "run_failed.what": "{unit}：同步{outcome}（运行 {run}{in_a_row}）。",
     "run_failed.in_a_row": "，已连续失败 {count} 次",
     "run_failed.action": "请运行 syncd status 查看失败原因并排除（网关、网络或数据）；下一次同步会自动重试。",
-    "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批。",
-    "held.affects": "{changes} 项变更暂未写入通讯录。",
-    "held.action": "请核对后运行 syncd approve {run} 或 syncd reject {run}。",
+    # A run whose every failure is the gateway not answering (HTTP 5xx, timeouts, throttling).
+    "outage.title": "通讯录服务不可用",
+    "outage.what": "{unit}：通讯录服务不可用，变更暂时无法写入（运行 {run}{in_a_row}）。",
+    "outage.action": "请检查本机到郑政钉网关的网络，或向平台确认服务状态；恢复后下一次同步会自动补上。",
+    "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批：{reasons}。",
+    "held.reason.mass_deactivation": "{count} 项停用（离职、退休、调离）超过安全阈值"
+                                     "（safety.max_deactivations = {max} 人或在职人数的 {share}）",
+    "held.reason.structure": "{count} 项部门结构变更按 safety.structure_changes = \"hold\" 须经审批",
+    "held.reason.other": "{count} 项变更（{reason}）",
+    "held.affects": "{changes} 项变更暂未写入通讯录{ids}。",
+    "held.ids": "：{ids}",
+    "held.command": "syncd approve {run} 或 syncd reject {run}{link}",
+    "held.action": "请核对后运行 {commands}；暂缓期间新增的变更会并入同一次审批，只需审批最新一次运行。",
+    "refused.what": "{unit}：{subject} 的变更（{change}）被通讯录拒绝：涉及其他单位的组织，超出本应用的管理范围"
+                    "（运行 {run}）；其他变更不受影响。",
+    "refused.affects": "这项变更未写入通讯录；{workdays} 个工作日时限到期仍未解决的，将上报上级管理员。",
+    "refused.action.person": "手机号已被其他单位人员使用：请核对该人员在人事数据中的手机号，填错的请人事部门更正；"
+                             "确为同一人的，请联系其所在单位的管理员将其调出或释放，之后下一次同步会自动重试。",
+    "refused.action.department": "该部门涉及其他单位的组织：请核对人事数据中的上级部门；"
+                                 "修正后下一次同步会自动重试。",
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
-    "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（截止 {due}）仍未进入通讯录。",
+    "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（{detected}截止 {due}）仍未进入通讯录。",
+    "overdue.detected": "人事变更发现于 {detected}，",
+    "overdue.unknown_calendar": "截止日期涉及工作日历未知的年份，按周一至周五推算，可能有误。",
     "overdue.action": "请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。",
     "calendar.what": "{unit}：工作日历（chinese-calendar）没有 {year} 年的法定节假日和调休，"
                      "截止日期暂按周一至周五计算。",
@@ -274,12 +296,18 @@ NOTICES: dict[str, str] = {
     "ids.departments_more": " 等 {count} 个",
     # Later notices about an open problem; `{text}` is its open notice's text, `{open_for}` a `duration.*`.
     "escalated": "上报：{unit}的以下问题已持续{open_for}{in_a_row}，本单位管理员尚未解决，请督促处理。\n{text}",
+    # Level 2 cannot run commands on the unit's server: it is told whom to call there.
+    "contacts": "本单位联系人：{contacts}",
+    "contact": "{name}（{contact}）",
+    "reminder.higher": "提醒（第 {number} 次）：{unit}的以下问题已持续{open_for}，仍未解决，请督促本单位处理。\n{text}",
+    # A console page beside a command, when api.public_url is set.
+    "console_link": "（控制台：{url}）",
     "escalated.in_a_row": "，同步已连续失败 {count} 次",
     "reminder": "提醒（第 {number} 次）：以下问题已持续{open_for}，仍未解决。\n{text}\n"
-                "如已知悉并在处理，可运行 syncd ack {key} 停止提醒。",
+                "如已知悉并在处理，可运行 syncd ack {key} 停止提醒{link}。",
     "resolved": "已解决：{unit}的“{what}”问题（{key}）。\n开始：{opened}，解决：{resolved}，持续{duration}。",
     # The weekly digest (郑审〔2021〕44号 Article 11): a heading, then one line per department.
-    "digest.head": "{unit}：{start} 至 {end} 共 {people} 人调动或离职，"
+    "digest.head": "{unit}：{start} 至 {end} 共 {people} 人调动、调离、退休、离职或去世，"
                    "请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。",
     "digest.department": "{department}：{moves}",
     "digest.department_id": "部门 {id}",
@@ -287,6 +315,7 @@ NOTICES: dict[str, str] = {
     "digest.department_unknown": "部门不详",
     "digest.move": "{move} {employee_id}{to}",
     "digest.move_to": "（至 {department}）",
+    "digest.destination_named": "{name} {id}",
     # How long a problem has been open: `1天4小时`, `3小时20分钟`, `45分钟`.
     "duration.days": "{days}天",
     "duration.hours": "{hours}小时",
@@ -299,6 +328,8 @@ def notice_text(key: str, /, **params: object) -> str:
     return NOTICES[key].format(**params)
 
 
-def notice_title(state: str, kind: str) -> str:
-    """A notice's title: `state` is open, reminder, escalated or resolved; `kind` the problem's kind."""
-    return notice_text(f"title.{state}", prefix=NOTICE_TITLE_PREFIX, what=PROBLEM_TITLES[kind])
+def notice_title(state: str, kind: str, unit: str, what: str | None = None) -> str:
+    """A notice's title: `state` is open, reminder, escalated or resolved; `kind` the problem's kind
+    (`what` instead of its PROBLEM_TITLES entry when given)."""
+    return notice_text(f"title.{state}", prefix=NOTICE_TITLE_PREFIX.format(unit=unit),
+                       what=what or PROBLEM_TITLES[kind])

@@ -5,10 +5,12 @@ The engine builds a `Notice` and hands it to `send_first` with the notifiers of
 that cannot go one way goes another (the contacts API may be the very thing that is down).
 Channels live in `connectors/notify/`; this module knows none of them.
 
-A notice's `id` is derived from what it says about which problem (unit, level, key, state and the
-engine's sequence number), never from the clock: sending the same notice again, after a crash or a
-failed attempt, gives the same id, and every channel passes it on (work notification `bizMsgId`,
-email `Message-ID`, webhook `id`) so that the receiver can drop the repeat.
+A notice's `id` is derived from which problem it is about (unit, level, key, state and the
+engine's `sequence`: the problem's random token and the notice's number), never from the clock nor
+from a database row id, which a restored state hands out again: sending the same notice again, after
+a crash or a failed attempt, gives the same id, and every channel passes it on (work notification
+`bizMsgId`, email `Message-ID`, webhook `id`) so that the receiver can drop the repeat. `resend`
+says an earlier attempt of that id is on record: only then is a receiver's "duplicate" a delivery.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from syncd.config import Admin
 
 log = structlog.get_logger(__name__)
 
-Kind = Literal["run_failed", "auth_failed", "held", "records", "overdue", "quarantined", "calendar", "digest", "test"]
+Kind = Literal["run_failed", "auth_failed", "held", "records", "refused", "overdue", "quarantined", "calendar",
+               "digest", "test"]
 State = Literal["open", "reminder", "resolved"]
 Level = Literal[1, 2]
 
@@ -51,11 +54,11 @@ def recipients_of(admins: Iterable[Admin]) -> tuple[Recipient, ...]:
     return tuple(Recipient(admin.name, admin.account_id, admin.email) for admin in admins)
 
 
-def notice_id(unit: str, level: int, key: str, state: str, sequence: int) -> str:
+def notice_id(unit: str, level: int, key: str, state: str, sequence: str) -> str:
     """The deterministic id of a notice: the same problem, level, state and sequence give the same id."""
     # The unit is part of it because units share a tenant, and bizMsgId is unique per tenant; the
     # level because the level-2 notice of a problem is a different message from its level-1 one.
-    text = "\x1f".join((unit, str(level), key, state, str(sequence)))
+    text = "\x1f".join((unit, str(level), key, state, sequence))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -74,6 +77,7 @@ class Notice:
     since: datetime
     subjects: tuple[str, ...] = ()
     recipients: tuple[Recipient, ...] = ()
+    resend: bool = False  # an earlier attempt of this id is recorded: a "duplicate" answer means delivered
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -90,14 +94,15 @@ class Notice:
 
     @classmethod
     def create(
-        cls, *, unit: str, level: Level, kind: Kind, key: str, state: State, sequence: int, title: str,
+        cls, *, unit: str, level: Level, kind: Kind, key: str, state: State, sequence: str, title: str,
         text: str, since: datetime, subjects: Iterable[str] = (), recipients: Iterable[Recipient] = (),
+        resend: bool = False,
     ) -> Notice:
         """A notice whose id is `notice_id(unit, level, key, state, sequence)`."""
         return cls(
             id=notice_id(unit, level, key, state, sequence), unit=unit, level=level, kind=kind, key=key,
             state=state, title=title, text=text, since=since, subjects=tuple(subjects),
-            recipients=tuple(recipients),
+            recipients=tuple(recipients), resend=resend,
         )
 
     def as_webhook_json(self) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Collection, Mapping
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import structlog
@@ -11,7 +13,7 @@ log = structlog.get_logger(__name__)
 _warned_years: set[int] = set()
 
 
-def is_workday(day: date, overrides: dict[date, bool] | None = None) -> bool:
+def is_workday(day: date, overrides: Mapping[date, bool] | None = None) -> bool:
     """Whether `day` is a working day: configured overrides, then the official calendar, then Mon–Fri."""
     if overrides and day in overrides:
         return overrides[day]
@@ -25,7 +27,7 @@ def is_workday(day: date, overrides: dict[date, bool] | None = None) -> bool:
         return day.weekday() < 5
 
 
-def add_workdays(start: date, days: int, overrides: dict[date, bool] | None = None) -> date:
+def add_workdays(start: date, days: int, overrides: Mapping[date, bool] | None = None) -> date:
     """The date `days` working days after `start` (the start day itself does not count)."""
     current = start
     remaining = days
@@ -43,3 +45,21 @@ def calendar_covers(year: int) -> bool:
     except NotImplementedError:
         return False
     return True
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The date of `moment` in `timezone` (`schedule.timezone`), never the host's zone."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a time with a zone is needed")
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def due_date(detected: datetime, days: int, timezone: str, overrides: Mapping[date, bool] | None = None) -> date:
+    """The due date of a change detected at `detected`: `days` working days after its date in `timezone`."""
+    return add_workdays(local_date(detected, timezone), days, overrides)
+
+
+def uncovered_years(start: date, end: date, complete: Collection[int] = ()) -> tuple[int, ...]:
+    """The years from `start` to `end` whose holidays neither chinese-calendar nor a complete override list knows."""
+    return tuple(year for year in range(start.year, end.year + 1)
+                 if not calendar_covers(year) and year not in complete)

@@ -6,11 +6,13 @@ to a recording notifier (and, in one test, to a real webhook receiver checking s
 
 from __future__ import annotations
 
+import json
+import time as time_module
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,24 +21,32 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from connectors.notify.webhook import WebhookNotifier
+from connectors.notify.work_notification import WorkNotifier
+from connectors.zzd.client import ContactsClient
+from connectors.zzd.simulator import SimAdmin
+from syncd.apply import Applier, ApplySettings
 from syncd.config import Config, EscalationConfig
 from syncd.escalation import (
     Escalation,
     Facts,
     HeldRun,
+    HoldLimits,
     OverdueChange,
     findings,
     gather_facts,
     open_counts,
     problems_json,
 )
-from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson
+from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
 from syncd.notice import Delivery, Notice, NoticeError, Recipient
+from syncd.state.admin import backup, restore
 from syncd.state.problems import FailedEntry
 from syncd.state.store import StateStore
+from syncd.target import TargetError
 from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
 from tests.test_sql_source import PG_URL
+from tests.zzd.conftest import admin, client, connect, server, tenant  # noqa: F401  (the simulator fixtures)
 
 CST = ZoneInfo("Asia/Shanghai")
 UNIT = "郑州市审计局"
@@ -104,15 +114,15 @@ def recorder() -> Recorder:
 
 
 def record_run(store: StateStore, outcome: str, failed: Sequence[str] = (), done: Sequence[str] = (),
-               category: str = "unavailable", detected: datetime | None = None, due: date = FAR,
-               counts: dict[str, int] | None = None) -> str:
-    """A finished whole-unit run whose joins of `failed` did not land and of `done` did."""
+               category: str = "invalid", detected: datetime | None = None, due: date = FAR,
+               counts: dict[str, int] | None = None, message: str = "invalid SIM-PARAM-INVALID") -> str:
+    """A finished whole-unit run whose joins of `failed` did not land (refused as invalid) and of `done` did."""
     run = store.start_run("schedule", "incremental", dry_run=False)
     changes = [Change(ChangeKind.JOIN, subject, {}, department="D0002") for subject in (*failed, *done)]
-    entries = store.journal_plan(run, changes, detected or at(2026, 9, 1), due)
+    entries = store.journal_plan(run, changes, (detected or at(2026, 9, 1)).astimezone(UTC), due)
     for (entry, _), change in zip(entries, changes, strict=True):
         if change.subject in failed:
-            store.mark_failed(entry, category, "HTTP 500")
+            store.mark_failed(entry, category, message)
         else:
             store.mark_done(entry)
     store.finish_run(run, outcome, counts or {})
@@ -167,7 +177,58 @@ def test_a_change_not_in_the_directory_at_its_due_time_gives_one_level_2_overdue
     assert notice.subjects == ("A000007",)
     assert notice.recipients == LEVEL_2
     assert "A000007" in notice.text and "A000008" not in notice.text
-    assert "（截止 2026-10-10）" in notice.text
+    assert "（人事变更发现于 2026-09-30 10:00，截止 2026-10-10）" in notice.text
+    assert "开始：2026-09-30 10:00" in notice.text  # when HR changed, not when it became overdue
+    assert "可能有误" not in notice.text  # 2026 is a year the calendar knows
+
+
+def test_on_a_utc_host_a_monday_morning_change_in_beijing_is_due_on_thursday_not_wednesday(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time_module.tzset()
+    try:
+        monday_7 = datetime(2026, 12, 7, 7, 0, tzinfo=CST)  # Sunday 23:00 on the host's clock
+        assert monday_7.astimezone().date() == date(2026, 12, 6)  # the host's zone really is UTC
+        settings = ApplySettings("D0001", "GO_root", timezone="Asia/Shanghai", clock=lambda: monday_7)
+        run = store.start_run("schedule", "incremental", dry_run=False)
+        Applier(cast(Any, RefusingTarget()), store, LinkState(), settings).apply(
+            run, Plan([Change(ChangeKind.JOIN, "A000007", {"mobile": "13800000007"}, department="D0001")]))
+        store.finish_run(run, "partial", {})
+        [entry] = store.overdue(date(2027, 1, 1))
+        assert entry.due_at == date(2026, 12, 10)  # Mon 7 → Tue, Wed, Thu: three working days
+        assert not store.overdue(date(2026, 12, 10))  # not overdue on its due day
+    finally:
+        monkeypatch.delenv("TZ")
+        time_module.tzset()
+
+
+class RefusingTarget:
+    """A directory that is down: every write fails, so the change stays open past its due date."""
+
+    def create_person(self, fields: dict[str, str], org_code: str) -> None:
+        raise TransientTargetError("down")
+
+
+class TransientTargetError(TargetError):
+    category = "unavailable"
+
+
+def test_one_override_date_does_not_make_a_year_known_only_a_complete_list_does(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    one = make_config(tmp_path, workday_overrides={"2027-01-01": False})
+    assert gather_facts(store, date(2027, 2, 8), one.escalation).uncovered_years == (2027,)
+    complete = make_config(tmp_path, workday_overrides={"2027-01-01": False}, workday_overrides_complete=[2027])
+    assert gather_facts(store, date(2027, 2, 8), complete.escalation).uncovered_years == ()
+
+    # A change detected in 2027 with one override: its overdue notice says the date may be wrong.
+    detected = at(2027, 2, 8, 10)
+    due = add_workdays(detected.date(), 3, one.escalation.workday_overrides)
+    record_run(store, "partial", failed=["A000007"], detected=detected, due=due)
+    engine(store, one, recorder).observe(at(2027, 2, 15), gather_facts(store, date(2027, 2, 15), one.escalation))
+    [overdue] = [n for n in recorder.sent if n.kind == "overdue" and n.level == 2]
+    assert f"截止 {due.isoformat()}" in overdue.text and "人事变更发现于 2027-02-08 10:00" in overdue.text
+    assert "工作日历未知的年份" in overdue.text
+    assert [n.key for n in recorder.sent if n.kind == "calendar"] == ["calendar:2027"]
 
 
 def test_a_change_done_before_its_due_time_is_never_overdue(store: StateStore, config: Config,
@@ -187,7 +248,7 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
     observe(engine(store, config, recorder), store, config, t0)
     assert recorder.take() == [(1, "run_failed", "open")]
     opened = recorder.last[0]
-    assert opened.title == "【郑政钉同步】同步失败"
+    assert opened.title == f"【郑政钉同步·{UNIT}】同步失败"
     assert opened.recipients == LEVEL_1
     assert opened.text.startswith(f"{UNIT}：同步部分失败")
     assert "开始：2026-10-12 09:00" in opened.text
@@ -211,12 +272,14 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
     assert recorder.take() == [(2, "run_failed", "open")]
     escalated = recorder.last[0]
     assert escalated.recipients == LEVEL_2
-    assert "同步已连续失败 3 次" in escalated.text and escalated.title == "【郑政钉同步】上报：同步失败"
+    assert "同步已连续失败 3 次" in escalated.text and escalated.title == f"【郑政钉同步·{UNIT}】上报：同步失败"
 
     observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=5, minutes=1))  # restarted
     assert recorder.take() == []
+    observe(escalation, store, config, t0 + timedelta(hours=8))
+    assert recorder.take() == [(1, "run_failed", "reminder")]  # level 2 is reminded at most daily
     observe(escalation, store, config, t0 + timedelta(hours=9))
-    assert recorder.take() == [(1, "run_failed", "reminder"), (2, "run_failed", "reminder")]
+    assert recorder.take() == []  # 18:00: reminders wait for working hours
 
     record_run(store, "success", done=["A000001", "A000002"])
     observe(escalation, store, config, t0 + timedelta(hours=10))
@@ -228,6 +291,50 @@ def test_a_failing_gateway_is_told_once_reminded_escalated_and_resolved_without_
     assert open_counts(store) == {}
 
 
+def test_a_four_day_outage_is_one_problem_reminded_in_working_hours_and_to_level_2_at_most_daily(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    # Thursday 09:00 to Monday 09:00, a cycle every half hour; runs alternate partial and quarantined.
+    start = at(2026, 10, 15, 9)
+    escalation = engine(store, config, recorder)
+    per_day: dict[tuple[int, str, date], int] = {}
+    sent_at: list[tuple[datetime, str]] = []
+    for step in range(4 * 48 + 1):
+        now = start + timedelta(minutes=30 * step)
+        if step == 4 * 48:
+            record_run(store, "success", done=["A000001"])
+        elif step % 2:
+            record_run(store, "failed", failed=["A000001"], category="unavailable")  # stopped by the quarantine
+        else:
+            record_run(store, "partial", failed=["A000001"], category="unavailable")
+        observe(escalation, store, config, now)
+        for level, kind, state in recorder.take():
+            assert kind in ("run_failed", "quarantined")
+            kind_of = "resolved" if state == "resolved" else "told"
+            key = (level, kind_of, now.date())
+            per_day[key] = per_day.get(key, 0) + 1
+            sent_at.append((now, state))
+    thursday, friday, monday = date(2026, 10, 15), date(2026, 10, 16), date(2026, 10, 19)
+    assert per_day == {
+        (1, "told", thursday): 3, (2, "told", thursday): 1,  # opened 09:00, reminded 13:00, 17:00; up at 10:00
+        (1, "told", friday): 3, (2, "told", friday): 1,  # 09:00, 13:00, 17:00; level 2 once, at 10:00
+        (1, "resolved", monday): 1, (2, "resolved", monday): 1,  # nothing over the weekend
+    }
+    assert all(time(9) <= moment.time() < time(18) for moment, state in sent_at if state == "reminder")
+    problems = problems_json(store)
+    assert problems["open"] == [] and [p["key"] for p in problems["resolved"]] == ["run_failed"]
+
+
+def test_a_missing_calendar_year_is_recalled_weekly_at_most(store: StateStore, config: Config,
+                                                           recorder: Recorder) -> None:
+    escalation = engine(store, config, recorder)
+    for day in range(15):
+        now = at(2031, 3, 3, 10) + timedelta(days=day)
+        escalation.observe(now, gather_facts(store, now.date(), config.escalation))
+    reminders = [n for n in recorder.sent if n.state == "reminder"]
+    assert [n.kind for n in recorder.sent if n.state == "open"] == ["calendar", "calendar"]  # level 1, then 2
+    assert len([n for n in reminders if n.level == 1]) == 2  # weeks 2 and 3, not every day
+
+
 def test_any_level_1_problem_open_past_escalate_after_reaches_level_2(store: StateStore, config: Config,
                                                                        recorder: Recorder) -> None:
     t0 = at(2026, 10, 12, 9)
@@ -237,7 +344,7 @@ def test_any_level_1_problem_open_past_escalate_after_reaches_level_2(store: Sta
     observe(escalation, store, config, t0 + timedelta(hours=23, minutes=59))
     assert (2, "run_failed", "open") not in recorder.take()
     observe(escalation, store, config, t0 + timedelta(days=1))
-    assert recorder.take() == [(2, "run_failed", "open")]
+    assert recorder.take() == [(2, "run_failed", "open"), (1, "run_failed", "reminder")]
     assert "已持续1天" in recorder.last[0].text
 
 
@@ -260,6 +367,23 @@ def test_an_auth_failure_reaches_level_2_at_once(store: StateStore, config: Conf
     assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
     assert "target.app_key" in recorder.last[1].text
     assert open_counts(store) == {(2, "auth_failed"): 1}
+
+
+def test_a_scope_refusal_of_the_units_own_node_is_the_apps_auth_alarm_and_of_another_units_one_records(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    own = "scope 300037 on /mozi/employee/updateGovEmployee: 没有[GO_0123abcd]组织的操作权限"
+    record_run(store, "partial", failed=["A000001", "A000002"], category="scope", message=own)
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, root_organization_code="GO_0123abcd")
+    assert facts.auth_failed and facts.refused == ()
+    engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
+    assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
+
+    other = "scope 300037 on /mozi/employee/moveEmployeePosition: 没有[GO_ffff]组织的操作权限"
+    record_run(store, "partial", failed=["A000003"], done=["A000001", "A000002"], category="scope", message=other)
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, root_organization_code="GO_0123abcd")
+    assert not facts.auth_failed and not facts.failing and [e.subject for e in facts.refused] == ["A000003"]
+    engine(store, config, recorder).observe(at(2026, 10, 12, 10), facts)
+    assert recorder.take() == [(1, "refused", "open"), (1, "auth_failed", "resolved"), (2, "auth_failed", "resolved")]
 
 
 def test_a_quarantined_run_is_one_quarantine_notice_not_a_failure_notice_too(
@@ -291,10 +415,10 @@ def test_a_hold_names_the_command_and_ack_stops_reminders_but_not_the_deadline_e
     escalation = engine(store, config, recorder)
     observe(escalation, store, config, t0)
     assert recorder.take() == [(1, "held", "open")]
-    assert f"请核对后运行 syncd approve {run} 或 syncd reject {run}。" in recorder.last[0].text
-    assert recorder.last[0].key == f"held:{run}"
+    assert f"请核对后运行 syncd approve {run} 或 syncd reject {run}；" in recorder.last[0].text
+    assert recorder.last[0].key == "held"
 
-    assert escalation.acknowledge(f"held:{run}", "管理员甲", t0 + timedelta(hours=1))
+    assert escalation.acknowledge("held", "管理员甲", t0 + timedelta(hours=1))
     assert not escalation.acknowledge("held:nosuchrun", "管理员甲", t0 + timedelta(hours=1))
     for hours in (4, 8, 16, 23):
         observe(engine(store, config, recorder), store, config, t0 + timedelta(hours=hours))
@@ -311,6 +435,29 @@ def test_a_hold_names_the_command_and_ack_stops_reminders_but_not_the_deadline_e
     [problem] = problems_json(store)["resolved"]
     assert problem["acknowledged_by"] == "管理员甲" and problem["level"] == 2
     assert problem["escalated_at"] == "2026-10-13T01:00:00+00:00"  # t0 + 1 day, in UTC as stored
+
+
+def test_notices_link_the_console_beside_each_command_and_name_whom_level_2_should_call(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    config = make_config(tmp_path, unit_admins=[{"name": "管理员甲", "account_id": 9001, "contact": "0371-6000001"}])
+    config = config.model_copy(update={"api": config.api.model_copy(
+        update={"public_url": "https://syncd.example.gov.cn/"})})
+    t0 = at(2026, 10, 12, 9)
+    run = record_held_run(store)
+    escalation = engine(store, config, recorder)
+    for hours in (0, 4, 24, 48):
+        observe(escalation, store, config, t0 + timedelta(hours=hours))
+    notices = recorder.sent
+    assert all(n.title.startswith(f"【郑政钉同步·{UNIT}】") for n in notices)
+    opened = next(n for n in notices if (n.level, n.state) == (1, "open"))
+    assert (f"syncd approve {run} 或 syncd reject {run}（控制台：https://syncd.example.gov.cn/held/{run}/approve）"
+            in opened.text)
+    reminder = next(n for n in notices if (n.level, n.state) == (1, "reminder"))
+    assert "可运行 syncd ack held 停止提醒（控制台：https://syncd.example.gov.cn/）。" in reminder.text
+    level_2 = [n for n in notices if n.level == 2]
+    assert [n.state for n in level_2] == ["open", "reminder"]
+    assert all(n.text.endswith("本单位联系人：管理员甲（0371-6000001）") for n in level_2)
+    assert "syncd ack" not in level_2[1].text and "请督促本单位处理" in level_2[1].text
 
 
 # -- records and the calendar --------------------------------------------------------------------
@@ -343,7 +490,7 @@ def test_a_year_the_calendar_does_not_know_is_a_level_1_calendar_notice(store: S
     notice = recorder.last[0]
     assert notice.key == "calendar:2031" and "2031 年" in notice.text and "workday_overrides" in notice.text
 
-    covered = make_config(tmp_path, workday_overrides={"2031-10-08": False})
+    covered = make_config(tmp_path, workday_overrides={"2031-10-08": False}, workday_overrides_complete=[2031])
     assert gather_facts(store, date(2031, 3, 3), covered.escalation).uncovered_years == ()
 
 
@@ -369,6 +516,35 @@ def test_a_notice_no_channel_delivered_is_tried_again_later_under_the_same_id(
     [problem] = problems_json(store)["open"]
     assert [(n["channel"], n["ok"], n["state"]) for n in problem["notices"]] == [
         ("work_notification", False, "open"), ("work_notification", True, "open")]
+
+
+def test_after_a_state_restore_a_new_problem_is_still_delivered_by_work_notification(
+        tmp_path: Path, config: Config, client: ContactsClient, admin: SimAdmin) -> None:  # noqa: F811
+    url = f"sqlite:///{tmp_path / 'restored.db'}"
+    StateStore(url).close()
+    backup(url, tmp_path / "backup.db")  # before any problem: the restored state will hand out its row ids again
+    notifier = WorkNotifier(client)
+    store = StateStore(url)
+    escalation = Escalation(store, config, [notifier], UNIT)
+    record_run(store, "partial", failed=["A000001"])
+    observe(escalation, store, config, at(2026, 10, 12, 9))
+    record_run(store, "success", done=["A000001"])
+    observe(escalation, store, config, at(2026, 10, 12, 10))
+    store.close()
+    assert len(admin.notifications()) == 2  # opened and resolved
+
+    restore(url, tmp_path / "backup.db")
+    store = StateStore(url)
+    try:
+        escalation = Escalation(store, config, [notifier], UNIT)
+        record_run(store, "partial", failed=["A000002"])  # the same kind of problem, in the same (first) row
+        deliveries = observe(escalation, store, config, at(2026, 10, 13, 9))
+    finally:
+        store.close()
+    assert deliveries == [Delivery("work_notification", True)]
+    delivered = admin.notifications()
+    assert len(delivered) == 3 and len({n["bizMsgId"] for n in delivered}) == 3
+    assert "A000002" in json.loads(str(delivered[-1]["msg"]))["text"]["content"]
 
 
 def test_notices_fall_back_to_a_real_webhook_signed_with_the_contract_body(
@@ -426,7 +602,7 @@ def test_the_weekly_digest_lists_transfers_and_departures_by_department_once(
     assert engine(store, config, recorder).weekly_digest(moment + timedelta(days=2)) == []  # restarted
     assert recorder.take() == [(1, "digest", "open")]
     digest = recorder.last[0]
-    assert digest.title == "【郑政钉同步】近一周人员调动和离职" and digest.recipients == LEVEL_1
+    assert digest.title == f"【郑政钉同步·{UNIT}】近一周人员调动和离职" and digest.recipients == LEVEL_1
     assert f"{(moment - timedelta(days=7)):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M}" in digest.text
     assert "部门 D0003（财政审计处）：调出 A000003（至 D0002）；离职 A000004" in digest.text
     assert "部门 D0005：调离本单位 A000005" in digest.text
@@ -479,7 +655,8 @@ RUN_FAILED_ACTION = "处理：请运行 syncd status 查看失败原因并排除
 
 def opened_notices(facts: Facts) -> dict[str, tuple[str, str]]:
     """Each problem the facts show, by key: the open notice's (title, text), opened at SINCE."""
-    return {key: (finding.title, finding.text(SINCE)) for key, finding in findings(facts, UNIT, 3, ()).items()}
+    return {key: (finding.title, finding.text(SINCE))
+            for key, finding in findings(facts, UNIT, 3, (), limits=HoldLimits(2, 0.05)).items()}
 
 
 def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
@@ -487,52 +664,68 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
     overdue = (*(OverdueChange("join", p, date(2026, 10, 9), "failed", "R1") for p in people),
                OverdueChange("dept_create", "D0010", date(2026, 10, 9), "held", "R1"))
     facts = Facts(today=date(2026, 10, 12), run_id="R2", outcome="partial", failed_in_a_row=2,
-                  failed=(FailedEntry("join", "A000001", "unavailable", "HTTP 500"),
+                  failed=(FailedEntry("join", "A000001", "invalid", "SIM-PARAM-INVALID"),
                           FailedEntry("dept_update", "D0009", "unavailable", "HTTP 500"),
                           FailedEntry("update", "A000001", "unavailable", "HTTP 500")),
-                  rejected=2, incomplete=3, held=(HeldRun("R1", at(2026, 10, 12), 4),), overdue=overdue,
+                  rejected=2, incomplete=3, held=(HeldRun("R1", at(2026, 10, 12), 4, (
+                      *(FailedEntry("leave", f"A00001{n}", "mass_deactivation", "") for n in (1, 2, 3)),
+                      FailedEntry("dept_create", "D0020", "structure", ""))),), overdue=overdue,
                   uncovered_years=(2031,))
     assert opened_notices(facts) == {
-        "run_failed": ("【郑政钉同步】同步失败", f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
+                       f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
                        f"影响：3 项变更未写入通讯录：人员 A000001；部门 D0009\n{RUN_FAILED_ACTION}"),
-        "held:R1": ("【郑政钉同步】同步待审批", f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批。\n开始：{SINCE}\n"
-                    "影响：4 项变更暂未写入通讯录。\n处理：请核对后运行 syncd approve R1 或 syncd reject R1。"),
-        "records": ("【郑政钉同步】人事数据待修正",
+        "held": (f"【郑政钉同步·{UNIT}】同步待审批",
+                 f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过安全阈值"
+                 "（safety.max_deactivations = 2 人或在职人数的 5%）；1 项部门结构变更按 "
+                 f"safety.structure_changes = \"hold\" 须经审批。\n开始：{SINCE}\n"
+                 "影响：4 项变更暂未写入通讯录：人员 A000011、A000012、A000013；部门 D0020。\n"
+                 "处理：请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
+                 "只需审批最新一次运行。"),
+        "records": (f"【郑政钉同步·{UNIT}】人事数据待修正",
                     f"{UNIT}：人事数据中有 2 条记录被拒绝、3 人信息不完整。\n开始：{SINCE}\n"
                     "影响：被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。\n"
                     "处理：请运行 syncd report completeness 查看明细，交人事部门修正源数据。"),
         "overdue:2026-10-09": (
-            "【郑政钉同步】变更逾期未入通讯录",
+            f"【郑政钉同步·{UNIT}】变更逾期未入通讯录",
             f"{UNIT}：22 项变更超过 3 个工作日时限（截止 2026-10-09）仍未进入通讯录。\n开始：{SINCE}\n"
             f"影响：人员 {'、'.join(people[:20])} 等 21 人；部门 D0010\n"
             "处理：请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。"),
         "calendar:2031": (
-            "【郑政钉同步】工作日历缺少年份",
+            f"【郑政钉同步·{UNIT}】工作日历缺少年份",
             f"{UNIT}：工作日历（chinese-calendar）没有 2031 年的法定节假日和调休，截止日期暂按周一至周五计算。\n"
             f"开始：{SINCE}\n影响：2031 年的 3 个工作日时限可能算错。\n"
             "处理：请升级 chinese-calendar，或在 escalation.workday_overrides 中填写 2031 年的节假日和调休。"),
     }
 
+    outage = (FailedEntry("join", "A000001", "unavailable", "HTTP 503"),
+              FailedEntry("update", "A000002", "stopped", "not attempted: quarantine"))
+    assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R6", outcome="partial", failed=outage)) == {
+        "run_failed": (f"【郑政钉同步·{UNIT}】通讯录服务不可用",
+                       f"{UNIT}：通讯录服务不可用，变更暂时无法写入（运行 R6）。\n开始：{SINCE}\n"
+                       "影响：2 项变更未写入通讯录：人员 A000001、A000002\n"
+                       "处理：请检查本机到郑政钉网关的网络，或向平台确认服务状态；恢复后下一次同步会自动补上。")}
+
     failed = (FailedEntry("join", "A000001", "auth", "HTTP 401"),)
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R3", outcome="failed", failed=failed,
                                 auth_failed=True)) == {
-        "auth_failed": ("【郑政钉同步】接口认证失败",
+        "auth_failed": (f"【郑政钉同步·{UNIT}】接口认证失败",
                         f"{UNIT}：网关拒绝了本应用的认证、签名或权限（运行 R3），同步无法写入。\n开始：{SINCE}\n"
                         "影响：1 项变更未写入通讯录：人员 A000001\n"
                         "处理：请检查 target.app_key、应用密钥与服务器时钟，或向平台确认应用的授权范围；"
                         "修复后运行 syncd sync。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R4", outcome="failed", failed=failed,
                                 quarantined=True)) == {
-        "quarantined": ("【郑政钉同步】同步熔断中止",
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步熔断中止",
                         f"{UNIT}：写入失败比例过高，同步已自动中止（运行 R4）。\n开始：{SINCE}\n"
                         "影响：1 项变更未写入通讯录：人员 A000001\n"
                         "处理：请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), cycle_error="SourceError")) == {
-        "run_failed": ("【郑政钉同步】同步失败",
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
                        f"{UNIT}：同步未能运行（SourceError）。\n开始：{SINCE}\n"
                        "处理：请查看 syncd 日志并排除问题（人事数据源、网络或网关）；下一次同步会自动重试。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R5", outcome="crashed", failed_in_a_row=1)) == {
-        "run_failed": ("【郑政钉同步】同步失败",
+        "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
                        f"{UNIT}：同步异常中断（运行 R5）。\n开始：{SINCE}\n{RUN_FAILED_ACTION}")}
 
 
@@ -553,13 +746,17 @@ def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateSto
     resolved = (f"已解决：{UNIT}的“同步失败”问题（run_failed）。\n"
                 "开始：2026-10-12 09:00，解决：2026-10-13 12:00，持续1天3小时。")
     assert [(n.level, n.state, n.title, n.text) for n in recorder.sent[1:]] == [
-        (1, "reminder", "【郑政钉同步】提醒：同步失败",
+        (1, "reminder", f"【郑政钉同步·{UNIT}】提醒：同步失败",
          f"提醒（第 1 次）：以下问题已持续4小时20分钟，仍未解决。\n{body}\n"
          "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
-        (2, "open", "【郑政钉同步】上报：同步失败",
-         f"上报：{UNIT}的以下问题已持续1天2小时，同步已连续失败 2 次，本单位管理员尚未解决，请督促处理。\n{body}"),
-        (1, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
-        (2, "resolved", "【郑政钉同步】已恢复：同步失败", resolved),
+        (2, "open", f"【郑政钉同步·{UNIT}】上报：同步失败",
+         f"上报：{UNIT}的以下问题已持续1天2小时，同步已连续失败 2 次，本单位管理员尚未解决，请督促处理。\n{body}\n"
+         "本单位联系人：管理员甲"),
+        (1, "reminder", f"【郑政钉同步·{UNIT}】提醒：同步失败",  # level 1 keeps its own pace, level 2 its daily one
+         f"提醒（第 2 次）：以下问题已持续1天2小时，仍未解决。\n{body}\n"
+         "如已知悉并在处理，可运行 syncd ack run_failed 停止提醒。"),
+        (1, "resolved", f"【郑政钉同步·{UNIT}】已恢复：同步失败", resolved),
+        (2, "resolved", f"【郑政钉同步·{UNIT}】已恢复：同步失败", resolved),
     ]
 
 
@@ -575,27 +772,33 @@ def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(store:
                                      "开始：2026-10-12 09:00，解决：2026-10-12 09:45，持续45分钟。")
 
 
-def test_the_weekly_digest_reads_exactly_and_names_an_unknown_department(
-        store: StateStore, config: Config, recorder: Recorder) -> None:
+def test_the_weekly_digest_reads_exactly_tells_retirement_death_and_departure_apart_and_goes_to_work_group_admins(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    config = make_config(tmp_path, work_group_admins=[{"name": "工作群管理员", "account_id": 9201}])
     now = datetime.now(CST)
     monday = now.date() + timedelta(days=(1 - now.isoweekday()) % 7)
     moment = datetime.combine(monday, time(9), CST)
     if moment <= now:
         moment += timedelta(days=7)
     run = store.start_run("schedule", "incremental", dry_run=False)
-    changes = [Change(ChangeKind.LEAVE, "A000009"),
-               Change(ChangeKind.TRANSFER, "A000003", department="D0002", from_department="D0003")]
-    entries = store.journal_plan(run, changes, now, FAR)
+    changes = [Change(ChangeKind.LEAVE, "A000009", reason="死亡"),
+               Change(ChangeKind.TRANSFER, "A000003", department="D0002", from_department="D0003"),
+               Change(ChangeKind.LEAVE, "A000006", reason="退休"), Change(ChangeKind.LEAVE, "A000007", reason="离职"),
+               Change(ChangeKind.TRANSFER_OUT, "A000008", reason="调离")]
+    entries = store.journal_plan(run, changes, now.astimezone(UTC), FAR)
     store.mark_done(entries[0][0])  # never linked: the department they left is unknown
-    store.mark_done(entries[1][0])
+    store.mark_done(entries[1][0], department=("D0002", LinkedDepartment("GO_2", "D0001", {"name": "办公室"})))
+    for (entry, _), subject in zip(entries[2:], ("A000006", "A000007", "A000008"), strict=True):
+        store.mark_done(entry, person=(subject, LinkedPerson(f"GE_{subject}", 6, "D0003", "GO_3", {}, "inactive")))
     store.finish_run(run, "success", {})
     assert engine(store, config, recorder).weekly_digest(moment) == [Delivery("work_notification", True)]
     [digest] = recorder.sent
-    assert (digest.title, digest.text) == ("【郑政钉同步】近一周人员调动和离职", (
-        f"{UNIT}：{moment - timedelta(days=7):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M} 共 2 人调动或离职，"
-        "请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。\n"
-        "部门 D0003：调出 A000003（至 D0002）\n"
-        "部门不详：离职 A000009"))
+    assert digest.recipients == (Recipient("工作群管理员", account_id=9201),)
+    assert (digest.title, digest.text) == (f"【郑政钉同步·{UNIT}】近一周人员调动和离职", (
+        f"{UNIT}：{moment - timedelta(days=7):%Y-%m-%d %H:%M} 至 {moment:%Y-%m-%d %H:%M} 共 5 人"
+        "调动、调离、退休、离职或去世，请各工作群管理员据此调整、清理工作群（郑审〔2021〕44号第十一条）。\n"
+        "部门 D0003：调出 A000003（至 办公室 D0002）；退休 A000006；离职 A000007；调离本单位 A000008\n"
+        "部门不详：死亡 A000009"))
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -605,8 +808,8 @@ def test_the_weekly_digest_reads_exactly_and_names_an_unknown_department(
 def pg_store() -> Iterator[StateStore]:
     """A state store in a schema of its own on the test PostgreSQL server, dropped afterwards."""
     schema = f"escalation_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
+    owner = create_engine(PG_URL)
+    with owner.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     state = StateStore(url.render_as_string(hide_password=False))
@@ -614,9 +817,9 @@ def pg_store() -> Iterator[StateStore]:
         yield state
     finally:
         state.close()
-        with admin.begin() as connection:
+        with owner.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        owner.dispose()
 
 
 def test_on_postgresql_a_problem_is_told_once_across_restarts_and_its_key_comes_back_after_it_clears(

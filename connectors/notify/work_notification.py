@@ -3,7 +3,9 @@
 A text message to the recipients' accountIds, at most 1000 a call. Each call's `bizMsgId` is the
 notice id and the batch's index, so re-sending a notice (after a crash, or after one batch of
 several failed) is refused as a duplicate for the batches that went out, which counts as
-delivered, and goes out for the rest.
+delivered, and goes out for the rest. A duplicate counts as delivered only for a notice the
+engine has tried before (`Notice.resend`): for a first attempt it means the id was used by a
+message this state does not know of (a restored state), so the next channel must carry it.
 """
 
 from __future__ import annotations
@@ -79,10 +81,12 @@ class WorkNotifier:
         try:
             self._client.work_notification(biz_msg_id, msg, receiver_ids=receivers)
         except ZzdError as exc:
-            if exc.category is Category.DUPLICATE_MESSAGE:
+            if exc.category is Category.DUPLICATE_MESSAGE and notice.resend:
                 # This batch went out on an earlier attempt: delivered, not a failure.
                 log.info("notice.duplicate", channel=CHANNEL, notice_id=notice.id, biz_msg_id=biz_msg_id)
                 return
+            if exc.category is Category.DUPLICATE_MESSAGE:
+                log.warning("notice.duplicate_unknown", channel=CHANNEL, notice_id=notice.id, biz_msg_id=biz_msg_id)
             raise NoticeError(CHANNEL, f"{type(exc).__name__} {exc.category.value} {exc.code}") from exc
         except TargetError as exc:
             raise NoticeError(CHANNEL, type(exc).__name__) from exc

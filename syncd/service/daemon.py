@@ -455,7 +455,9 @@ class Daemon:
         try:
             engine = self.engine
             now = datetime.now(UTC)
-            facts = gather_facts(self.store, self.today(), engine.config.escalation, cycle_error=cycle_error)
+            facts = gather_facts(self.store, self.today(), engine.config.escalation, cycle_error=cycle_error,
+                                 root_organization_code=engine.config.unit.root_organization_code,
+                                 timezone=engine.config.schedule.timezone)
             deliveries = [*engine.escalation.observe(now, facts), *engine.escalation.weekly_digest(now)]
         except SQLAlchemyError as exc:  # the state is unreachable: the next cycle records and tells it
             log.error("escalation.failed", error=type(exc).__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
@@ -137,6 +138,10 @@ class ProblemRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What its notice ids derive from: random, never the row id, which a restored state hands out
+    # again (the gateway would refuse the new problem's notices as repeats of the lost ones).
+    # None on problems made before migration 0004, whose notices keep their row-id-derived ids.
+    token: Mapped[str | None] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
 
 class NoticeRow(Base):

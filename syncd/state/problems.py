@@ -32,6 +32,8 @@ class Attempts:
 
     delivered: bool
     last_tried: datetime
+    level: int = 1
+    state: str = "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class Move:
     employee_id: str
     department: str | None  # the department they left
     to_department: str | None  # a transfer's new department
+    status: str | None = None  # a leave's 人员状态 (退休, 离职, 死亡), when HR gave one
 
 
 class Problems:
@@ -146,13 +149,13 @@ class Problems:
         """Notice id → what was tried of it, for one problem."""
         found: dict[str, Attempts] = {}
         with self._session() as session:
-            rows = session.execute(select(NoticeRow.notice_id, NoticeRow.ok, NoticeRow.sent_at).where(
-                NoticeRow.problem_id == problem_id))
-            for notice_id, ok, sent_at in rows:
+            rows = session.execute(select(NoticeRow.notice_id, NoticeRow.ok, NoticeRow.sent_at, NoticeRow.level,
+                                          NoticeRow.state).where(NoticeRow.problem_id == problem_id))
+            for notice_id, ok, sent_at, level, state in rows:
                 before = found.get(notice_id)
                 sent = aware(sent_at)
                 found[notice_id] = Attempts(bool(ok) or (before is not None and before.delivered),
-                                            sent if before is None else max(before.last_tried, sent))
+                                            sent if before is None else max(before.last_tried, sent), level, state)
         return found
 
     def record_attempts(self, problem_id: int, level: int, state: str, notice_id: str,
@@ -186,6 +189,21 @@ class Problems:
                 JournalEntry.run_id == run_id, JournalEntry.state == "failed").order_by(JournalEntry.seq))
             return [FailedEntry(kind, subject, category, message or "") for kind, subject, category, message in rows]
 
+    def held_entries(self, run_ids: Iterable[str]) -> dict[str, list[FailedEntry]]:
+        """Run id → its changes held for a decision (not those only waiting on one), in plan order."""
+        wanted = list(run_ids)
+        found: dict[str, list[FailedEntry]] = {}
+        if not wanted:
+            return found
+        with self._session() as session:
+            rows = session.execute(select(JournalEntry.run_id, JournalEntry.kind, JournalEntry.subject,
+                                          JournalEntry.error_category, JournalEntry.error_message).where(
+                JournalEntry.run_id.in_(wanted), JournalEntry.state == "held",
+                JournalEntry.error_category != "waiting").order_by(JournalEntry.run_id, JournalEntry.seq))
+            for run_id, kind, subject, category, message in rows:
+                found.setdefault(run_id, []).append(FailedEntry(kind, subject, category, message or ""))
+        return found
+
     def moves(self, start: datetime, end: datetime) -> list[Move]:
         """People whose transfer or departure the directory took in [start, end), oldest first."""
         with self._session() as session:
@@ -201,8 +219,13 @@ class Problems:
                     moves.append(Move(kind, subject, _text(change.get("from_department")),
                                       _text(change.get("department"))))
                 else:  # the link keeps the department of the main position they left
-                    moves.append(Move(kind, subject, linked_department, None))
+                    moves.append(Move(kind, subject, linked_department, None, _text(change.get("reason"))))
             return moves
+
+    def organization_codes(self) -> list[str]:
+        """The organisation codes of the unit's linked departments."""
+        with self._session() as session:
+            return list(session.scalars(select(DepartmentLink.organization_code)))
 
     def department_names(self, ids: Iterable[str]) -> dict[str, str]:
         """HR department id → the name last pushed to the directory (departments are not personal data)."""

@@ -470,6 +470,16 @@ class StateStore:
                     error_message=f"applied by run {run_id}" if was_applied else f"no longer planned (run {run_id})",
                     updated_at=_now()))
 
+    def supersede_holds(self, fingerprints: set[str], run_id: str) -> None:
+        """Earlier runs' undecided holds of these changes are superseded by `run_id`, which holds them all."""
+        with self._session() as session:
+            earlier = [e.id for e in session.scalars(select(JournalEntry).where(
+                JournalEntry.state == "held", JournalEntry.run_id != run_id)) if _fingerprint(e) in fingerprints]
+        if earlier:
+            with self._session.begin() as session:
+                session.execute(update(JournalEntry).where(JournalEntry.id.in_(earlier)).values(
+                    state="superseded", error_message=f"held again with more by run {run_id}", updated_at=_now()))
+
     def overdue(self, today: date) -> list[JournalEntry]:
         """Changes not in the directory past their due date: what the latest whole-unit run could not
         apply, and holds nobody has decided."""

@@ -46,7 +46,7 @@ def make_notice(**overrides: Any) -> Notice:
     """A level-1 `run_failed` notice in Chinese to two admins; keyword arguments override any field."""
     fields: dict[str, Any] = {
         "unit": "郑州市审计局", "level": 1, "kind": "run_failed", "key": "run_failed", "state": "open",
-        "sequence": 1, "title": "【郑政钉同步】同步失败",
+        "sequence": "1", "title": "【郑政钉同步】同步失败",
         "text": "自 2026-09-30 09:00 起同步连续失败 3 次，影响 12 条变更（部门 D0002、D0003）。\n"
                 "请检查网关与密钥，修复后执行 syncd sync。",
         "since": datetime(2026, 9, 30, 9, 0, tzinfo=CST), "subjects": ("D0002", "D0003"),

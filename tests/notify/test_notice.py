@@ -32,7 +32,7 @@ def test_the_same_notice_built_again_has_the_same_id() -> None:
 
 
 @pytest.mark.parametrize("change", [{"unit": "金水区审计局"}, {"level": 2}, {"key": "auth_failed"},
-                                    {"state": "reminder"}, {"sequence": 2}], ids=lambda c: next(iter(c)))
+                                    {"state": "reminder"}, {"sequence": "2"}], ids=lambda c: next(iter(c)))
 def test_the_id_differs_by_unit_level_key_state_and_sequence(change: dict[str, object]) -> None:
     assert make_notice(**change).id != make_notice().id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -70,9 +71,19 @@ def test_a_notice_sent_again_is_a_duplicate_and_counts_as_delivered(client: Cont
                                                                       notice: Notice) -> None:
     notifier = WorkNotifier(client)
     notifier.send(notice)
-    notifier.send(notice)  # a resend after a crash: refused by bizMsgId, no error
+    notifier.send(replace(notice, resend=True))  # a resend after a crash: refused by bizMsgId, no error
     assert len(admin.notifications()) == 1
     assert client.calls["/message/workNotification"] == 2
+
+
+def test_a_duplicate_answer_to_a_notice_never_tried_before_is_not_a_delivery(client: ContactsClient,
+                                                                             admin: SimAdmin, notice: Notice) -> None:
+    # Someone else's message took the id (a restored state reusing ids): the next channel must carry it.
+    WorkNotifier(client).send(notice)
+    with pytest.raises(NoticeError) as info:
+        WorkNotifier(client).send(notice)
+    assert "duplicate_message" in info.value.message
+    assert len(admin.notifications()) == 1
 
 
 def test_recipients_without_an_account_are_left_out_and_none_at_all_is_a_notice_error(
