@@ -132,13 +132,52 @@ RESYNC_OUTCOMES: dict[str, str] = {
     "held": "变更已被安全策略暂缓，须运维人员审批后才写入通讯录。",
     "*": "同步未完成，详见运行记录。",
 }
+# What a finished resync did to its subject, by the journal's state of each change (`done.KIND` first).
+RESYNC_RESULTS: dict[str, str] = {
+    "done.join": "已在通讯录中创建", "done.adopt": "已关联通讯录中已有的账号并按人事数据更新",
+    "done.update": "已更新：{fields}", "done.transfer": "已调至 {to}", "done.rejoin": "已重新启用",
+    "done.leave": "已在通讯录中停用", "done.transfer_out": "已在通讯录中停用（调离本单位）",
+    "done.*": "已写入通讯录：{kind}",
+    "held": "{kind}未写入，等待审批（运行 {run}）",
+    "failed": "{kind}未能写入通讯录：{category}",
+    "*": "{kind}：{state}",
+    "unchanged": "未变化：通讯录与人事数据一致，无需写入。",
+    "uncreatable": "未能创建：{reason}",
+    "department": "本次同步共 {total} 项变更：已完成 {done} 项，未完成 {failed} 项，等待审批 {held} 项。",
+}
 LINK_STATES: dict[str, str] = {"active": "在通讯录中", "inactive": "已停用（离职/退休）", "retired": "已撤销"}
 CHANGE_REASONS: dict[str, str] = {"absent from HR": "人事数据中已没有"}
 PROBLEM_LEVELS: dict[int, str] = {1: "本单位管理员", 2: "上级管理员"}
 # How a department as HR has it differs from what syncd last wrote to the directory.
 DEPARTMENT_DIFFERENCES: dict[str, str] = {
     "missing": "通讯录中没有", "in_directory_only": "人事数据中已没有", "name": "名称不同", "short_name": "简称不同",
-    "order": "排序不同", "parent": "上级部门不同",
+    "order": "排序不同", "parent": "上级部门不同", "people": "在职人数不同",
+}
+# Why the directory differs from HR for a person or a department (`syncd.console.data.Finding.what`).
+DIFFERENCES: dict[str, str] = {
+    "join": "人事数据为在职，但通讯录中还没有此人",
+    "rejoin": "人事数据为在职，但通讯录中的账号已停用",
+    "leave": "已{status}但通讯录仍在职",
+    "leave_absent": "人事数据中已没有此人，但通讯录仍在职",
+    "transfer_out": "已调离本单位但通讯录仍在职",
+    "transfer": "部门不同：人事数据为 {to}，通讯录为 {from_}",
+    "update": "{fields}与人事数据不同",
+    "uncreatable": "手机号无效，无法创建：{reason}",
+    "rejected": "人事记录被拒绝，不会同步",
+    "dept_create": "通讯录中还没有此部门",
+    "dept_update": "{fields}与人事数据不同",
+    "dept_move": "上级部门不同：人事数据为 {to}，通讯录为 {from_}",
+    "dept_retire": "人事数据中已没有此部门，但通讯录中仍有",
+}
+# Where syncd stands with a difference (`Finding.standing`); `{run}` is a run's time and trigger.
+STANDINGS: dict[str, str] = {
+    "planned": "将在下一次同步（{next}）写入",
+    "running": "正在同步（运行 {run}）",
+    "held": "等待审批：运行 {run}",
+    "waiting": "等待其所依赖的变更审批：运行 {run}",
+    "approved": "已批准，将在下一次同步（{next}）生效",
+    "failed": "上次同步失败：{category}（运行 {run}）",
+    "blocked": "请在人事系统中修正后再同步",
 }
 
 
@@ -181,6 +220,12 @@ CONSOLE: dict[str, str] = {
     # How long a run took: `{seconds}` and `{minutes}` come formatted (`12.5`).
     "duration.seconds": "{seconds} 秒",
     "duration.minutes": "{minutes} 分钟",
+    # A run by its start and trigger; a department by its path and id; a difference and its standing.
+    "run.label": "{started} {trigger}",
+    "department.label": "{path}（{id}）",
+    "next_sync.unknown": "按计划",
+    "finding": "{what}（{standing}）",
+    "compare.consistent": "通讯录与人事数据一致。",
 }
 ROLES: dict[str, str] = {"hr": "人事", "operator": "运维"}
 

@@ -8,6 +8,7 @@ name or a mobile: people are addressed by 工号, and a search by name is a POST
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from syncd.console.auth import (
     sign_out,
     signed_in_token,
 )
-from syncd.console.data import ConsoleData, page_of
+from syncd.console.data import ConsoleData, Finding, RunLine, page_of
 from syncd.report import REJECTED, summary_lines
 from syncd.scope import ResyncRequest
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
@@ -71,7 +72,44 @@ def _globals() -> dict[str, Any]:
     data: ConsoleData | None = current_app.extensions.get(DATA_EXTENSION)
     return {"m": messages, "me": token, "is_operator": token is not None and token.role == "operator",
             "version": __version__, "unit_name": current_app.extensions.get(UNIT_EXTENSION, ""),
-            "code_label": data.code_label if data is not None else str, "page_url": _page_url}
+            "code_label": data.code_label if data is not None else str, "page_url": _page_url,
+            "finding_text": _finding_text, "run_label": _run_label, "department_label": _department_label}
+
+
+def _run_label(run: RunLine) -> str:
+    """A run as HR names it: when it started and what started it (`2026-12-04 10:31 定时（增量）`)."""
+    started = run.started_at.astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+    return messages.console_text("run.label", started=started, trigger=messages.label(messages.RUN_TRIGGERS,
+                                                                                      run.trigger))
+
+
+def _department_label(department_id: str | None) -> str:
+    """A department by its path of names and its id (`郑州市审计局 / 办公室（D0002）`)."""
+    if not department_id:
+        return "—"
+    path = _data().index().paths.get(department_id)
+    return messages.console_text("department.label", path=path, id=department_id) if path else department_id
+
+
+def _next_sync() -> str:
+    """When the next scheduled sync starts (`10:32`), or that it is scheduled."""
+    moment = _data().next_cycle()
+    return moment.astimezone(_zone()).strftime("%H:%M") if moment else messages.console_text("next_sync.unknown")
+
+
+def _finding_text(finding: Finding) -> str:
+    """Why the directory differs from HR for a subject, and what syncd does about it, in Chinese."""
+    params = dict(finding.params)
+    params["to"] = _department_label(params.get("to"))
+    params["from_"] = _department_label(params.get("from_"))
+    params["status"] = params.get("status", "")
+    kind = "department" if finding.what.startswith("dept_") else "person"
+    params["fields"] = messages.LIST_SEPARATOR.join(messages.field_label(name, kind) for name in sorted(finding.fields))
+    what = messages.DIFFERENCES[finding.what].format(**params)
+    standing = messages.STANDINGS[finding.standing].format(
+        run=_run_label(finding.run) if finding.run is not None else "—", next=_next_sync(),
+        category=messages.label(messages.ERROR_CATEGORIES, finding.category))
+    return messages.console_text("finding", what=what, standing=standing)
 
 
 def _page_url(name: str, number: int) -> str:
@@ -251,13 +289,50 @@ def _resync_failure(resync: ResyncRequest) -> str | None:
     return None
 
 
+def _resync_result(resync: ResyncRequest) -> list[tuple[str, str]]:
+    """(tone, sentence) of what a finished resync did to its subject: the fields it updated, unchanged,
+    could not create and why, waiting for a decision — from the run's journal, never a blanket success."""
+    if resync.status != "done" or resync.run_id is None:
+        return []
+    data = _data()
+    subject = resync.scope.value or ""
+    if resync.scope.kind != "employee":
+        lines = data.run_changes(resync.run_id)
+        states = Counter(line.state for line in lines)
+        failed = len(lines) - states["done"] - states["held"]
+        return [("ok" if states["done"] == len(lines) else "warn", messages.RESYNC_RESULTS["department"].format(
+            total=len(lines), done=states["done"], held=states["held"], failed=failed))]
+    found = []
+    for line in data.run_changes(resync.run_id, [subject]):
+        kind = messages.label(messages.CHANGE_KINDS, line.kind)
+        if line.state == "done":
+            template = messages.RESYNC_RESULTS.get(f"done.{line.kind}", messages.RESYNC_RESULTS["done.*"])
+            fields = messages.LIST_SEPARATOR.join(messages.field_label(name) for name in sorted(line.fields))
+            found.append(("ok", template.format(fields=fields, to=_department_label(line.department), kind=kind)))
+        elif line.state in ("held", "failed"):
+            run = data.runs_by_id([line.run_id]).get(line.run_id)
+            found.append(("warn" if line.state == "held" else "bad", messages.RESYNC_RESULTS[line.state].format(
+                kind=kind, run=_run_label(run) if run else line.run_id,
+                category=messages.label(messages.ERROR_CATEGORIES, line.category))))
+        else:
+            found.append(("warn", messages.RESYNC_RESULTS["*"].format(
+                kind=kind, state=messages.label(messages.CHANGE_STATES, line.state))))
+    if found:
+        return found
+    blocked = [f for f in data.compare([subject]).get(subject, []) if f.what == "uncreatable"]
+    if blocked:
+        return [("bad", messages.RESYNC_RESULTS["uncreatable"].format(reason=blocked[0].params["reason"]))]
+    return [("ok", messages.RESYNC_RESULTS["unchanged"])]
+
+
 def _person_page(employee_id: str, live: dict[str, Any] | None = None) -> ResponseReturnValue:
     view = _data().person(employee_id)
     if view is None:
         abort(404)
     resync = _resync_progress("employee", employee_id)
     return render_template("person.html", view=view, resync=resync,
-                           resync_failure=_resync_failure(resync) if resync else None, live=live,
+                           resync_failure=_resync_failure(resync) if resync else None,
+                           resync_result=_resync_result(resync) if resync else [], live=live,
                            today=_data().today())
 
 
@@ -321,7 +396,8 @@ def department(department_id: str) -> ResponseReturnValue:
         abort(404)
     resync = _resync_progress("department", department_id)
     return render_template("department.html", view=view, resync=resync,
-                           resync_failure=_resync_failure(resync) if resync else None)
+                           resync_failure=_resync_failure(resync) if resync else None,
+                           resync_result=_resync_result(resync) if resync else [])
 
 
 @console.post("/departments/<department_id>/resync")

@@ -139,7 +139,7 @@ def test_the_department_page_marks_what_differs_from_the_directory(console: Cons
     marks = {row.id: row.differences for row in view.children}
     assert marks["D0002"] == () and marks["D0003"] == ("name",) and marks["D0007"] == ("missing",)
     below = {row.id: row.differences for row in view.differences_below}
-    assert below["D0005"] == ("in_directory_only",)  # gone from HR, still in the directory
+    assert below["D0005"] == ("in_directory_only", "people")  # gone from HR, still in the directory with its people
     assert view.row.in_post_total == 4 and view.row.linked_total == 5
 
 
