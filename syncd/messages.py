@@ -226,7 +226,19 @@ CONSOLE: dict[str, str] = {
     "next_sync.unknown": "按计划",
     "finding": "{what}（{standing}）",
     "compare.consistent": "通讯录与人事数据一致。",
+    # The overview's alerts: each counted as the page it links to counts it.
+    "alert.held": "运行 {run} 有 {count} 项变更等待审批",
+    "alert.held_hr": "由运维人员审批",
+    "alert.overdue": "{count} 项变更超过截止日期（3 个工作日）仍未进入通讯录",
+    "alert.records": "人事数据中 {incomplete} 人信息不完整，{rejected} 条记录被拒绝，请在人事系统中修正",
+    "alert.problem": "{title}（自 {since}）",
+    "alert.none": "没有需要处理的事项。",
+    "alert.open": "查看",
 }
+# Open problems the overview lists by their own title (the held, overdue and record problems are counted live
+# above them) and the page that shows what to do: `runs` the run history, None only the title.
+PROBLEM_PAGES: dict[str, str | None] = {"run_failed": "runs", "quarantined": "runs", "auth_failed": "runs",
+                                        "calendar": None}
 ROLES: dict[str, str] = {"hr": "人事", "operator": "运维"}
 
 

@@ -50,6 +50,7 @@ OVERDUE_LISTED = 20
 JOURNAL_LISTED = 100  # a person's latest journal entries
 HELD_LISTED = 500  # changes shown per held run
 NAME_HITS = 50
+SYNCED_OUTCOMES = ("success", "skipped")  # a run that left the directory as HR has it
 DEPARTMENT_COMPARED = 2000  # a department's own people compared with the directory on its page
 OPEN_ENTRIES_READ = 5000  # journal entries read to say where the differences of one page stand
 REPORT_FILES_KEPT = 16  # report downloads kept per snapshot (whole unit and departments, XLSX and CSV)
@@ -219,7 +220,8 @@ class Overview:
     daemon: Holder | None
     next_cycle: datetime | None
     runs: list[RunLine]
-    held: list[tuple[str, datetime, int]]
+    held: list[tuple[RunLine, int]]  # each run holding changes for a decision (any trigger), with how many
+    last_success: RunLine | None  # the latest run that synced (any trigger: schedule, CLI, resync, start)
     overdue: list[JournalLine]
     overdue_count: int
     problems: list[ProblemView]
@@ -461,10 +463,18 @@ class ConsoleData:
             overdue_count = session.scalar(select(func.count()).select_from(overdue_query.subquery())) or 0
             overdue = [self._journal_line(entry, today) for entry in session.scalars(
                 overdue_query.order_by(JournalEntry.due_at, JournalEntry.id).limit(OVERDUE_LISTED))]
-        linked = self._tree().linked_people
+            last_success = session.scalars(select(Run).where(
+                Run.outcome.in_(SYNCED_OUTCOMES), Run.dry_run.is_(False), Run.finished_at.is_not(None))
+                .order_by(Run.finished_at.desc()).limit(1)).first()
+        tree = self._tree()
+        linked = tree.linked_total[self.root_department]  # as the root department's page counts them
         waiting = sum(1 for request in self.store.resyncs(0) if request.status in ("queued", "running"))
-        return Overview(running_daemon(self.store), self._next_cycle(), runs, self.store.held_runs(), overdue,
-                        overdue_count, open_problems(self.store), waiting, linked, self.index())
+        holding = self.store.held_runs()
+        named = self.runs_by_id(run_id for run_id, _, _ in holding)
+        held = [(named[run_id], count) for run_id, _, count in holding if run_id in named]
+        return Overview(running_daemon(self.store), self._next_cycle(), runs, held,
+                        None if last_success is None else _run_line(last_success), overdue,
+                        overdue_count, open_problems(self.store), waiting, linked, tree.index)
 
     def _overdue_query(self, session: Session, today: date) -> Any:
         """`StateStore.overdue`, as a query to count and page (tests check the two agree)."""

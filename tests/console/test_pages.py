@@ -123,7 +123,7 @@ def test_the_overview_counts_what_waits_and_what_is_late_as_the_store_does(burea
     expected = console.daemon.store.overdue(later)
     assert overview.overdue_count == len(expected) == 2
     assert [line.id for line in overview.overdue] == [entry.id for entry in expected]
-    assert [(run_id, count) for run_id, _, count in overview.held] == [(held.run_id, 1)]
+    assert [(run.id, count) for run, count in overview.held] == [(held.run_id, 1)]
     [view] = data.held()
     assert (view.decide, view.total) == (1, 2) and [c.kind for c in view.changes] == ["dept_create", "join"]
 
