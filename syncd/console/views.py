@@ -73,7 +73,26 @@ def _globals() -> dict[str, Any]:
     return {"m": messages, "me": token, "is_operator": token is not None and token.role == "operator",
             "version": __version__, "unit_name": current_app.extensions.get(UNIT_EXTENSION, ""),
             "code_label": data.code_label if data is not None else str, "page_url": _page_url,
-            "finding_text": _finding_text, "run_label": _run_label, "department_label": _department_label}
+            "finding_text": _finding_text, "run_label": _run_label, "department_label": _department_label,
+            "masked": _masked, "mask": mask_mobile}
+
+
+def _masked(employee_id: str) -> bool:
+    """Whether this page shows the person's mobile masked: for the HR role, unless revealed by a logged click."""
+    token = g.get("token")
+    return token is not None and token.role == "hr" and employee_id not in g.get("revealed", ())
+
+
+def mask_mobile(value: str) -> str:
+    """A mobile as HR sees it before revealing it: `138****0001`."""
+    return f"{value[:3]}****{value[-4:]}" if len(value) >= 8 else "*" * len(value)
+
+
+def _reveal(employee_id: str, where: str) -> None:
+    """Show this person's mobile on the page being rendered, and log who saw whose, and where (art. 15)."""
+    g.revealed = {employee_id}
+    log.info("console.personal_data_viewed", token_name=g.token.name, role=g.token.role, employee_id=employee_id,
+             field="mobile", page=where)
 
 
 def _run_label(run: RunLine) -> str:
@@ -234,11 +253,6 @@ def completeness_download(fmt: str) -> ResponseReturnValue:
 # -- 人员查询 -----------------------------------------------------------------------------------------------
 
 
-def _mask(name: str) -> str:
-    """A name as the log may hold it: its first character."""
-    return name[:1] + "*" * max(1, len(name) - 1)
-
-
 @console.get("/people")
 @console_requires("hr")
 def people() -> ResponseReturnValue:
@@ -259,7 +273,7 @@ def people_search() -> ResponseReturnValue:
         log.info("console.person_search", by="employee_id", employee_id=query, token_name=g.token.name)
         return redirect(url_for("console.person", employee_id=query), code=303)
     hits = data.find_by_name(query)
-    log.info("console.person_search", by="name", query=_mask(query), hits=len(hits), token_name=g.token.name)
+    log.info("console.person_search", by="name", hits=len(hits), token_name=g.token.name)  # never the name
     index = data.index()
     return render_template("people.html", query=query, hits=hits, paths=index.paths)
 
@@ -333,6 +347,7 @@ def _person_page(employee_id: str, live: dict[str, Any] | None = None) -> Respon
     return render_template("person.html", view=view, resync=resync,
                            resync_failure=_resync_failure(resync) if resync else None,
                            resync_result=_resync_result(resync) if resync else [], live=live,
+                           reveal_action=url_for("console.person_reveal", employee_id=employee_id),
                            today=_data().today())
 
 
@@ -340,6 +355,15 @@ def _person_page(employee_id: str, live: dict[str, Any] | None = None) -> Respon
 @console_requires("hr")
 def person(employee_id: str) -> ResponseReturnValue:
     """HR's record, the directory's link, the journal, and 立即同步."""
+    log.info("console.person_viewed", employee_id=employee_id, token_name=g.token.name)
+    return _person_page(employee_id)
+
+
+@console.post("/people/<employee_id>/reveal")
+@console_requires("hr")
+def person_reveal(employee_id: str) -> ResponseReturnValue:
+    """The person's page with their mobile shown in full (the click is logged)."""
+    _reveal(employee_id, "person")
     return _person_page(employee_id)
 
 
@@ -358,6 +382,8 @@ def person_directory(employee_id: str) -> ResponseReturnValue:
                                                category=messages.label(messages.ERROR_CATEGORIES, exc.category))}
     else:
         live = {"entry": entry}
+    log.info("console.directory_read", employee_id=employee_id, token_name=g.token.name,
+             found=bool(live.get("entry")))
     return _person_page(employee_id, live)
 
 
@@ -466,7 +492,19 @@ def run(run_id: str) -> ResponseReturnValue:
     view = _data().run(run_id, _page_number())
     if view is None:
         abort(404)
-    return render_template("run.html", view=view)
+    return render_template("run.html", view=view, reveal_action=url_for(
+        "console.run_reveal", run_id=run_id, page=_page_number()))
+
+
+@console.post("/runs/<run_id>/reveal")
+@console_requires("hr")
+def run_reveal(run_id: str) -> ResponseReturnValue:
+    """The run's page with one person's mobile shown in full (the click is logged)."""
+    employee_id = request.form.get("employee_id", "").strip()[:64]
+    if not employee_id:
+        abort(400)
+    _reveal(employee_id, "run")
+    return run(run_id)
 
 
 # -- helpers for the templates --------------------------------------------------------------------------------
