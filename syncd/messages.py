@@ -234,6 +234,11 @@ CONSOLE: dict[str, str] = {
     "alert.problem": "{title}（自 {since}）",
     "alert.none": "没有需要处理的事项。",
     "alert.open": "查看",
+    "person.label": "{name}（{id}）",
+    "reason.requested_by": "由 {who} 操作",
+    # Where HR finds a record in its export (the file's line).
+    "place.person": "人员表第 {line} 行",
+    "place.department": "部门表第 {line} 行",
 }
 # Open problems the overview lists by their own title (the held, overdue and record problems are counted live
 # above them) and the page that shows what to do: `runs` the run history, None only the title.

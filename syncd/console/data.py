@@ -12,7 +12,7 @@ import io
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -649,6 +649,13 @@ class ConsoleData:
                 standing = journaled.state  # approved | failed
         return Finding(change.subject, what, params, standing, run, category, fields)
 
+    def department_of_code(self, organization_code: str) -> str | None:
+        """The HR department syncd linked to a directory organisation, if any."""
+        if organization_code == self.root_organization_code:
+            return self.root_department
+        return next((hr_id for hr_id, link in self._tree().links.items()
+                     if link.organization_code == organization_code), None)
+
     def runs_by_id(self, run_ids: Iterable[str]) -> dict[str, RunLine]:
         """These runs, by id (for naming them by time and trigger)."""
         with self._session() as session:
@@ -863,4 +870,9 @@ def read_directory_person(target: Target, store: StateStore, employee_id: str) -
     if link is None:
         raise LookupError(f"{employee_id} is not a person syncd manages")
     entries: Iterable[DirectoryEntry] = target.read_people([], [link.employee_code])
-    return next((entry for entry in entries if entry.employee_code == link.employee_code), None)
+    entry = next((entry for entry in entries if entry.employee_code == link.employee_code), None)
+    if entry is None or entry.organization_code is not None:
+        return entry
+    # Read by code alone, the directory does not say where the main position is: one more call does.
+    positions = target.person_positions(link.employee_code)
+    return replace(entry, organization_code=positions[0]) if positions else entry

@@ -38,6 +38,7 @@ from syncd.version import __version__
 log = structlog.get_logger(__name__)
 
 DATA_EXTENSION = "syncd.console.data"
+REQUESTED_BY = "requested by "  # the reason `syncd.freeze` journals
 ZONE_EXTENSION = "syncd.console.zone"
 UNIT_EXTENSION = "syncd.console.unit"
 console = Blueprint("console", __name__, template_folder="templates", static_folder="static",
@@ -74,7 +75,31 @@ def _globals() -> dict[str, Any]:
             "version": __version__, "unit_name": current_app.extensions.get(UNIT_EXTENSION, ""),
             "code_label": data.code_label if data is not None else str, "page_url": _page_url,
             "finding_text": _finding_text, "run_label": _run_label, "department_label": _department_label,
-            "masked": _masked, "mask": mask_mobile}
+            "masked": _masked, "mask": mask_mobile, "person_label": _person_label, "run_name": _run_name,
+            "department_by_code": _department_by_code}
+
+
+def _person_label(employee_id: str) -> str:
+    """A person by name and 工号 (`李华（A000002）`), or the 工号 alone when HR no longer has them."""
+    person = _data().index().snapshot.people.get(employee_id)
+    return messages.console_text("person.label", name=person.name, id=employee_id) if person else employee_id
+
+
+def _run_name(run_id: str) -> str:
+    """A run by its time and trigger, looked up once per page."""
+    names: dict[str, str] = g.setdefault("run_names", {})
+    if run_id not in names:
+        run = _data().runs_by_id([run_id]).get(run_id)
+        names[run_id] = _run_label(run) if run is not None else run_id
+    return names[run_id]
+
+
+def _department_by_code(organization_code: str | None) -> str:
+    """The department syncd linked to a directory organisation, by path and id; the code when none."""
+    if not organization_code:
+        return "—"
+    department = _data().department_of_code(organization_code)
+    return _department_label(department) if department else organization_code
 
 
 def _masked(employee_id: str) -> bool:
@@ -468,10 +493,10 @@ def held_decide(run_id: str, decision: str) -> ResponseReturnValue:
     except LookupError:
         abort(404)
     if decided:
-        flash(messages.console_text("decided.approved" if approve else "decided.rejected", run_id=run_id,
+        flash(messages.console_text("decided.approved" if approve else "decided.rejected", run_id=_run_name(run_id),
                                     count=decided))
     else:
-        flash(messages.console_text("decided.none", run_id=run_id))
+        flash(messages.console_text("decided.none", run_id=_run_name(run_id)))
     return redirect(url_for("console.held"), code=303)
 
 
@@ -543,3 +568,20 @@ def _seconds(value: float | None) -> str:
     if value < 120:
         return messages.console_text("duration.seconds", seconds=f"{value:.1f}")
     return messages.console_text("duration.minutes", minutes=f"{value / 60:.1f}")
+
+
+@console.app_template_filter("reason")
+def _reason(reason: str) -> str:
+    """A change's reason as HR reads it (`requested by ops-li` → `由 ops-li 操作`)."""
+    if reason.startswith(REQUESTED_BY):
+        return messages.console_text("reason.requested_by", who=reason[len(REQUESTED_BY):])
+    return messages.label(messages.CHANGE_REASONS, reason, "")
+
+
+@console.app_template_filter("place")
+def _place(location: str, kind: str = "person") -> str:
+    """Where HR finds a record: `people.csv:303` → `人员表第 303 行`; a DN or a name as it is."""
+    source, _, line = location.rpartition(":")
+    if source and line.isdigit():
+        return messages.console_text(f"place.{kind}", line=line)
+    return location
