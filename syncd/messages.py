@@ -207,8 +207,9 @@ CONSOLE: dict[str, str] = {
     "resync.queued": "已提交同步请求，正在排队。",
     "person.not_found": "没有找到工号或姓名为“{query}”的人员。",
     "person.query_empty": "请输入工号或姓名。",
-    "decided.approved": "已批准运行 {run_id} 的 {count} 项变更，下一次同步时写入通讯录。",
-    "decided.rejected": "已驳回运行 {run_id} 的 {count} 项变更。",
+    "decided.approved": "已批准运行 {run_id} 的 {count} 项变更，将在下一次同步（{next}）生效。",
+    "decided.rejected": ("已驳回运行 {run_id} 的 {count} 项变更；人事数据不变时，"
+                         "下一次同步会再次暂缓这些变更并等待审批。"),
     "decided.none": "运行 {run_id} 没有等待审批的变更（可能已被其他人处理）。",
     "directory.not_linked": "此人尚未与通讯录关联，无法读取。",
     "directory.refused": "读取通讯录失败：{category}。",

@@ -303,7 +303,7 @@ def people_search() -> ResponseReturnValue:
     return render_template("people.html", query=query, hits=hits, paths=index.paths)
 
 
-def _resync_progress(kind: str, subject: str) -> ResyncRequest | None:
+def _resync_progress(kind: str, subject: str | None) -> ResyncRequest | None:
     request_id = request.args.get("resync", "")
     if not request_id:
         return None
@@ -466,7 +466,12 @@ def department_resync(department_id: str) -> ResponseReturnValue:
 @console_requires("operator")
 def held() -> ResponseReturnValue:
     """Runs whose changes wait for an operator's decision, with the exact changes."""
-    return render_template("held.html", runs=_data().held())
+    resync = _resync_progress("all", None)
+    approved = request.args.get("approved", "")[:32]
+    return render_template("held.html", runs=_data().held(), resync=resync,
+                           resync_failure=_resync_failure(resync) if resync else None,
+                           resync_result=_resync_result(resync) if resync else [],
+                           approved=approved if _data().runs_by_id([approved]) else None, next_sync=_next_sync())
 
 
 @console.get("/held/<run_id>/<decision>")
@@ -494,10 +499,21 @@ def held_decide(run_id: str, decision: str) -> ResponseReturnValue:
         abort(404)
     if decided:
         flash(messages.console_text("decided.approved" if approve else "decided.rejected", run_id=_run_name(run_id),
-                                    count=decided))
+                                    count=decided, next=_next_sync()))
     else:
         flash(messages.console_text("decided.none", run_id=_run_name(run_id)))
+    if decided and approve:
+        return redirect(url_for("console.held", approved=run_id), code=303)
     return redirect(url_for("console.held"), code=303)
+
+
+@console.post("/held/run-now")
+@console_requires("operator")
+def held_run_now() -> ResponseReturnValue:
+    """立即执行: after an approval, sync the whole unit now rather than at the next scheduled cycle
+    (a resync queued as `POST /api/v1/resync {"all": true}` queues it)."""
+    resync = _queue_resync({"all": True})
+    return redirect(url_for("console.held", resync=resync.id), code=303)
 
 
 # -- 运行记录 --------------------------------------------------------------------------------------------------

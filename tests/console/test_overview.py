@@ -55,3 +55,20 @@ def test_the_last_successful_sync_counts_every_trigger(console: Console, bureau:
     latest = console.data.overview().last_success
     assert latest is not None and latest.id == later.run_id
     assert "手动同步" in visible_text(client.get("/").text)
+
+
+def test_run_now_is_for_operators_and_queues_a_whole_unit_resync(console: Console, bureau: Bureau) -> None:
+    from tests.console.conftest import csrf_of
+
+    hr = console.app.test_client()
+    sign_in(hr, bureau.tokens["hr"])
+    assert hr.post("/held/run-now", data={"csrf_token": csrf_of(hr.get("/people").text)}).status_code == 403
+    operator = console.app.test_client()
+    sign_in(operator, bureau.tokens["operator"])
+    assert operator.post("/held/run-now").status_code == 400  # no CSRF token
+    answer = operator.post("/held/run-now", data={"csrf_token": csrf_of(operator.get("/held").text)})
+    assert answer.status_code == 303
+    [request] = console.daemon.store.resyncs()
+    assert (request.scope.kind, request.requested_by) == ("all", "duty-operator")
+    assert f"resync={request.id}" in answer.headers["Location"]
+    assert 'data-status="queued"' in operator.get(answer.headers["Location"]).text
