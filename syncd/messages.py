@@ -133,13 +133,52 @@ RESYNC_OUTCOMES: dict[str, str] = {
     "held": "变更已被安全策略暂缓，须运维人员审批后才写入通讯录。",
     "*": "同步未完成，详见运行记录。",
 }
+# What a finished resync did to its subject, by the journal's state of each change (`done.KIND` first).
+RESYNC_RESULTS: dict[str, str] = {
+    "done.join": "已在通讯录中创建", "done.adopt": "已关联通讯录中已有的账号并按人事数据更新",
+    "done.update": "已更新：{fields}", "done.transfer": "已调至 {to}", "done.rejoin": "已重新启用",
+    "done.leave": "已在通讯录中停用", "done.transfer_out": "已在通讯录中停用（调离本单位）",
+    "done.*": "已写入通讯录：{kind}",
+    "held": "{kind}未写入，等待审批（运行 {run}）",
+    "failed": "{kind}未能写入通讯录：{category}",
+    "*": "{kind}：{state}",
+    "unchanged": "未变化：通讯录与人事数据一致，无需写入。",
+    "uncreatable": "未能创建：{reason}",
+    "department": "本次同步共 {total} 项变更：已完成 {done} 项，未完成 {failed} 项，等待审批 {held} 项。",
+}
 LINK_STATES: dict[str, str] = {"active": "在通讯录中", "inactive": "已停用（离职/退休）", "retired": "已撤销"}
 CHANGE_REASONS: dict[str, str] = {"absent from HR": "人事数据中已没有"}
 PROBLEM_LEVELS: dict[int, str] = {1: "本单位管理员", 2: "上级管理员"}
 # How a department as HR has it differs from what syncd last wrote to the directory.
 DEPARTMENT_DIFFERENCES: dict[str, str] = {
     "missing": "通讯录中没有", "in_directory_only": "人事数据中已没有", "name": "名称不同", "short_name": "简称不同",
-    "order": "排序不同", "parent": "上级部门不同",
+    "order": "排序不同", "parent": "上级部门不同", "people": "在职人数不同",
+}
+# Why the directory differs from HR for a person or a department (`syncd.console.data.Finding.what`).
+DIFFERENCES: dict[str, str] = {
+    "join": "人事数据为在职，但通讯录中还没有此人",
+    "rejoin": "人事数据为在职，但通讯录中的账号已停用",
+    "leave": "已{status}但通讯录仍在职",
+    "leave_absent": "人事数据中已没有此人，但通讯录仍在职",
+    "transfer_out": "已调离本单位但通讯录仍在职",
+    "transfer": "部门不同：人事数据为 {to}，通讯录为 {from_}",
+    "update": "{fields}与人事数据不同",
+    "uncreatable": "手机号无效，无法创建：{reason}",
+    "rejected": "人事记录被拒绝，不会同步",
+    "dept_create": "通讯录中还没有此部门",
+    "dept_update": "{fields}与人事数据不同",
+    "dept_move": "上级部门不同：人事数据为 {to}，通讯录为 {from_}",
+    "dept_retire": "人事数据中已没有此部门，但通讯录中仍有",
+}
+# Where syncd stands with a difference (`Finding.standing`); `{run}` is a run's time and trigger.
+STANDINGS: dict[str, str] = {
+    "planned": "将在下一次同步（{next}）写入",
+    "running": "正在同步（运行 {run}）",
+    "held": "等待审批：运行 {run}",
+    "waiting": "等待其所依赖的变更审批：运行 {run}",
+    "approved": "已批准，将在下一次同步（{next}）生效",
+    "failed": "上次同步失败：{category}（运行 {run}）",
+    "blocked": "请在人事系统中修正后再同步",
 }
 
 
@@ -169,8 +208,9 @@ CONSOLE: dict[str, str] = {
     "resync.queued": "已提交同步请求，正在排队。",
     "person.not_found": "没有找到工号或姓名为“{query}”的人员。",
     "person.query_empty": "请输入工号或姓名。",
-    "decided.approved": "已批准运行 {run_id} 的 {count} 项变更，下一次同步时写入通讯录。",
-    "decided.rejected": "已驳回运行 {run_id} 的 {count} 项变更。",
+    "decided.approved": "已批准运行 {run_id} 的 {count} 项变更，将在下一次同步（{next}）生效。",
+    "decided.rejected": ("已驳回运行 {run_id} 的 {count} 项变更；人事数据不变时，"
+                         "下一次同步会再次暂缓这些变更并等待审批。"),
     "decided.none": "运行 {run_id} 没有等待审批的变更（可能已被其他人处理）。",
     "directory.not_linked": "此人尚未与通讯录关联，无法读取。",
     "directory.refused": "读取通讯录失败：{category}。",
@@ -182,7 +222,30 @@ CONSOLE: dict[str, str] = {
     # How long a run took: `{seconds}` and `{minutes}` come formatted (`12.5`).
     "duration.seconds": "{seconds} 秒",
     "duration.minutes": "{minutes} 分钟",
+    # A run by its start and trigger; a department by its path and id; a difference and its standing.
+    "run.label": "{started} {trigger}",
+    "department.label": "{path}（{id}）",
+    "next_sync.unknown": "按计划",
+    "finding": "{what}（{standing}）",
+    "compare.consistent": "通讯录与人事数据一致。",
+    # The overview's alerts: each counted as the page it links to counts it.
+    "alert.held": "运行 {run} 有 {count} 项变更等待审批",
+    "alert.held_hr": "由运维人员审批",
+    "alert.overdue": "{count} 项变更超过截止日期（3 个工作日）仍未进入通讯录",
+    "alert.records": "人事数据中 {incomplete} 人信息不完整，{rejected} 条记录被拒绝，请在人事系统中修正",
+    "alert.problem": "{title}（自 {since}）",
+    "alert.none": "没有需要处理的事项。",
+    "alert.open": "查看",
+    "person.label": "{name}（{id}）",
+    "reason.requested_by": "由 {who} 操作",
+    # Where HR finds a record in its export (the file's line).
+    "place.person": "人员表第 {line} 行",
+    "place.department": "部门表第 {line} 行",
 }
+# Open problems the overview lists by their own title (the held, overdue and record problems are counted live
+# above them) and the page that shows what to do: `runs` the run history, None only the title.
+PROBLEM_PAGES: dict[str, str | None] = {"run_failed": "runs", "quarantined": "runs", "auth_failed": "runs",
+                                        "calendar": None}
 ROLES: dict[str, str] = {"hr": "人事", "operator": "运维"}
 
 

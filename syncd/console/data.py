@@ -12,7 +12,7 @@ import io
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.apply import DEPARTMENT_KINDS
 from syncd.escalation import ProblemView, open_problems
-from syncd.messages import console_text
+from syncd.messages import GROUP_SEPARATOR, console_text, problem_text
 from syncd.model import (
+    Change,
+    ChangeKind,
     Department,
     FieldIssue,
+    LinkState,
     Person,
     PersonStatus,
     Rejection,
     Snapshot,
     department_pushed_fields,
+    fingerprint,
 )
+from syncd.reconcile import reconcile
 from syncd.report import INCOMPLETE, CompletenessReport, ReportRow, completeness, write_csv, write_xlsx
 from syncd.service.leader import Holder, running_daemon
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, Run
@@ -45,6 +50,9 @@ OVERDUE_LISTED = 20
 JOURNAL_LISTED = 100  # a person's latest journal entries
 HELD_LISTED = 500  # changes shown per held run
 NAME_HITS = 50
+SYNCED_OUTCOMES = ("success", "skipped")  # a run that left the directory as HR has it
+DEPARTMENT_COMPARED = 2000  # a department's own people compared with the directory on its page
+OPEN_ENTRIES_READ = 5000  # journal entries read to say where the differences of one page stand
 REPORT_FILES_KEPT = 16  # report downloads kept per snapshot (whole unit and departments, XLSX and CSV)
 
 
@@ -212,7 +220,8 @@ class Overview:
     daemon: Holder | None
     next_cycle: datetime | None
     runs: list[RunLine]
-    held: list[tuple[str, datetime, int]]
+    held: list[tuple[RunLine, int]]  # each run holding changes for a decision (any trigger), with how many
+    last_success: RunLine | None  # the latest run that synced (any trigger: schedule, CLI, resync, start)
     overdue: list[JournalLine]
     overdue_count: int
     problems: list[ProblemView]
@@ -259,7 +268,7 @@ class DepartmentRow:
     id: str
     hr: Department | None
     link: DirectoryDepartment | None
-    differences: tuple[str, ...]  # in_directory_only | missing | name | short_name | order | parent
+    differences: tuple[str, ...]  # in_directory_only | missing | name | short_name | order | parent | people
     in_post: int  # its own in-post people (HR)
     linked: int  # its own people in the directory (links)
     in_post_total: int  # with everything under it
@@ -286,6 +295,33 @@ class DepartmentView:
     people_count: int
     is_root: bool
     root_organization_code: str
+    findings: list[Finding]  # the department's own differences
+    people_findings: dict[str, list[Finding]]  # its own people (HR's and the directory's) that differ
+    names: dict[str, str]  # employee id → name, for the people the findings name
+
+    @property
+    def consistent(self) -> bool:
+        """Whether the department and its own people are in the directory as HR has them."""
+        return not self.findings and not self.people_findings
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One way the directory differs from HR for a subject, and where syncd stands with it.
+
+    `what` names the difference (messages.DIFFERENCES): a change the planner would make (its kind,
+    or `leave_absent`), or one it cannot make (`uncreatable`, `rejected`). `standing` says what
+    syncd does about it (messages.STANDINGS): `planned` for the next sync, `held` / `waiting` for an
+    operator's decision on `run`, `approved`, `failed` (`category`), `running`, `blocked`.
+    """
+
+    subject: str
+    what: str
+    params: dict[str, str]
+    standing: str
+    run: RunLine | None = None
+    category: str | None = None
+    fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # field → (directory, HR) of an update
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +335,13 @@ class PersonView:
     rejections: list[Rejection]
     link: PersonLink | None
     link_department_path: str
-    pending: dict[str, tuple[str, str]]  # field → (last pushed, HR now) where they differ
     journal: list[JournalLine]
+    findings: list[Finding]  # empty: the directory holds what HR says
+
+    @property
+    def consistent(self) -> bool:
+        """Whether the directory holds what HR says (nothing planned, held, failed or impossible)."""
+        return not self.findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +441,10 @@ class ConsoleData:
         """Today in the unit's time zone."""
         return self._today()
 
+    def next_cycle(self) -> datetime | None:
+        """When the daemon's next scheduled cycle starts (None: no daemon schedule here)."""
+        return self._next_cycle()
+
     def code_label(self, field: str, value: object) -> str:
         """A coded person field's value with its label (`男（1）`), any other value as text."""
         text = "" if value is None else str(value)
@@ -418,10 +463,18 @@ class ConsoleData:
             overdue_count = session.scalar(select(func.count()).select_from(overdue_query.subquery())) or 0
             overdue = [self._journal_line(entry, today) for entry in session.scalars(
                 overdue_query.order_by(JournalEntry.due_at, JournalEntry.id).limit(OVERDUE_LISTED))]
-        linked = self._tree().linked_people
+            last_success = session.scalars(select(Run).where(
+                Run.outcome.in_(SYNCED_OUTCOMES), Run.dry_run.is_(False), Run.finished_at.is_not(None))
+                .order_by(Run.finished_at.desc()).limit(1)).first()
+        tree = self._tree()
+        linked = tree.linked_total[self.root_department]  # as the root department's page counts them
         waiting = sum(1 for request in self.store.resyncs(0) if request.status in ("queued", "running"))
-        return Overview(running_daemon(self.store), self._next_cycle(), runs, self.store.held_runs(), overdue,
-                        overdue_count, open_problems(self.store), waiting, linked, self.index())
+        holding = self.store.held_runs()
+        named = self.runs_by_id(run_id for run_id, _, _ in holding)
+        held = [(named[run_id], count) for run_id, _, count in holding if run_id in named]
+        return Overview(running_daemon(self.store), self._next_cycle(), runs, held,
+                        None if last_success is None else _run_line(last_success), overdue,
+                        overdue_count, open_problems(self.store), waiting, linked, tree.index)
 
     def _overdue_query(self, session: Session, today: date) -> Any:
         """`StateStore.overdue`, as a query to count and page (tests check the two agree)."""
@@ -505,16 +558,118 @@ class ConsoleData:
         rejections = [r for r in index.rejections.get(employee_id, ()) if r.kind == "person"]
         if person is None and link is None and not journal and not rejections:
             return None
-        pending: dict[str, tuple[str, str]] = {}
-        if person is not None and link is not None and person.status is PersonStatus.IN_POST:
-            pushed = link.pushed or {}
-            for name, value in person.pushed_fields().items():
-                if str(pushed.get(name, "")) != value:
-                    pending[name] = (str(pushed.get(name, "")), value)
         path = index.paths.get(person.department, person.department) if person is not None else ""
         link_path = index.paths.get(link.department, link.department) if link is not None else ""
+        findings = self.compare([employee_id]).get(employee_id, [])
         return PersonView(employee_id, person, path, index.issues.get(employee_id, []), rejections, link, link_path,
-                          pending, journal)
+                          journal, findings)
+
+    # -- the differences, as the planner sees them -----------------------------------------------
+
+    def compare(self, people: Iterable[str], departments: Iterable[str] = ()) -> dict[str, list[Finding]]:
+        """Subject → how the directory differs from HR for it: the changes `reconcile` plans for these
+        people and departments (as a run scoped to them plans them), each with what the journal says
+        of it (held for a decision, failed, approved), and what the planner cannot do (no valid
+        mobile, a rejected record). A subject the directory holds as HR has it is absent."""
+        index = self.index()
+        snapshot = index.snapshot
+        wanted_people, wanted_departments = set(people), set(departments) - {self.root_department}
+        links = self.store.links(wanted_people)
+        # The planner's own inputs cut to these subjects, as `narrow` cuts them for a scoped run.
+        narrowed = Snapshot(departments=snapshot.departments,
+                            people={i: snapshot.people[i] for i in wanted_people if i in snapshot.people},
+                            rejections=snapshot.rejections, complete=snapshot.complete)
+        scoped = LinkState({k: v for k, v in links.departments.items() if k in wanted_departments}, links.people)
+        subjects = frozenset(wanted_people | wanted_departments)
+        changes = [c for c in reconcile(narrowed, scoped, self.root_department).changes if c.subject in subjects]
+        rejected = {r.key for r in snapshot.rejections if r.kind == "person"}
+        if snapshot.complete and snapshot.people and not narrowed.people:
+            # reconcile says nothing of the absent from an empty read; the whole read is not empty,
+            # so a run over the unit plans their leave, as here.
+            changes += [Change(ChangeKind.LEAVE, i, reason="absent from HR") for i, link in links.people.items()
+                        if link.status == "active" and i not in snapshot.people and i not in rejected]
+        found: dict[str, list[Finding]] = {}
+        journal = self._open_entries(subjects)
+        for change in changes:
+            found.setdefault(change.subject, []).append(self._finding(change, links, journal))
+        for employee_id in wanted_people - set(found):
+            person, link = snapshot.people.get(employee_id), links.people.get(employee_id)
+            if person is not None and person.status is PersonStatus.IN_POST and link is None and not person.creatable:
+                issues = [i for i in index.issues.get(employee_id, ()) if i.field == "mobile"]
+                found[employee_id] = [Finding(employee_id, "uncreatable", {
+                    "reason": GROUP_SEPARATOR.join(problem_text(i) for i in issues) or "—"}, "blocked")]
+            elif person is None and employee_id in index.rejections:
+                found[employee_id] = [Finding(employee_id, "rejected", {}, "blocked")]
+        return found
+
+    def _open_entries(self, subjects: Iterable[str]) -> dict[str, tuple[JournalEntry, RunLine]]:
+        """Fingerprint → the latest journal entry (and its run) of these subjects that is not closed."""
+        found: dict[str, tuple[JournalEntry, RunLine]] = {}
+        subjects = list(subjects)
+        if not subjects:
+            return found
+        with self._session() as session:
+            rows = session.execute(
+                select(JournalEntry, Run).join(Run, Run.id == JournalEntry.run_id)
+                .where(JournalEntry.subject.in_(subjects),
+                       JournalEntry.state.in_(("held", "approved", "failed", "planned", "sent")))
+                .order_by(JournalEntry.id.desc()).limit(OPEN_ENTRIES_READ))
+            for entry, run in rows:
+                payload = entry.change or {}
+                key = fingerprint(entry.kind, entry.subject, dict(payload.get("fields") or {}),  # type: ignore[call-overload]
+                                  payload.get("department"), payload.get("from_department"))  # type: ignore[arg-type]
+                found.setdefault(key, (entry, _run_line(run)))
+        return found
+
+    def _finding(self, change: Change, links: LinkState, journal: dict[str, tuple[JournalEntry, RunLine]]) -> Finding:
+        kind = change.kind.value
+        params: dict[str, str] = {}
+        fields: dict[str, tuple[str, str]] = {}
+        what = kind
+        if change.kind in (ChangeKind.LEAVE, ChangeKind.TRANSFER_OUT):
+            what = "leave_absent" if change.reason == "absent from HR" else kind
+            params["status"] = change.reason
+        elif change.kind in (ChangeKind.TRANSFER, ChangeKind.DEPT_MOVE):
+            params.update(to=change.department or "", from_=change.from_department or "")
+        elif change.kind in (ChangeKind.UPDATE, ChangeKind.DEPT_UPDATE):
+            link = links.people.get(change.subject) if change.kind is ChangeKind.UPDATE else None
+            pushed = (link.pushed if link is not None else
+                      (links.departments[change.subject].pushed if change.subject in links.departments else {}))
+            fields = {name: (str(pushed.get(name) or ""), value) for name, value in change.fields.items()}
+        standing, run, category = "planned", None, None
+        entry = journal.get(change.fingerprint())
+        if entry is not None:
+            journaled, run = entry
+            category = journaled.error_category
+            if journaled.state == "held":
+                standing = "waiting" if category == "waiting" else "held"
+            elif journaled.state in ("planned", "sent"):
+                standing = "running" if run.finished_at is None else "planned"
+            else:
+                standing = journaled.state  # approved | failed
+        return Finding(change.subject, what, params, standing, run, category, fields)
+
+    def department_of_code(self, organization_code: str) -> str | None:
+        """The HR department syncd linked to a directory organisation, if any."""
+        if organization_code == self.root_organization_code:
+            return self.root_department
+        return next((hr_id for hr_id, link in self._tree().links.items()
+                     if link.organization_code == organization_code), None)
+
+    def runs_by_id(self, run_ids: Iterable[str]) -> dict[str, RunLine]:
+        """These runs, by id (for naming them by time and trigger)."""
+        with self._session() as session:
+            return {run.id: _run_line(run) for run in session.scalars(select(Run).where(Run.id.in_(list(run_ids))))}
+
+    def run_changes(self, run_id: str, subjects: Iterable[str] | None = None) -> list[JournalLine]:
+        """What a run journaled (for these subjects only, when given), in the order journaled."""
+        today = self.today()
+        query = select(JournalEntry).where(JournalEntry.run_id == run_id)
+        if subjects is not None:
+            query = query.where(JournalEntry.subject.in_(list(subjects)))
+        with self._session() as session:
+            return [self._journal_line(e, today) for e in session.scalars(
+                query.order_by(JournalEntry.id).limit(HELD_LISTED))]
 
     def _links_version(self) -> tuple[Any, ...]:
         """Changes whenever links may have changed: links are written only by runs (cycles, resyncs, freezes)."""
@@ -550,7 +705,12 @@ class ConsoleData:
             if link.parent_hr_id is not None and hr_id not in departments and link.status == "active":
                 children.setdefault(link.parent_hr_id, []).append(hr_id)
         differences = {dept_id: self._differences(dept_id, departments.get(dept_id), links.get(dept_id))
-                       for dept_id in {*departments, *links}}
+                       for dept_id in {*departments, *links, *linked}}
+        for dept_id, found in differences.items():
+            # Its own in-post people against its people in the directory: a leaver held for a decision,
+            # a newcomer who cannot be created (the department's page says who and why).
+            if index.in_post[dept_id] != linked.get(dept_id, 0):
+                differences[dept_id] = (*found, "people")
         order, seen, todo = [], set(), [self.root_department]
         while todo:  # depth first from the root; a department off the tree (a cycle) is left out
             current = todo.pop()
@@ -596,11 +756,22 @@ class ConsoleData:
                     below.append(current)
                 todo.extend(reversed(tree.children.get(current, [])))
         people_ids = index.people_in.get(department_id, [])
+        with self._session() as session:  # its people as the directory holds them (moved, left or not)
+            linked_ids = list(session.scalars(select(PersonLink.employee_id).where(
+                PersonLink.department == department_id).limit(DEPARTMENT_COMPARED)))
+        compared = self.compare({*people_ids[:DEPARTMENT_COMPARED], *linked_ids}, [department_id])
+        own = compared.pop(department_id, [])
+        names = {i: index.snapshot.people[i].name for i in compared if i in index.snapshot.people}
+        if len(names) < len(compared):  # gone from HR: the name syncd last wrote
+            with self._session() as session:
+                for employee_id, pushed in session.execute(select(PersonLink.employee_id, PersonLink.pushed).where(
+                        PersonLink.employee_id.in_([i for i in compared if i not in names]))):
+                    names[employee_id] = str((pushed or {}).get("name", ""))
         return DepartmentView(
             row(department_id), self._path(department_id, departments, tree.links),
             [row(child) for child in tree.children.get(department_id, [])], [row(d) for d in below[:100]],
             len(below), [index.snapshot.people[i] for i in people_ids[:200]], len(people_ids), is_root,
-            self.root_organization_code)
+            self.root_organization_code, own, compared, names)
 
     def _differences(self, dept_id: str, hr: Department | None, link: DirectoryDepartment | None
                      ) -> tuple[str, ...]:
@@ -699,4 +870,9 @@ def read_directory_person(target: Target, store: StateStore, employee_id: str) -
     if link is None:
         raise LookupError(f"{employee_id} is not a person syncd manages")
     entries: Iterable[DirectoryEntry] = target.read_people([], [link.employee_code])
-    return next((entry for entry in entries if entry.employee_code == link.employee_code), None)
+    entry = next((entry for entry in entries if entry.employee_code == link.employee_code), None)
+    if entry is None or entry.organization_code is not None:
+        return entry
+    # Read by code alone, the directory does not say where the main position is: one more call does.
+    positions = target.person_positions(link.employee_code)
+    return replace(entry, organization_code=positions[0]) if positions else entry

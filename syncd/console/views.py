@@ -8,6 +8,7 @@ name or a mobile: people are addressed by 工号, and a search by name is a POST
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from syncd.console.auth import (
     sign_out,
     signed_in_token,
 )
-from syncd.console.data import ConsoleData, page_of
+from syncd.console.data import ConsoleData, Finding, RunLine, page_of
 from syncd.report import REJECTED, summary_lines
 from syncd.scope import ResyncRequest
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
@@ -37,6 +38,7 @@ from syncd.version import __version__
 log = structlog.get_logger(__name__)
 
 DATA_EXTENSION = "syncd.console.data"
+REQUESTED_BY = "requested by "  # the reason `syncd.freeze` journals
 ZONE_EXTENSION = "syncd.console.zone"
 UNIT_EXTENSION = "syncd.console.unit"
 console = Blueprint("console", __name__, template_folder="templates", static_folder="static",
@@ -71,7 +73,87 @@ def _globals() -> dict[str, Any]:
     data: ConsoleData | None = current_app.extensions.get(DATA_EXTENSION)
     return {"m": messages, "me": token, "is_operator": token is not None and token.role == "operator",
             "version": __version__, "unit_name": current_app.extensions.get(UNIT_EXTENSION, ""),
-            "code_label": data.code_label if data is not None else str, "page_url": _page_url}
+            "code_label": data.code_label if data is not None else str, "page_url": _page_url,
+            "finding_text": _finding_text, "run_label": _run_label, "department_label": _department_label,
+            "masked": _masked, "mask": mask_mobile, "person_label": _person_label, "run_name": _run_name,
+            "department_by_code": _department_by_code}
+
+
+def _person_label(employee_id: str) -> str:
+    """A person by name and 工号 (`李华（A000002）`), or the 工号 alone when HR no longer has them."""
+    person = _data().index().snapshot.people.get(employee_id)
+    return messages.console_text("person.label", name=person.name, id=employee_id) if person else employee_id
+
+
+def _run_name(run_id: str) -> str:
+    """A run by its time and trigger, looked up once per page."""
+    names: dict[str, str] = g.setdefault("run_names", {})
+    if run_id not in names:
+        run = _data().runs_by_id([run_id]).get(run_id)
+        names[run_id] = _run_label(run) if run is not None else run_id
+    return names[run_id]
+
+
+def _department_by_code(organization_code: str | None) -> str:
+    """The department syncd linked to a directory organisation, by path and id; the code when none."""
+    if not organization_code:
+        return "—"
+    department = _data().department_of_code(organization_code)
+    return _department_label(department) if department else organization_code
+
+
+def _masked(employee_id: str) -> bool:
+    """Whether this page shows the person's mobile masked: for the HR role, unless revealed by a logged click."""
+    token = g.get("token")
+    return token is not None and token.role == "hr" and employee_id not in g.get("revealed", ())
+
+
+def mask_mobile(value: str) -> str:
+    """A mobile as HR sees it before revealing it: `138****0001`."""
+    return f"{value[:3]}****{value[-4:]}" if len(value) >= 8 else "*" * len(value)
+
+
+def _reveal(employee_id: str, where: str) -> None:
+    """Show this person's mobile on the page being rendered, and log who saw whose, and where (art. 15)."""
+    g.revealed = {employee_id}
+    log.info("console.personal_data_viewed", token_name=g.token.name, role=g.token.role, employee_id=employee_id,
+             field="mobile", page=where)
+
+
+def _run_label(run: RunLine) -> str:
+    """A run as HR names it: when it started and what started it (`2026-12-04 10:31 定时（增量）`)."""
+    started = run.started_at.astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+    return messages.console_text("run.label", started=started, trigger=messages.label(messages.RUN_TRIGGERS,
+                                                                                      run.trigger))
+
+
+def _department_label(department_id: str | None) -> str:
+    """A department by its path of names and its id (`郑州市审计局 / 办公室（D0002）`)."""
+    if not department_id:
+        return "—"
+    path = _data().index().paths.get(department_id)
+    return messages.console_text("department.label", path=path, id=department_id) if path else department_id
+
+
+def _next_sync() -> str:
+    """When the next scheduled sync starts (`10:32`), or that it is scheduled."""
+    moment = _data().next_cycle()
+    return moment.astimezone(_zone()).strftime("%H:%M") if moment else messages.console_text("next_sync.unknown")
+
+
+def _finding_text(finding: Finding) -> str:
+    """Why the directory differs from HR for a subject, and what syncd does about it, in Chinese."""
+    params = dict(finding.params)
+    params["to"] = _department_label(params.get("to"))
+    params["from_"] = _department_label(params.get("from_"))
+    params["status"] = params.get("status", "")
+    kind = "department" if finding.what.startswith("dept_") else "person"
+    params["fields"] = messages.LIST_SEPARATOR.join(messages.field_label(name, kind) for name in sorted(finding.fields))
+    what = messages.DIFFERENCES[finding.what].format(**params)
+    standing = messages.STANDINGS[finding.standing].format(
+        run=_run_label(finding.run) if finding.run is not None else "—", next=_next_sync(),
+        category=messages.label(messages.ERROR_CATEGORIES, finding.category))
+    return messages.console_text("finding", what=what, standing=standing)
 
 
 def _page_url(name: str, number: int) -> str:
@@ -196,11 +278,6 @@ def completeness_download(fmt: str) -> ResponseReturnValue:
 # -- 人员查询 -----------------------------------------------------------------------------------------------
 
 
-def _mask(name: str) -> str:
-    """A name as the log may hold it: its first character."""
-    return name[:1] + "*" * max(1, len(name) - 1)
-
-
 @console.get("/people")
 @console_requires("hr")
 def people() -> ResponseReturnValue:
@@ -221,12 +298,12 @@ def people_search() -> ResponseReturnValue:
         log.info("console.person_search", by="employee_id", employee_id=query, token_name=g.token.name)
         return redirect(url_for("console.person", employee_id=query), code=303)
     hits = data.find_by_name(query)
-    log.info("console.person_search", by="name", query=_mask(query), hits=len(hits), token_name=g.token.name)
+    log.info("console.person_search", by="name", hits=len(hits), token_name=g.token.name)  # never the name
     index = data.index()
     return render_template("people.html", query=query, hits=hits, paths=index.paths)
 
 
-def _resync_progress(kind: str, subject: str) -> ResyncRequest | None:
+def _resync_progress(kind: str, subject: str | None) -> ResyncRequest | None:
     request_id = request.args.get("resync", "")
     if not request_id:
         return None
@@ -251,13 +328,51 @@ def _resync_failure(resync: ResyncRequest) -> str | None:
     return None
 
 
+def _resync_result(resync: ResyncRequest) -> list[tuple[str, str]]:
+    """(tone, sentence) of what a finished resync did to its subject: the fields it updated, unchanged,
+    could not create and why, waiting for a decision — from the run's journal, never a blanket success."""
+    if resync.status != "done" or resync.run_id is None:
+        return []
+    data = _data()
+    subject = resync.scope.value or ""
+    if resync.scope.kind != "employee":
+        lines = data.run_changes(resync.run_id)
+        states = Counter(line.state for line in lines)
+        failed = len(lines) - states["done"] - states["held"]
+        return [("ok" if states["done"] == len(lines) else "warn", messages.RESYNC_RESULTS["department"].format(
+            total=len(lines), done=states["done"], held=states["held"], failed=failed))]
+    found = []
+    for line in data.run_changes(resync.run_id, [subject]):
+        kind = messages.label(messages.CHANGE_KINDS, line.kind)
+        if line.state == "done":
+            template = messages.RESYNC_RESULTS.get(f"done.{line.kind}", messages.RESYNC_RESULTS["done.*"])
+            fields = messages.LIST_SEPARATOR.join(messages.field_label(name) for name in sorted(line.fields))
+            found.append(("ok", template.format(fields=fields, to=_department_label(line.department), kind=kind)))
+        elif line.state in ("held", "failed"):
+            run = data.runs_by_id([line.run_id]).get(line.run_id)
+            found.append(("warn" if line.state == "held" else "bad", messages.RESYNC_RESULTS[line.state].format(
+                kind=kind, run=_run_label(run) if run else line.run_id,
+                category=messages.label(messages.ERROR_CATEGORIES, line.category))))
+        else:
+            found.append(("warn", messages.RESYNC_RESULTS["*"].format(
+                kind=kind, state=messages.label(messages.CHANGE_STATES, line.state))))
+    if found:
+        return found
+    blocked = [f for f in data.compare([subject]).get(subject, []) if f.what == "uncreatable"]
+    if blocked:
+        return [("bad", messages.RESYNC_RESULTS["uncreatable"].format(reason=blocked[0].params["reason"]))]
+    return [("ok", messages.RESYNC_RESULTS["unchanged"])]
+
+
 def _person_page(employee_id: str, live: dict[str, Any] | None = None) -> ResponseReturnValue:
     view = _data().person(employee_id)
     if view is None:
         abort(404)
     resync = _resync_progress("employee", employee_id)
     return render_template("person.html", view=view, resync=resync,
-                           resync_failure=_resync_failure(resync) if resync else None, live=live,
+                           resync_failure=_resync_failure(resync) if resync else None,
+                           resync_result=_resync_result(resync) if resync else [], live=live,
+                           reveal_action=url_for("console.person_reveal", employee_id=employee_id),
                            today=_data().today())
 
 
@@ -265,6 +380,15 @@ def _person_page(employee_id: str, live: dict[str, Any] | None = None) -> Respon
 @console_requires("hr")
 def person(employee_id: str) -> ResponseReturnValue:
     """HR's record, the directory's link, the journal, and 立即同步."""
+    log.info("console.person_viewed", employee_id=employee_id, token_name=g.token.name)
+    return _person_page(employee_id)
+
+
+@console.post("/people/<employee_id>/reveal")
+@console_requires("hr")
+def person_reveal(employee_id: str) -> ResponseReturnValue:
+    """The person's page with their mobile shown in full (the click is logged)."""
+    _reveal(employee_id, "person")
     return _person_page(employee_id)
 
 
@@ -283,6 +407,8 @@ def person_directory(employee_id: str) -> ResponseReturnValue:
                                                category=messages.label(messages.ERROR_CATEGORIES, exc.category))}
     else:
         live = {"entry": entry}
+    log.info("console.directory_read", employee_id=employee_id, token_name=g.token.name,
+             found=bool(live.get("entry")))
     return _person_page(employee_id, live)
 
 
@@ -321,7 +447,8 @@ def department(department_id: str) -> ResponseReturnValue:
         abort(404)
     resync = _resync_progress("department", department_id)
     return render_template("department.html", view=view, resync=resync,
-                           resync_failure=_resync_failure(resync) if resync else None)
+                           resync_failure=_resync_failure(resync) if resync else None,
+                           resync_result=_resync_result(resync) if resync else [])
 
 
 @console.post("/departments/<department_id>/resync")
@@ -339,7 +466,12 @@ def department_resync(department_id: str) -> ResponseReturnValue:
 @console_requires("operator")
 def held() -> ResponseReturnValue:
     """Runs whose changes wait for an operator's decision, with the exact changes."""
-    return render_template("held.html", runs=_data().held())
+    resync = _resync_progress("all", None)
+    approved = request.args.get("approved", "")[:32]
+    return render_template("held.html", runs=_data().held(), resync=resync,
+                           resync_failure=_resync_failure(resync) if resync else None,
+                           resync_result=_resync_result(resync) if resync else [],
+                           approved=approved if _data().runs_by_id([approved]) else None, next_sync=_next_sync())
 
 
 @console.get("/held/<run_id>/<decision>")
@@ -366,11 +498,22 @@ def held_decide(run_id: str, decision: str) -> ResponseReturnValue:
     except LookupError:
         abort(404)
     if decided:
-        flash(messages.console_text("decided.approved" if approve else "decided.rejected", run_id=run_id,
-                                    count=decided))
+        flash(messages.console_text("decided.approved" if approve else "decided.rejected", run_id=_run_name(run_id),
+                                    count=decided, next=_next_sync()))
     else:
-        flash(messages.console_text("decided.none", run_id=run_id))
+        flash(messages.console_text("decided.none", run_id=_run_name(run_id)))
+    if decided and approve:
+        return redirect(url_for("console.held", approved=run_id), code=303)
     return redirect(url_for("console.held"), code=303)
+
+
+@console.post("/held/run-now")
+@console_requires("operator")
+def held_run_now() -> ResponseReturnValue:
+    """立即执行: after an approval, sync the whole unit now rather than at the next scheduled cycle
+    (a resync queued as `POST /api/v1/resync {"all": true}` queues it)."""
+    resync = _queue_resync({"all": True})
+    return redirect(url_for("console.held", resync=resync.id), code=303)
 
 
 # -- 运行记录 --------------------------------------------------------------------------------------------------
@@ -390,7 +533,19 @@ def run(run_id: str) -> ResponseReturnValue:
     view = _data().run(run_id, _page_number())
     if view is None:
         abort(404)
-    return render_template("run.html", view=view)
+    return render_template("run.html", view=view, reveal_action=url_for(
+        "console.run_reveal", run_id=run_id, page=_page_number()))
+
+
+@console.post("/runs/<run_id>/reveal")
+@console_requires("hr")
+def run_reveal(run_id: str) -> ResponseReturnValue:
+    """The run's page with one person's mobile shown in full (the click is logged)."""
+    employee_id = request.form.get("employee_id", "").strip()[:64]
+    if not employee_id:
+        abort(400)
+    _reveal(employee_id, "run")
+    return run(run_id)
 
 
 # -- helpers for the templates --------------------------------------------------------------------------------
@@ -429,3 +584,20 @@ def _seconds(value: float | None) -> str:
     if value < 120:
         return messages.console_text("duration.seconds", seconds=f"{value:.1f}")
     return messages.console_text("duration.minutes", minutes=f"{value / 60:.1f}")
+
+
+@console.app_template_filter("reason")
+def _reason(reason: str) -> str:
+    """A change's reason as HR reads it (`requested by ops-li` → `由 ops-li 操作`)."""
+    if reason.startswith(REQUESTED_BY):
+        return messages.console_text("reason.requested_by", who=reason[len(REQUESTED_BY):])
+    return messages.label(messages.CHANGE_REASONS, reason, "")
+
+
+@console.app_template_filter("place")
+def _place(location: str, kind: str = "person") -> str:
+    """Where HR finds a record: `people.csv:303` → `人员表第 303 行`; a DN or a name as it is."""
+    source, _, line = location.rpartition(":")
+    if source and line.isdigit():
+        return messages.console_text(f"place.{kind}", line=line)
+    return location

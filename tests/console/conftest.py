@@ -22,6 +22,7 @@ from tests.console.harness import Bureau, Console, build_console, bureau_at, ser
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1366, 768  # the office screen the console must work on
+PHONE = (390, 844)  # the phone Zhengzhengding lives on
 WAIT = 20.0
 
 
@@ -157,6 +158,25 @@ class Browser:
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+    def shots_at_both_sizes(self, name: str) -> tuple[Path, Path]:
+        """Screenshots of the page on the office screen and on a 390×844 phone; the phone's page must
+        not be wider than the phone (no sideways scrolling)."""
+        office = self.shot(name)
+        self.as_phone(True)
+        try:
+            width = self.driver.execute_script("return document.documentElement.scrollWidth")
+            phone = self.shot(f"{name}-phone")
+            assert width <= PHONE[0], f"{name}: the page is {width} px wide on a {PHONE[0]} px phone"
+        finally:
+            self.as_phone(False)
+        return office, phone
+
+    def as_phone(self, phone: bool) -> None:
+        """Show pages as a 390×844 phone does (or as the office screen again)."""
+        width, height = PHONE if phone else (WIDTH, HEIGHT)
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone})
 
 
 @pytest.fixture

@@ -143,15 +143,22 @@ def test_an_operator_approves_a_held_run_after_confirming_and_the_next_cycle_app
     assert "确认批准" in browser.text("h1")
     browser.shot("09-held-confirm")
     browser.click("#confirm")
-    browser.until(lambda: browser.path == "/held", "back on the held page")
-    assert f"已批准运行 {held.run_id} 的 1 项变更" in browser.text(".flash")
+    browser.until(lambda: browser.path.startswith("/held"), "back on the held page")
+    assert "的 1 项变更，将在下一次同步（" in browser.text(".flash") and held.run_id not in browser.text(".flash")
     assert browser.finds("#nothing-held")
-    browser.shot("10-held-approved")
+    assert "已批准的变更将在下一次同步（" in browser.text("#approved")
+    browser.shots_at_both_sizes("10-held-approved")
 
     run = served.data.run(held.run_id, 1)
     assert run is not None
     assert {line.kind: line.state for line in run.changes.items}["dept_create"] == "approved"
-    assert bureau.cycle().outcome == "success"
+    browser.click("#run-now")  # 立即执行: a resync of the whole unit, queued as the API queues it
+    browser.until(lambda: browser.find("#resync").get_attribute("data-status") in ("done", "failed"),
+                  "the run-now resync to finish")
+    [request] = served.daemon.store.resyncs()
+    assert request.scope.kind == "all" and request.requested_by == "duty-operator"
+    assert "已完成 2 项" in browser.text("#resync-result")
+    browser.shots_at_both_sizes("10b-held-run-now")
     organizations = {o["organizationName"] for o in bureau.admin.directory()["organizations"]}
     assert "电子数据审计处" in organizations
 

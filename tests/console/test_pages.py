@@ -61,8 +61,8 @@ def test_the_completeness_page_lists_problems_in_chinese_with_where_to_fix_them(
     client = console.app.test_client()
     sign_in(client, with_problems.tokens["hr"])
     page = visible_text(client.get("/completeness").text)
-    assert "手机号不是11位大陆手机号" in page and "people.csv:8" in page
-    assert "部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）" in page and "people.csv:9" in page
+    assert "手机号不是11位大陆手机号" in page and "人员表第 8 行" in page and "people.csv" not in page
+    assert "部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）" in page and "人员表第 9 行" in page
     filtered = visible_text(client.get("/completeness?d=D0002").text)
     assert "A000007" not in filtered and "没有信息不完整的在职人员" in filtered
     csv_text = client.get("/completeness/report.csv").data.decode("utf-8-sig")
@@ -106,7 +106,12 @@ def test_the_person_page_reads_the_directory_live_on_request(console: Console, b
     live = client.post("/people/A000002/directory", data={"csrf_token": csrf_of(page.text)})
     assert live.status_code == 200
     text = visible_text(live.text)
-    assert "通讯录当前数据（实时读取）" in text and "在职（A）" in text and "科员" in text
+    assert "通讯录当前数据（实时读取）" in text and "科员" in text
+    record = re.search(r'<div class="panel" id="live">(.*?)</div>', live.text, re.S)
+    assert record is not None
+    shown = visible_text(record.group(1))
+    # Codes as their labels, the organisation by its department's name and path; no directory code for HR.
+    assert "女（2）" in shown and "郑州市审计局 / 办公室（D0002）" in shown and "GE_" not in shown
 
 
 def test_the_overview_counts_what_waits_and_what_is_late_as_the_store_does(bureau: Bureau, console: Console) -> None:
@@ -123,7 +128,7 @@ def test_the_overview_counts_what_waits_and_what_is_late_as_the_store_does(burea
     expected = console.daemon.store.overdue(later)
     assert overview.overdue_count == len(expected) == 2
     assert [line.id for line in overview.overdue] == [entry.id for entry in expected]
-    assert [(run_id, count) for run_id, _, count in overview.held] == [(held.run_id, 1)]
+    assert [(run.id, count) for run, count in overview.held] == [(held.run_id, 1)]
     [view] = data.held()
     assert (view.decide, view.total) == (1, 2) and [c.kind for c in view.changes] == ["dept_create", "join"]
 
@@ -139,7 +144,7 @@ def test_the_department_page_marks_what_differs_from_the_directory(console: Cons
     marks = {row.id: row.differences for row in view.children}
     assert marks["D0002"] == () and marks["D0003"] == ("name",) and marks["D0007"] == ("missing",)
     below = {row.id: row.differences for row in view.differences_below}
-    assert below["D0005"] == ("in_directory_only",)  # gone from HR, still in the directory
+    assert below["D0005"] == ("in_directory_only", "people")  # gone from HR, still in the directory with its people
     assert view.row.in_post_total == 4 and view.row.linked_total == 5
 
 

@@ -266,7 +266,7 @@ def test_every_console_page_needs_a_role_and_the_decisions_need_an_operator(cons
     public = {rule for rule, role in roles.items() if role is None}
     assert public == {"/signin", "/signout"}
     assert {rule for rule, role in roles.items() if role == "operator"} == {
-        "/held", "/held/<run_id>/<decision>"}
+        "/held", "/held/<run_id>/<decision>", "/held/run-now"}
     assert all(not is_api_path(rule) for rule in roles)
 
 
@@ -307,7 +307,7 @@ def test_a_malformed_id_is_refused_by_the_apis_own_check(console: Console, burea
 # -- no name or mobile in a URL or a log ------------------------------------------------------------
 
 
-def test_a_search_by_name_is_a_post_whose_name_is_masked_in_the_log(console: Console, bureau: Bureau) -> None:
+def test_a_search_by_name_is_a_post_whose_name_is_not_in_the_log(console: Console, bureau: Bureau) -> None:
     client = console.app.test_client()
     sign_in(client, bureau.tokens["hr"])
     token = csrf_of(client.get("/people").text)
@@ -315,8 +315,8 @@ def test_a_search_by_name_is_a_post_whose_name_is_masked_in_the_log(console: Con
         found = client.post("/people/search", data={"csrf_token": token, "q": "阿依古丽"})
     assert found.status_code == 200 and "A000005" in found.text
     [event] = [e for e in logs if e["event"] == "console.person_search"]
-    assert event["by"] == "name" and event["query"] == "阿***" and event["hits"] == 1
-    assert "阿依古丽" not in repr(logs)
+    assert event["by"] == "name" and "query" not in event and event["hits"] == 1
+    assert "阿" not in repr(logs)
     by_id = client.post("/people/search", data={"csrf_token": token, "q": "A000005"})
     assert by_id.status_code == 303 and by_id.headers["Location"] == "/people/A000005"
 
