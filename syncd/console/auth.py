@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 import time
 import tomllib
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import structlog
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
@@ -42,6 +45,9 @@ SESSION_COOKIE = "syncd_console"
 MAX_FAILURES = 5
 FAILURE_WINDOW = 300.0  # seconds
 MAX_ADDRESSES = 10_000  # addresses whose failures are remembered; the oldest are forgotten first
+MAX_NEXT_LENGTH = 2048  # a `next` longer than any console URL is refused
+# A `next`: `/` alone, or `/` then anything but another separator (`//host` is another site).
+_NEXT = re.compile(r"/(?:[^/\\].*)?", re.DOTALL)
 _FINGERPRINT = 16  # hex digits of the token's SHA-256 kept in the session
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
@@ -223,9 +229,20 @@ def fingerprint(token: str) -> str:
 
 
 def _safe_next(path: str | None) -> str | None:
-    """A same-site path to return to after signing in, or None (no open redirect)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    """A same-origin path to return to after signing in, or None (no open redirect).
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so `/%09/evil.example`
+    becomes `//evil.example`: the path, raw and percent-decoded (twice, for a proxy that decodes
+    once), must be a single `/` then a non-separator, with no backslash and no control or format
+    character anywhere.
+    """
+    if not path or len(path) > MAX_NEXT_LENGTH:
         return None
+    once = unquote(path)
+    for form in (path, once, unquote(once)):
+        if not _NEXT.fullmatch(form) or "\\" in form or any(unicodedata.category(c)[0] in "CZ" and c != " "
+                                                       for c in form):
+            return None
     return path
 
 
