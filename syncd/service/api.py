@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from syncd.service.control import Control, ResyncScope
 from syncd.service.metrics import Metrics
 from syncd.service.openapi import BY_MAX_LENGTH, ID_MAX_LENGTH, openapi_document
-from syncd.service.tokens import Role, Token, TokenStore
+from syncd.service.tokens import FailureLimiter, Role, Token, TokenStore
 from syncd.target import TargetError
 from syncd.version import __version__
 
@@ -50,6 +50,7 @@ class ApiServices:
     control: Control
     tokens: TokenStore
     metrics: Metrics
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)  # wrong bearer tokens per client address
 
 
 class ApiError(Exception):
@@ -78,26 +79,37 @@ def invalid(field: str, message: str) -> ApiError:
     return ApiError(422, "invalid_request", message, field=field)
 
 
-def _unauthorized(reason: str, message: str) -> ApiError:
+def _unauthorized(reason: str, message: str, limited: bool) -> ApiError:
+    """A 401, or a 429 when the client address was past its limit of failures before this one."""
+    services: ApiServices = current_app.extensions[EXTENSION]
+    address = request.remote_addr or "-"
+    failures = services.limiter.failed(address)
     # The remote address helps spot a misconfigured client or someone guessing; the token is never logged.
-    log.warning("api.auth_failed", reason=reason, remote_addr=request.remote_addr, method=request.method,
-                route=_route())
+    if failures <= services.limiter.max_failures:
+        log.warning("api.auth_failed", reason=reason, remote_addr=address, method=request.method, route=_route())
+    elif failures == services.limiter.max_failures + 1:  # one line for the whole flood
+        log.warning("api.auth_limited", remote_addr=address, retry_after_s=round(services.limiter.retry_after(address)))
+    if limited:
+        wait = services.limiter.retry_after(address)
+        return ApiError(429, "too_many_failures", "too many requests without a valid token from this address; "
+                        "a valid token is still accepted", headers={"Retry-After": str(int(wait) + 1)})
     challenge = "Bearer" if reason == "missing" else 'Bearer error="invalid_token"'
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
 
 
 def authenticate() -> Token:
-    """The token of the current request, or ApiError 401."""
+    """The token of the current request, or ApiError 401 (429 from an address sending many wrong ones)."""
+    services: ApiServices = current_app.extensions[EXTENSION]
+    limited = services.limiter.retry_after(request.remote_addr or "-") > 0
     header = request.headers.get("Authorization")
     if not header:
-        raise _unauthorized("missing", "an Authorization: Bearer <token> header is required")
+        raise _unauthorized("missing", "an Authorization: Bearer <token> header is required", limited)
     match = _BEARER.match(header)
     if not match:
-        raise _unauthorized("malformed", "the Authorization header must be: Bearer <token>")
-    services: ApiServices = current_app.extensions[EXTENSION]
+        raise _unauthorized("malformed", "the Authorization header must be: Bearer <token>", limited)
     token = services.tokens.lookup(match.group(1))
     if token is None:
-        raise _unauthorized("unknown", "the token is not valid")
+        raise _unauthorized("unknown", "the token is not valid", limited)
     return token
 
 
@@ -230,12 +242,12 @@ def _internal_error(exc: Exception) -> Response:
     return response
 
 
-def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
-    """The Flask app of the control API, ready for waitress."""
+def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: FailureLimiter | None = None) -> Flask:
+    """The Flask app of the control API, ready for waitress (`limiter`: for tests, on their clock)."""
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = ApiServices(control, tokens, metrics)
+    app.extensions[EXTENSION] = ApiServices(control, tokens, metrics, limiter or FailureLimiter())
     app.register_error_handler(ApiError, lambda exc: exc.response())
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)

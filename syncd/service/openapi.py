@@ -42,7 +42,8 @@ def _operation(summary: str, role: str | None, responses: dict[str, Any], *,
     else:
         operation["security"] = _BEARER
         operation["x-syncd-role"] = role
-        responses = {**responses, "401": _error("Unauthorized"), "403": _error("Forbidden")}
+        responses = {**responses, "401": _error("Unauthorized"), "403": _error("Forbidden"),
+                     "429": responses.get("429", _error("TooManyFailures"))}
     operation["responses"] = {**responses, "500": _error("Internal")}
     return operation
 
@@ -150,6 +151,9 @@ _ERROR_RESPONSES: dict[str, Any] = {
     "Unauthorized": {**_json(_ref("Error"), "No token, or a token the tokens file does not hold"),
                      "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
     "Forbidden": _json(_ref("Error"), "The token's role does not allow this"),
+    "TooManyFailures": {**_json(_ref("Error"), "This address sent too many requests without a valid token; "
+                                               "wait `Retry-After` seconds (a valid token is still accepted)"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     "Invalid": _json(_ref("Error"), "The body is not JSON, not an object, or a field is wrong (named in `field`)"),
     "NotFound": _json(_ref("Error"), "Unknown id"),
     "Internal": _json(_ref("Error"), "Unexpected error; details are in the daemon's log"),

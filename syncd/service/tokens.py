@@ -22,7 +22,10 @@ import os
 import re
 import secrets
 import threading
+import time
 import tomllib
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +41,9 @@ _ENTRY_KEYS = frozenset({"name", "role", "sha256", "created"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # Names end up in logs and in `requested_by`; letters (any script), digits and . _ @ - keep them readable.
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
+MAX_FAILURES = 5
+FAILURE_WINDOW = 300.0  # seconds
+MAX_ADDRESSES = 10_000  # addresses whose failures are remembered; the oldest are forgotten first
 
 
 class TokensError(ValueError):
@@ -201,6 +207,56 @@ class TokenStore:
             if hmac.compare_digest(entry.digest, digest):
                 found = entry.token
         return found
+
+
+class FailureLimiter:
+    """Wrong tokens per client address within a sliding window: the console's sign-in and the API's bearer.
+
+    An address is limited while its last `max_failures` wrong tokens all lie within the last `window`
+    seconds (so a flood stays limited). The limit is for wrong tokens only: a right token is always accepted (a flood
+    of guesses from HR's own proxy must not lock HR out) and does not lift the limit for the guesser
+    behind the same proxy. Tokens are too long to guess, so the limit's job is to keep floods out of
+    the log and tell a misconfigured client to stop.
+    """
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window: float = FAILURE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """A limiter on `clock` (monotonic seconds; tests move their own)."""
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        # address → the times of its last `max_failures` failures (and how many more came while limited)
+        self._failures: OrderedDict[str, tuple[deque[float], int]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> tuple[deque[float], int]:
+        times, beyond = self._failures.get(address, (deque(maxlen=self.max_failures), 0))
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        return times, beyond if len(times) >= self.max_failures else 0
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until a wrong token from `address` is looked at again; 0 when it is not limited."""
+        with self._lock:
+            now = self._clock()
+            times, _ = self._recent(address, now)
+            if len(times) < self.max_failures:
+                return 0.0
+            return self.window - (now - times[0])
+
+    def failed(self, address: str) -> int:
+        """Count a wrong token; how many the address has sent in a row (1 … `max_failures` before the limit)."""
+        with self._lock:
+            now = self._clock()
+            times, beyond = self._recent(address, now)
+            if len(times) >= self.max_failures:
+                beyond += 1
+            times.append(now)
+            self._failures[address] = (times, beyond)
+            self._failures.move_to_end(address)  # most recent last, so the oldest are forgotten first
+            while len(self._failures) > MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+            return len(times) + beyond
 
 
 def add_token(path: Path, name: str, role: str) -> str:

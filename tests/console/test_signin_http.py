@@ -65,3 +65,44 @@ def test_a_page_asked_for_with_control_characters_in_its_path_does_not_become_a_
     response = requests.get(f"{served.base_url}/%09/evil.example/x", allow_redirects=False, timeout=10)
     assert response.status_code in (303, 404)
     assert "evil.example" not in response.headers.get("Location", "")
+
+
+def _signed_in(base_url: str, token: str) -> requests.Session:
+    client = requests.Session()
+    form = client.get(f"{base_url}/signin", timeout=10)
+    response = client.post(f"{base_url}/signin", data={"csrf_token": csrf_of(form.text), "token": token},
+                           allow_redirects=False, timeout=10)
+    assert response.status_code == 303
+    return client
+
+
+def test_a_cookie_copied_before_signing_out_opens_nothing_afterwards(served: Console, bureau: Bureau) -> None:
+    client = _signed_in(served.base_url, bureau.tokens["hr"])
+    copied = dict(client.cookies)
+    page = client.get(f"{served.base_url}/people/A000002", timeout=10)
+    assert page.status_code == 200
+    other = _signed_in(served.base_url, bureau.tokens["hr"])  # another session of the same token
+    signed_out = client.post(f"{served.base_url}/signout", data={"csrf_token": csrf_of(page.text)},
+                             allow_redirects=False, timeout=10)
+    assert signed_out.status_code == 303
+    with requests.Session() as thief:
+        thief.cookies.update(copied)
+        reused = thief.get(f"{served.base_url}/people/A000002", allow_redirects=False, timeout=10)
+    assert reused.status_code == 303 and reused.headers["Location"].startswith("/signin")
+    # Only that session ended: the other one, signed in with the same token, still opens the page.
+    assert other.get(f"{served.base_url}/people/A000002", allow_redirects=False, timeout=10).status_code == 200
+    other.close()
+    client.close()
+
+
+def test_a_flood_of_wrong_tokens_is_limited_but_never_refuses_the_right_one(served: Console, bureau: Bureau) -> None:
+    statuses = []
+    with requests.Session() as flooder:
+        for n in range(12):
+            form = flooder.get(f"{served.base_url}/signin", timeout=10)
+            statuses.append(flooder.post(f"{served.base_url}/signin", allow_redirects=False, timeout=10,
+                                         data={"csrf_token": csrf_of(form.text), "token": f"guess-{n}"}).status_code)
+    assert statuses == [401] * 5 + [429] * 7
+    client = _signed_in(served.base_url, bureau.tokens["hr"])  # same address, during the lockout
+    assert client.get(f"{served.base_url}/runs", allow_redirects=False, timeout=10).status_code == 200
+    client.close()
