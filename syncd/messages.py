@@ -54,6 +54,7 @@ REASONS: dict[str, str] = {
     "*.unknown": "{label}不是已知的值，应为：{expected}",
     "*.not_integer": "{label}不是整数",
     "*.duplicate": "{label} {key} 出现 {count} 次，所有重复记录均被拒绝",
+    "*.unsafe": "{label}含有网页标记或表格公式（如 <…> 或以 = @ 开头），请改为纯文本",
 }
 
 
