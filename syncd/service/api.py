@@ -22,7 +22,14 @@ from werkzeug.exceptions import HTTPException
 
 from syncd.service.control import Control, ResyncScope
 from syncd.service.metrics import Metrics
-from syncd.service.openapi import BY_MAX_LENGTH, ID_MAX_LENGTH, openapi_document
+from syncd.service.openapi import (
+    BY_MAX_LENGTH,
+    BY_PATTERN,
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    KEY_MAX_LENGTH,
+    openapi_document,
+)
 from syncd.service.tokens import FailureLimiter, Role, Token, TokenStore
 from syncd.target import TargetError
 from syncd.version import __version__
@@ -37,6 +44,8 @@ ROLE_GRANTS: dict[Role, frozenset[Role]] = {"hr": frozenset({"hr"}), "operator":
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9._~+/-]+=*) *$", re.IGNORECASE)
 _SCOPE_FIELDS: tuple[tuple[str, str], ...] = (("employee_id", "employee"), ("department_id", "department"),
                                               ("all", "all"))
+_ID = re.compile(ID_PATTERN)  # the OpenAPI document's own patterns, so the two cannot disagree
+_BY = re.compile(BY_PATTERN)
 _RESYNC_FIELDS = frozenset({"employee_id", "department_id", "all", "full"})
 _FREEZE_FIELDS = frozenset({"by"})
 
@@ -172,16 +181,17 @@ def _reject_unknown(body: dict[str, Any], allowed: frozenset[str]) -> None:
             raise invalid(key, f"unknown field; expected {', '.join(sorted(allowed))}")
 
 
-def _identifier(field: str, value: Any) -> str:
-    """An HR id: a non-empty string without surrounding spaces or control characters."""
+def _identifier(field: str, value: Any, max_length: int = ID_MAX_LENGTH) -> str:
+    """An id (body or path): a non-empty string, no surrounding space, no control or format character."""
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
     if not value:
         raise invalid(field, "must not be empty")
-    if value != value.strip() or not value.isprintable():
-        raise invalid(field, "must not have surrounding spaces or control characters")
-    if len(value) > ID_MAX_LENGTH:
-        raise invalid(field, f"must be at most {ID_MAX_LENGTH} characters")
+    # The length first: a 100,000-character id is neither matched nor echoed back.
+    if len(value) > max_length:
+        raise invalid(field, f"must be at most {max_length} characters")
+    if not _ID.fullmatch(value):
+        raise invalid(field, "must not have surrounding spaces or control or format characters")
     return value
 
 
@@ -215,10 +225,10 @@ def _requested_by(body: dict[str, Any], token: Token) -> str:
     by = body["by"]
     if not isinstance(by, str):
         raise invalid("by", "must be a string")
-    if not by.strip() or not by.isprintable():
-        raise invalid("by", "must be non-empty text without control characters")
     if len(by) > BY_MAX_LENGTH:
         raise invalid("by", f"must be at most {BY_MAX_LENGTH} characters")
+    if not _BY.fullmatch(by):
+        raise invalid("by", "must be non-blank text without control or format characters")
     return by
 
 
@@ -242,9 +252,20 @@ def _internal_error(exc: Exception) -> Response:
     return response
 
 
+class _ApiApp(Flask):
+    """Flask, answering OPTIONS in JSON too (`{"allow": [...]}` beside the Allow header)."""
+
+    def make_default_options_response(self) -> Response:
+        """The methods of the matched URL, as JSON."""
+        default = super().make_default_options_response()
+        response = jsonify({"allow": sorted(default.allow)})
+        response.headers["Allow"] = default.headers["Allow"]
+        return response
+
+
 def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: FailureLimiter | None = None) -> Flask:
     """The Flask app of the control API, ready for waitress (`limiter`: for tests, on their clock)."""
-    app = Flask(__name__, static_folder=None)
+    app = _ApiApp(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = ApiServices(control, tokens, metrics, limiter or FailureLimiter())
@@ -276,7 +297,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
     @app.get("/api/v1/resync/<id>")
     @requires("hr")
     def get_resync(id: str) -> ResponseReturnValue:
-        resync = control.resync(id)
+        resync = control.resync(_identifier("id", id))
         if resync is None:
             raise ApiError(404, "not_found", f"no resync request {id}")
         return resync.as_json()
@@ -287,6 +308,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
         return control.status()
 
     def decide(run_id: str, approve: bool) -> ResponseReturnValue:
+        _identifier("run_id", run_id)
         try:
             decided = control.decide(run_id, approve, by=g.token.name)
         except LookupError:
@@ -336,6 +358,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
     @app.post("/api/v1/escalations/<path:key>/ack")
     @requires("operator")
     def acknowledge(key: str) -> ResponseReturnValue:
+        _identifier("key", key, KEY_MAX_LENGTH)
         by = _requested_by(_json_body(required=False), g.token)
         if not control.acknowledge(key, by=by):
             raise ApiError(404, "not_found", f"no open problem {key}")

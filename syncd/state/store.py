@@ -549,7 +549,7 @@ class StateStore:
 
 def _resync(row: ResyncRequestRow) -> ResyncRequest:
     return ResyncRequest(row.id, Scope(row.scope, row.subject), row.full, row.status,  # type: ignore[arg-type]
-                         row.requested_by, row.requested_at, row.run_id, row.outcome, row.exit_code,
+                         row.requested_by, aware(row.requested_at), row.run_id, row.outcome, row.exit_code,
                          row.message or "")
 
 

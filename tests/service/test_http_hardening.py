@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from syncd.service.tokens import add_token
+from tests.console.harness import Console, build_console, bureau_at, serve
 from tests.service.daemon_harness import Bureau
 
 
@@ -18,3 +30,82 @@ def test_wrong_tokens_on_the_api_are_limited_per_client_and_a_right_token_still_
     assert len(daemon.find("api.auth_failed", after=mark)) == 5  # 41 wrong tokens, 6 log lines
     assert len(daemon.find("api.auth_limited", after=mark)) == 1
     assert "guess-" not in daemon.log_text()
+
+
+# -- ids, timestamps and JSON answers, on either database ------------------------------------------
+
+
+HOSTILE_IDS = ["A%00B", "%00", "A%0AB", "A%09B", "%20A", "A%20", "A%E2%80%AEB", "A%EF%BB%BFB", "A%C2%85B",
+               "A" * 201]  # longer than every maximum
+
+
+@contextmanager
+def console_on(tmp_path: Path, state_url: str | None) -> Iterator[Console]:
+    """The daemon's app (API and console) served over real HTTP, its state in `state_url` (default SQLite)."""
+    with bureau_at(tmp_path) as bureau:
+        if state_url is not None:
+            text = bureau.config_path.read_text(encoding="utf-8")
+            text = re.sub(r'(?m)^url = "sqlite:[^"]*"$', f"url = {json.dumps(state_url)}", text)
+            bureau.config_path.write_text(text, encoding="utf-8")
+        with serve(build_console(bureau)) as console:
+            yield console
+
+
+def new_token(console: Console, name: str, role: str) -> str:
+    """A token added to the served daemon's tokens file (honoured at once)."""
+    tokens_file = console.daemon.engine.config.api.tokens_file
+    assert tokens_file is not None
+    return add_token(tokens_file, name, role)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_hostile_id_in_any_path_or_body_is_422_json_never_500(tmp_path: Path, database: str,
+                                                                 request: pytest.FixtureRequest) -> None:
+    state_url = request.getfixturevalue("pg_state") if database == "postgresql" else None
+    with console_on(tmp_path, state_url) as console:
+        operator = new_token(console, "hostile-ops", "operator")
+        headers = {"Authorization": f"Bearer {operator}"}
+        base = console.base_url
+        for bad in HOSTILE_IDS:
+            for method, path in [("GET", f"/api/v1/resync/{bad}"), ("POST", f"/api/v1/runs/{bad}/approve"),
+                                 ("POST", f"/api/v1/runs/{bad}/reject"), ("POST", f"/api/v1/people/{bad}/freeze"),
+                                 ("POST", f"/api/v1/people/{bad}/unfreeze"),
+                                 ("POST", f"/api/v1/escalations/{bad}/ack")]:
+                answer = requests.request(method, base + path, headers=headers, timeout=10)
+                # The escalation key is a <path:…>, whose rule no newline matches: no such route.
+                expected = 404 if path.startswith("/api/v1/escalations/") and "%0A" in bad else 422
+                assert answer.status_code == expected, (path, answer.status_code, answer.text)
+                assert answer.headers["Content-Type"] == "application/json"
+                assert "field" in answer.json() or expected == 404
+        for body in ({"employee_id": "A\x00B"}, {"department_id": "D\u202e1"}, {"employee_id": "A" * 100_000},
+                     {"employee_id": "\ud800"}):
+            answer = requests.post(f"{base}/api/v1/resync", headers=headers, timeout=10,
+                                   data=json.dumps(body))
+            assert answer.status_code in (413, 422), (body, answer.status_code)
+            assert "A" * 100 not in answer.text  # a long id is never echoed back
+        long_id = requests.get(f"{base}/api/v1/resync/{'A' * 100_000}", headers=headers, timeout=10)
+        assert long_id.status_code in (414, 422) and "A" * 100 not in long_id.text
+        for by in ("   ", "值班\x00员", "值班\u202e员"):
+            answer = requests.post(f"{base}/api/v1/people/A000002/freeze", headers=headers, json={"by": by},
+                                   timeout=10)
+            assert answer.status_code == 422 and answer.json()["field"] == "by", by
+        queued = requests.post(f"{base}/api/v1/resync", headers=headers, json={"employee_id": "A000002"}, timeout=10)
+        assert queued.status_code == 202
+        read_back = requests.get(f"{base}/api/v1/resync/{queued.json()['id']}", headers=headers, timeout=10)
+        assert datetime.fromisoformat(read_back.json()["requested_at"]).utcoffset() is not None
+
+
+def test_options_unknown_routes_wrong_methods_and_large_bodies_answer_json(tmp_path: Path) -> None:
+    with console_on(tmp_path, None) as console:
+        base = console.base_url
+        hr = new_token(console, "big-bodies", "hr")
+        answers = [requests.options(f"{base}/api/v1/status", timeout=10),
+                   requests.get(f"{base}/api/v1/no-such-route", timeout=10),
+                   requests.delete(f"{base}/api/v1/status", timeout=10),
+                   requests.post(f"{base}/api/v1/resync", data=b"{" + b" " * 70_000 + b"}", timeout=10,
+                                 headers={"Authorization": f"Bearer {hr}", "Content-Type": "application/json"})]
+        assert [a.status_code for a in answers] == [200, 404, 405, 413]
+        for answer in answers:
+            assert answer.headers["Content-Type"] == "application/json", answer.text
+            assert isinstance(answer.json(), dict)
+        assert "GET" in answers[0].json()["allow"] and "GET" in answers[2].headers["Allow"]
