@@ -21,7 +21,6 @@ import re
 import secrets
 import threading
 import time
-import tomllib
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
 from syncd.service.api import EXTENSION, ApiServices, role_allows
-from syncd.service.tokens import ROLES, Role, Token
+from syncd.service.tokens import ROLES, Role, Token, TokenStore
 from syncd.service.tokens import FailureLimiter as SignInLimiter
 
 log = structlog.get_logger(__name__)
@@ -52,43 +51,6 @@ _NEXT = re.compile(r"/(?:[^/\\].*)?", re.DOTALL)
 _FINGERPRINT = 16  # hex digits of the token's SHA-256 kept in the session
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
-
-
-class _Grants:
-    """The (name, role, hash fingerprint) entries of the tokens file, re-read when the file changes."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = None
-        self._entries: frozenset[tuple[str, str, str]] = frozenset()
-
-    def holds(self, name: str, role: str, fingerprint: str) -> bool:
-        """Whether the file still grants this token (a file that cannot be read grants nothing)."""
-        if self._path is None:
-            return False
-        try:
-            st = self._path.stat()
-        except OSError:
-            return False
-        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
-        with self._lock:
-            if signature != self._signature:
-                self._entries = self._read()
-                self._signature = signature
-            return (name, role, fingerprint) in self._entries
-
-    def _read(self) -> frozenset[tuple[str, str, str]]:
-        assert self._path is not None
-        try:
-            data = tomllib.loads(self._path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return frozenset()  # the API's TokenStore fails closed on such a file too
-        entries = data.get("token", [])
-        if not isinstance(entries, list):
-            return frozenset()
-        return frozenset((str(e.get("name")), str(e.get("role")), str(e.get("sha256", "")).lower()[:_FINGERPRINT])
-                         for e in entries if isinstance(e, dict))
 
 
 class ConsoleSessions(SecureCookieSessionInterface):
@@ -131,7 +93,7 @@ class ConsoleAuth:
     """The console's sign-in state on the app: the limiter, the open sessions, the tokens file's grants, the clock."""
 
     limiter: SignInLimiter
-    grants: _Grants
+    grants: TokenStore  # the API's tokens file, read on its own
     clock: Callable[[], float] = time.time  # wall-clock seconds: session ages survive a restart's monotonic reset
     lifetime: timedelta = SESSION_LIFETIME
     sessions: _OpenSessions = field(default_factory=_OpenSessions)
@@ -282,4 +244,4 @@ def next_path() -> str | None:
 def new_auth(tokens_file: Path | None, clock: Callable[[], float] = time.time,
              lifetime: timedelta = SESSION_LIFETIME, limiter: SignInLimiter | None = None) -> ConsoleAuth:
     """The sign-in state for a tokens file."""
-    return ConsoleAuth(limiter or SignInLimiter(), _Grants(tokens_file), clock, lifetime)
+    return ConsoleAuth(limiter or SignInLimiter(), TokenStore(tokens_file), clock, lifetime)

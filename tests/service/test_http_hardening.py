@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.service.tokens import add_token
+from syncd.service.tokens import add_token, hash_token
 from tests.console.harness import Console, build_console, bureau_at, serve
-from tests.service.daemon_harness import Bureau
+from tests.service.daemon_harness import STARTS_WITHIN, Bureau
 
 
 def test_wrong_tokens_on_the_api_are_limited_per_client_and_a_right_token_still_answers(bureau: Bureau) -> None:
@@ -109,3 +111,37 @@ def test_options_unknown_routes_wrong_methods_and_large_bodies_answer_json(tmp_p
             assert answer.headers["Content-Type"] == "application/json", answer.text
             assert isinstance(answer.json(), dict)
         assert "GET" in answers[0].json()["allow"] and "GET" in answers[2].headers["Allow"]
+
+
+# -- the tokens file -------------------------------------------------------------------------------
+
+
+def test_a_tokens_file_others_may_write_is_refused_at_start_at_sighup_and_while_running(bureau: Bureau) -> None:
+    tokens_file = bureau.root / "tokens.toml"
+    tokens_file.chmod(0o664)
+    refused = bureau.start(wait=False)
+    assert refused.wait_exit(STARTS_WITHIN) != 0
+    assert "group- or world-writable (mode 0664)" in refused.log_text()
+    tokens_file.chmod(0o600)
+    daemon = bureau.start(schedule={"incremental_every": "1h"})
+    assert daemon.call("GET", "/api/v1/status", token="operator").status_code == 200
+    tokens_file.chmod(0o606)
+    mark = daemon.mark()
+    assert daemon.call("GET", "/api/v1/status", token="operator").status_code == 401  # closed at once
+    daemon.send(signal.SIGHUP)
+    assert daemon.wait_for("config.reload_refused", after=mark)["problems"] == ["api.tokens_file"]
+    tokens_file.chmod(0o600)
+    assert daemon.call("GET", "/api/v1/status", token="operator").status_code == 200
+
+
+def test_a_token_removed_by_an_edit_keeping_size_and_mtime_is_refused_by_the_running_daemon(bureau: Bureau) -> None:
+    daemon = bureau.start(schedule={"incremental_every": "1h"})
+    assert daemon.call("GET", "/api/v1/status", token="hr").status_code == 200
+    tokens_file = bureau.root / "tokens.toml"
+    before = tokens_file.stat()
+    text = tokens_file.read_text(encoding="utf-8")
+    tokens_file.write_text(text.replace(hash_token(bureau.tokens["hr"]), hash_token("someone-else")), encoding="utf-8")
+    os.utime(tokens_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert tokens_file.stat().st_size == before.st_size and tokens_file.stat().st_ino == before.st_ino
+    assert daemon.call("GET", "/api/v1/status", token="hr").status_code == 401
+    assert daemon.call("GET", "/api/v1/status", token="operator").status_code == 200
