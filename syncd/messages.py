@@ -167,6 +167,7 @@ CONSOLE: dict[str, str] = {
     "too_large": "提交的内容过大。",
     "bad_request": "请求无效。",
     "resync.queued": "已提交同步请求，正在排队。",
+    "resync.queue_full": "等待执行的同步请求过多，请稍后再试。",
     "person.not_found": "没有找到工号或姓名为“{query}”的人员。",
     "person.query_empty": "请输入工号或姓名。",
     "decided.approved": "已批准运行 {run_id} 的 {count} 项变更，下一次同步时写入通讯录。",

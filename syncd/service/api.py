@@ -31,6 +31,7 @@ from syncd.service.openapi import (
     openapi_document,
 )
 from syncd.service.tokens import FailureLimiter, Role, Token, TokenStore
+from syncd.state.store import ResyncQueueFull
 from syncd.target import TargetError
 from syncd.version import __version__
 
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 EXTENSION = "syncd"
 MAX_BODY_BYTES = 64 * 1024
+QUEUE_FULL_RETRY_AFTER = 30  # seconds: the queue drains by a resync every few seconds
 # What each role may do: operator includes everything hr may.
 ROLE_GRANTS: dict[Role, frozenset[Role]] = {"hr": frozenset({"hr"}), "operator": frozenset({"hr", "operator"})}
 # RFC 6750 b64token; anything else in the header is not a token we could have issued.
@@ -244,6 +246,12 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+def queue_full(exc: ResyncQueueFull) -> ApiError:
+    """The 429 of a resync refused because too many wait already."""
+    log.warning("api.resync_queue_full", route=_route())
+    return ApiError(429, "queue_full", f"{exc}; ask again later", headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER)})
+
+
 def _internal_error(exc: Exception) -> Response:
     """Anything unexpected: a 500 without details; the class alone is logged (messages may hold personal data)."""
     log.error("api.error", error=type(exc).__name__, method=request.method, route=_route())
@@ -270,6 +278,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = ApiServices(control, tokens, metrics, limiter or FailureLimiter())
     app.register_error_handler(ApiError, lambda exc: exc.response())
+    app.register_error_handler(ResyncQueueFull, lambda exc: queue_full(exc).response())
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     document = openapi_document(__version__)

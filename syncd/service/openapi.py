@@ -184,9 +184,13 @@ def openapi_document(version: str) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/resync": {"post": _operation(
             "Queue a resync of one person, one department or everything", "hr",
-            {"202": {**_json(_ref("ResyncRequest"), "Queued; poll the Location"),
+            {"202": {**_json(_ref("ResyncRequest"), "Queued (or the identical request already waiting); "
+                                                      "poll the Location"),
                      "headers": {"Location": {"schema": {"type": "string"}}}},
-             "422": _error("Invalid")},
+             "422": _error("Invalid"),
+             "429": {**_json(_ref("Error"), "Too many resyncs wait already (`queue_full`), or this address sent "
+                                            "too many requests without a valid token; wait `Retry-After` seconds"),
+                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
             body=_ref("ResyncBody"))},
         "/api/v1/resync/{id}": {"get": _operation(
             "A resync request and how it ended", "hr",

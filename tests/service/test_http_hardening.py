@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from syncd.service.http import WsgiServer
 from syncd.service.tokens import add_token, hash_token
+from syncd.state.store import MAX_QUEUED_RESYNCS
+from tests.console.conftest import csrf_of
 from tests.console.harness import Console, build_console, bureau_at, serve
 from tests.service.daemon_harness import STARTS_WITHIN, Bureau
 
@@ -145,3 +148,55 @@ def test_a_token_removed_by_an_edit_keeping_size_and_mtime_is_refused_by_the_run
     assert tokens_file.stat().st_size == before.st_size and tokens_file.stat().st_ino == before.st_ino
     assert daemon.call("GET", "/api/v1/status", token="hr").status_code == 401
     assert daemon.call("GET", "/api/v1/status", token="operator").status_code == 200
+
+
+# -- the resync queue ------------------------------------------------------------------------------
+
+
+@contextmanager
+def served_without_resyncs(tmp_path: Path) -> Iterator[Console]:
+    """The daemon's app over real HTTP with nobody carrying out resyncs: what is queued stays queued."""
+    with bureau_at(tmp_path) as bureau:
+        console = build_console(bureau)
+        server = WsgiServer(console.app, "127.0.0.1", 0, threads=4, ident="syncd-queue-test").start()
+        console.base_url = f"http://127.0.0.1:{server.port}"
+        try:
+            yield console
+        finally:
+            server.stop()
+            console.daemon.engine.close()
+            console.daemon.store.close()
+
+
+def test_identical_resyncs_waiting_are_one_and_the_queue_is_capped_with_retry_after(tmp_path: Path) -> None:
+    with served_without_resyncs(tmp_path) as console, requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {new_token(console, 'queue-hr', 'hr')}"
+        base = console.base_url
+        same = {http.post(f"{base}/api/v1/resync", json={"employee_id": "A000002"}, timeout=10).json()["id"]
+                for _ in range(300)}
+        everything = {http.post(f"{base}/api/v1/resync", json={"all": True, "full": True}, timeout=10).json()["id"]
+                      for _ in range(100)}
+        assert len(same) == 1 and len(everything) == 1
+        # Not identical: another `full`, another person.
+        assert http.post(f"{base}/api/v1/resync", json={"employee_id": "A000002", "full": True},
+                         timeout=10).json()["id"] not in same
+        waiting = [r for r in console.daemon.store.resyncs(limit=0) if r.status == "queued"]
+        assert len(waiting) == 3
+        statuses = [http.post(f"{base}/api/v1/resync", json={"employee_id": f"B{n:06d}"}, timeout=10).status_code
+                    for n in range(MAX_QUEUED_RESYNCS)]
+        assert statuses == [202] * (MAX_QUEUED_RESYNCS - 3) + [429] * 3
+        refused = http.post(f"{base}/api/v1/resync", json={"department_id": "D0002"}, timeout=10)
+        assert refused.status_code == 429 and refused.json()["error"] == "queue_full"
+        assert int(refused.headers["Retry-After"]) > 0
+        # An identical request is still answered with the one waiting, full queue or not.
+        assert http.post(f"{base}/api/v1/resync", json={"employee_id": "A000002"}, timeout=10).status_code == 202
+        assert len([r for r in console.daemon.store.resyncs(limit=0) if r.status == "queued"]) == MAX_QUEUED_RESYNCS
+        with requests.Session() as browser:  # the console's 立即同步 says so in Chinese
+            form = browser.get(f"{base}/signin", timeout=10)
+            browser.post(f"{base}/signin", data={"csrf_token": csrf_of(form.text),
+                                                 "token": new_token(console, "queue-page", "hr")}, timeout=10)
+            page = browser.get(f"{base}/people/A000003", timeout=10)
+            clicked = browser.post(f"{base}/people/A000003/resync", data={"csrf_token": csrf_of(page.text)},
+                                   allow_redirects=False, timeout=10)
+        assert clicked.status_code == 429 and "等待执行的同步请求过多" in clicked.text
+        assert clicked.headers["Retry-After"] == refused.headers["Retry-After"]
