@@ -115,7 +115,7 @@ ERROR_CATEGORIES: dict[str, str] = {
     "state": "通讯录当前状态不允许", "duplicate_message": "重复请求", "stopped": "同步中止，未执行",
     "dependency": "所依赖的变更未完成", "unsupported": "不支持的变更", "superseded": "已由其他变更完成",
     "waiting": "等待所依赖的变更审批", "structure": "组织架构变更须审批", "mass_deactivation": "批量离职超过安全阈值",
-    "rejected": "人事记录被拒绝", "not_found_in_hr": "人事数据中没有",
+    "rejected": "人事记录被拒绝", "not_found_in_hr": "人事数据中没有", "busy": "通讯录查询繁忙，请稍后再试",
 }
 RESYNC_STATES: dict[str, str] = {"queued": "排队中", "running": "同步中", "done": "已完成", "failed": "失败"}
 # A resync that could not run its subject (`syncd.service.resyncs.carry_out`), by its outcome; `*` for an

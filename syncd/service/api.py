@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -21,6 +22,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from syncd.service.control import Control, ResyncScope
+from syncd.service.http import MAX_BODY_BYTES
 from syncd.service.metrics import Metrics
 from syncd.service.openapi import (
     BY_MAX_LENGTH,
@@ -32,13 +34,14 @@ from syncd.service.openapi import (
 )
 from syncd.service.tokens import FailureLimiter, Role, Token, TokenStore
 from syncd.state.store import ResyncQueueFull
-from syncd.target import TargetError
+from syncd.target import DirectoryEntry, TargetError
 from syncd.version import __version__
 
 log = structlog.get_logger(__name__)
 
 EXTENSION = "syncd"
-MAX_BODY_BYTES = 64 * 1024
+DIRECTORY_CALLS = 2  # directory calls from requests at once: the other server threads stay free for the rest
+DIRECTORY_BUSY_RETRY_AFTER = 5  # seconds
 QUEUE_FULL_RETRY_AFTER = 30  # seconds: the queue drains by a resync every few seconds
 # What each role may do: operator includes everything hr may.
 ROLE_GRANTS: dict[Role, frozenset[Role]] = {"hr": frozenset({"hr"}), "operator": frozenset({"hr", "operator"})}
@@ -52,6 +55,48 @@ _RESYNC_FIELDS = frozenset({"employee_id", "department_id", "all", "full"})
 _FREEZE_FIELDS = frozenset({"by"})
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+class DirectoryBusy(TargetError):
+    """Every slot for directory calls from requests is taken (calls to a slow directory): ask again later."""
+
+    category = "busy"
+
+
+class BoundedControl:
+    """A `Control` whose live directory calls (freeze, unfreeze, a person's live read) take one of a few
+    slots, and are refused at once (`DirectoryBusy`) when none is free.
+
+    waitress answers every request on a handful of threads; a directory that does not answer would
+    otherwise hold them all, and `/healthz`, `/metrics` and signing in would wait behind it.
+    """
+
+    def __init__(self, control: Control, slots: int = DIRECTORY_CALLS) -> None:
+        """Wrap `control`; at most `slots` directory calls at once."""
+        self._control = control
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._control, name)  # every other method is the wrapped Control's own
+
+    def _directory_call(self, call: Callable[..., Any], *args: Any) -> Any:
+        if not self._slots.acquire(blocking=False):
+            log.warning("api.directory_busy", slots=DIRECTORY_CALLS)
+            raise DirectoryBusy("every slot for directory calls is taken")
+        try:
+            return call(*args)
+        finally:
+            self._slots.release()
+
+    def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
+        """`Control.set_frozen` in a slot."""
+        run_id: str = self._directory_call(self._control.set_frozen, employee_id, frozen, by)
+        return run_id
+
+    def directory_person(self, employee_id: str) -> DirectoryEntry | None:
+        """`Control.directory_person` in a slot."""
+        entry: DirectoryEntry | None = self._directory_call(self._control.directory_person, employee_id)
+        return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +321,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
     app = _ApiApp(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    control = cast(Control, BoundedControl(control))
     app.extensions[EXTENSION] = ApiServices(control, tokens, metrics, limiter or FailureLimiter())
     app.register_error_handler(ApiError, lambda exc: exc.response())
     app.register_error_handler(ResyncQueueFull, lambda exc: queue_full(exc).response())
@@ -343,10 +389,14 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
             run_id = control.set_frozen(employee_id, frozen, by=by)
         except LookupError:
             raise ApiError(404, "not_found", f"{employee_id} is not a person syncd manages") from None
+        except DirectoryBusy:
+            raise ApiError(503, "directory_busy", "other directory calls are still waiting for the directory; "
+                           "ask again later", headers={"Retry-After": str(DIRECTORY_BUSY_RETRY_AFTER)}) from None
         except TargetError as exc:
             log.warning("api.directory_refused", category=exc.category, error=type(exc).__name__, route=_route())
-            raise ApiError(502, "directory_refused", "the directory refused the change",
-                           category=exc.category) from None
+            what = ("did not answer or is unavailable" if exc.category == "unavailable"
+                    else "refused the change")
+            raise ApiError(502, "directory_refused", f"the directory {what}", category=exc.category) from None
         return {"employee_id": employee_id, "frozen": frozen, "run_id": run_id}
 
     @app.post("/api/v1/people/<employee_id>/freeze")

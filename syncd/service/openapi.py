@@ -180,7 +180,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                "409": _json(_ref("Error"), "The run has no changes waiting for a decision"), "422": _error("Invalid")}
     frozen = {"200": _json(_ref("FreezeResult"), "Done; the run id journals it"),
               "404": _error("NotFound"), "422": _error("Invalid"),
-              "502": _json(_ref("Error"), "The directory refused (`category` says why)")}
+              "502": _json(_ref("Error"), "The directory refused or did not answer (`category` says why)"),
+              "503": {**_json(_ref("Error"), "Other directory calls are still waiting for the directory "
+                                             "(`directory_busy`); ask again after `Retry-After` seconds"),
+                      "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
     paths: dict[str, Any] = {
         "/api/v1/resync": {"post": _operation(
             "Queue a resync of one person, one department or everything", "hr",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,12 +19,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.service.http import WsgiServer
+from syncd.service.http import REQUEST_DEADLINE, SWEEP_SECONDS, WsgiServer
 from syncd.service.tokens import add_token, hash_token
 from syncd.state.store import MAX_QUEUED_RESYNCS
 from tests.console.conftest import csrf_of
 from tests.console.harness import Console, build_console, bureau_at, serve
-from tests.service.daemon_harness import STARTS_WITHIN, Bureau
+from tests.service.daemon_harness import STARTS_WITHIN, Bureau, DaemonProcess, poll
 
 
 def test_wrong_tokens_on_the_api_are_limited_per_client_and_a_right_token_still_answers(bureau: Bureau) -> None:
@@ -200,3 +205,105 @@ def test_identical_resyncs_waiting_are_one_and_the_queue_is_capped_with_retry_af
                                    allow_redirects=False, timeout=10)
         assert clicked.status_code == 429 and "等待执行的同步请求过多" in clicked.text
         assert clicked.headers["Retry-After"] == refused.headers["Retry-After"]
+
+
+# -- a server that cannot be starved ---------------------------------------------------------------
+
+
+SLOW_CLIENTS = 150  # more than waitress's default connection limit (100)
+
+
+def _healthz(daemon: DaemonProcess) -> int:
+    with requests.get(f"{daemon.api}/healthz", timeout=5) as answer:
+        return answer.status_code
+
+
+def test_slow_clients_holding_connections_do_not_silence_healthz_and_are_dropped_at_the_deadline(
+        bureau: Bureau) -> None:
+    daemon = bureau.start(schedule={"incremental_every": "1h"})
+    slow = []
+    try:
+        for _ in range(SLOW_CLIENTS):
+            client = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+            client.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
+            slow.append(client)
+        began = time.monotonic()
+        # Each trickles a header line a second: waitress's idle timeout would never end them.
+        while time.monotonic() - began < REQUEST_DEADLINE + 2 * SWEEP_SECONDS + 2:
+            for client in slow:
+                with contextlib.suppress(OSError):
+                    client.sendall(b"X-Trickle: 1\r\n")
+            assert _healthz(daemon) in (200, 503)  # answered while they hold their connections
+            time.sleep(1)
+        dropped = 0
+        for client in slow:
+            client.settimeout(5)
+            try:
+                dropped += client.recv(1) == b""  # the server closed it
+            except (ConnectionResetError, TimeoutError):
+                dropped += 1
+        assert dropped == SLOW_CLIENTS
+    finally:
+        for client in slow:
+            client.close()
+
+
+def _open_temp_files(pid: int) -> list[str]:
+    """Files the process holds open in the temporary directory (waitress spools large bodies there)."""
+    fds = Path(f"/proc/{pid}/fd")
+    targets = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            targets.append(os.readlink(fd))
+    # tempfile.TemporaryFile: `/tmp/#1234 (deleted)` (O_TMPFILE) or `/tmp/tmpab12cd (deleted)`.
+    return [t for t in targets if os.path.dirname(t.removesuffix(" (deleted)")) == tempfile.gettempdir()]
+
+
+def test_a_300_mb_body_is_refused_from_its_headers_without_a_temp_file(bureau: Bureau) -> None:
+    daemon = bureau.start(schedule={"incremental_every": "1h"})
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as client:
+        client.sendall(b"POST /api/v1/resync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 300000000\r\n\r\n")
+        with contextlib.suppress(OSError):  # the server may close before all of this is sent
+            for _ in range(64):
+                client.sendall(b"{" * 16_384)
+                assert not _open_temp_files(daemon.pid)
+        answer = b""
+        while chunk := client.recv(65_536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert b"Content-Type: application/json" in head and json.loads(body)["error"] == "request_entity_too_large"
+    assert not _open_temp_files(daemon.pid)
+    assert _healthz(daemon) in (200, 503)
+
+
+def test_four_hung_directory_calls_leave_healthz_metrics_and_signing_in_answering(bureau: Bureau) -> None:
+    daemon = bureau.start(schedule={"incremental_every": "1h"}, target={"timeout": 8, "retry_attempts": 1})
+    daemon.wait_for("cycle.finished", trigger="start")
+    bureau.admin.set_faults(latency=10)  # the gateway answers nothing within the daemon's timeout
+    answers: list[requests.Response] = []
+
+    def freeze() -> None:
+        answers.append(requests.post(f"{daemon.api}/api/v1/people/A000002/freeze", timeout=30,
+                                     headers={"Authorization": f"Bearer {bureau.tokens['operator']}"}))
+
+    hung = [threading.Thread(target=freeze) for _ in range(4)]
+    for thread in hung:
+        thread.start()
+    try:
+        poll(lambda: len(answers) >= 2, 5, "the freezes past the directory's slots refused at once")
+        assert [a.status_code for a in answers] == [503, 503]
+        assert all(a.json()["error"] == "directory_busy" and int(a.headers["Retry-After"]) > 0 for a in answers)
+        for _ in range(5):  # two freezes still wait for the directory
+            assert _healthz(daemon) in (200, 503)
+            assert daemon.call("GET", "/metrics").status_code == 200
+            assert requests.get(f"{daemon.api}/signin", timeout=5).status_code == 200
+        assert len(answers) == 2
+    finally:
+        for thread in hung:
+            thread.join(timeout=30)
+        bureau.admin.set_faults()
+    late = [a for a in answers if a.status_code != 503]
+    assert [a.status_code for a in late] == [502, 502]
+    assert all("did not answer" in a.json()["message"] for a in late)
