@@ -100,12 +100,14 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "description": "Last runs, held runs, overdue changes, resyncs and the daemon itself.",
+        "description": "Last runs, held runs, overdue changes, resyncs, open escalations and the daemon itself.",
         "properties": {
             "runs": {"type": "array", "items": {"type": "object"}},
             "held": {"type": "array", "items": {"type": "object"}},
             "overdue": {"type": "array", "items": {"type": "object"}},
             "resyncs": {"type": "array", "items": {"type": "object"}},
+            "escalations": {"type": "array", "items": {"type": "object"},
+                            "description": "open problems (without their notices: GET /api/v1/escalations)"},
             "daemon": {"type": "object"},
         },
     },
