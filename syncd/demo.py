@@ -8,6 +8,7 @@ zero writes. Everything runs over real HTTP against the simulator on a free loop
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -168,6 +169,14 @@ def _sync(config_path: Path, title: str, admin: SimAdmin) -> CycleResult:
     return result
 
 
+def _write_secret(path: Path, secret: str) -> None:
+    """A secret file readable by its owner only (0600 from its creation on, kept by `--keep`)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+
+
 def run_demo(keep: Path | None = None, serve: bool = False) -> int:
     """Run the demo; return the process exit code."""
     logging_setup.configure("console", "warning")
@@ -176,13 +185,11 @@ def run_demo(keep: Path | None = None, serve: bool = False) -> int:
     for name in ("departments.csv", "people.csv"):
         (workdir / name).write_bytes(DEMO_DATA.joinpath(name).read_bytes())
     (workdir / "state.db").unlink(missing_ok=True)
-    secret = workdir / "app-secret"
-    secret.write_text(DEMO_SECRET + "\n", encoding="utf-8")
-    secret.chmod(0o600)
+    _write_secret(workdir / "app-secret", DEMO_SECRET)
 
     tenant = SimTenant(tenant_id=TENANT_ID, app_key=APP_KEY, app_secret=DEMO_SECRET, root_code=ROOT_CODE,
                        root_name="郑州市审计局", admin_token=DEMO_ADMIN_TOKEN, state_file=None)
-    (workdir / "webhook-secret").write_text(WEBHOOK_SECRET + "\n", encoding="utf-8")
+    _write_secret(workdir / "webhook-secret", WEBHOOK_SECRET)
     with SimulatorServer(tenant) as server, NoticeInbox(WEBHOOK_SECRET) as inbox:
         config_path = workdir / "syncd.toml"
         config_path.write_text(CONFIG_TEMPLATE.format(root=ROOT_CODE, base_url=server.base_url, app_key=APP_KEY,

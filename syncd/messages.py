@@ -54,6 +54,7 @@ REASONS: dict[str, str] = {
     "*.unknown": "{label}不是已知的值，应为：{expected}",
     "*.not_integer": "{label}不是整数",
     "*.duplicate": "{label} {key} 出现 {count} 次，所有重复记录均被拒绝",
+    "*.unsafe": "{label}含有网页标记或表格公式（如 <…> 或以 = @ 开头），请改为纯文本",
 }
 
 
@@ -115,7 +116,7 @@ ERROR_CATEGORIES: dict[str, str] = {
     "state": "通讯录当前状态不允许", "duplicate_message": "重复请求", "stopped": "同步中止，未执行",
     "dependency": "所依赖的变更未完成", "unsupported": "不支持的变更", "superseded": "已由其他变更完成",
     "waiting": "等待所依赖的变更审批", "structure": "组织架构变更须审批", "mass_deactivation": "批量离职超过安全阈值",
-    "rejected": "人事记录被拒绝", "not_found_in_hr": "人事数据中没有",
+    "rejected": "人事记录被拒绝", "not_found_in_hr": "人事数据中没有", "busy": "通讯录查询繁忙，请稍后再试",
 }
 RESYNC_STATES: dict[str, str] = {"queued": "排队中", "running": "同步中", "done": "已完成", "failed": "失败"}
 # A resync that could not run its subject (`syncd.service.resyncs.carry_out`), by its outcome; `*` for an
@@ -206,6 +207,7 @@ CONSOLE: dict[str, str] = {
     "too_large": "提交的内容过大。",
     "bad_request": "请求无效。",
     "resync.queued": "已提交同步请求，正在排队。",
+    "resync.queue_full": "等待执行的同步请求过多，请稍后再试。",
     "person.not_found": "没有找到工号或姓名为“{query}”的人员。",
     "person.query_empty": "请输入工号或姓名。",
     "decided.approved": "已批准运行 {run_id} 的 {count} 项变更，将在下一次同步（{next}）生效。",

@@ -29,6 +29,7 @@ from syncd.messages import (
     problem_text,
 )
 from syncd.model import FieldIssue, PersonStatus, Snapshot
+from syncd.spreadsheet import safe_cell, text_row
 
 INCOMPLETE, REJECTED = REPORT_STATUSES["incomplete"], REPORT_STATUSES["rejected"]
 
@@ -112,28 +113,28 @@ def completeness(snapshot: Snapshot, departments: Collection[str] | None = None)
 
 
 def write_csv(report: CompletenessReport, out: IO[str]) -> None:
-    """The report as CSV (UTF-8 with BOM, so Excel on Windows opens it as Chinese text)."""
+    """The report as CSV (UTF-8 with BOM, so Excel on Windows opens it as Chinese text), no cell a formula."""
     writer = csv.writer(out)
-    writer.writerow(REPORT_COLUMNS)
-    writer.writerows(row.cells() for row in report.rows)
+    writer.writerow([safe_cell(c) for c in REPORT_COLUMNS])
+    writer.writerows([safe_cell(c) for c in row.cells()] for row in report.rows)
 
 
 def write_xlsx(report: CompletenessReport, path: Path | IO[bytes]) -> None:
-    """The report as an XLSX workbook (to a file, or a binary stream): the rows, header frozen, and a summary sheet."""
+    """The report as an XLSX workbook (file or stream): the rows, header frozen, a summary sheet; text cells only."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = REPORT_SHEETS["rows"]
-    sheet.append(REPORT_COLUMNS)
+    sheet.append(text_row(sheet, REPORT_COLUMNS))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in report.rows:
-        sheet.append(row.cells())
+        sheet.append(text_row(sheet, row.cells()))
     sheet.freeze_panes = "A2"
     for column, width in zip("ABCDEFGHI", (30, 10, 12, 12, 8, 30, 20, 50, 18), strict=True):
         sheet.column_dimensions[column].width = width
     summary = workbook.create_sheet(REPORT_SHEETS["summary"])
     for label, value in summary_lines(report):
-        summary.append([label, value])
+        summary.append(text_row(summary, (label, value)))
     workbook.save(path)
 
 

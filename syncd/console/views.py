@@ -177,22 +177,21 @@ def signin() -> ResponseReturnValue:
 
 @console.post("/signin")
 def signin_post() -> ResponseReturnValue:
-    """Exchange a token for a session; too many failures from one address are refused for a while."""
+    """Exchange a token for a session; wrong tokens from an address past its limit are answered 429."""
     auth: ConsoleAuth = current_app.extensions[CONSOLE_EXTENSION]
-    address = request.remote_addr or "-"
-    wait = auth.limiter.retry_after(address)
-    if wait > 0:
-        log.warning("console.signin_limited", remote_addr=address, retry_after_s=round(wait))
+    limited = auth.limiter.retry_after(request.remote_addr or "-") > 0
+    presented = request.form.get("token", "").strip()
+    token = sign_in(presented)  # a right token signs in even while the address is limited
+    if token is not None:
+        return redirect(next_path() or url_for("console.overview"), code=303)
+    if limited:
+        wait = auth.limiter.retry_after(request.remote_addr or "-")
         minutes = max(1, -(-int(wait) // 60))
         body = render_template("signin.html", error=messages.console_text("signin.limited", minutes=minutes),
                                next=next_path())
         return body, 429, {"Retry-After": str(int(wait) + 1)}
-    presented = request.form.get("token", "").strip()
-    token = sign_in(presented)
-    if token is None:
-        key = "signin.empty" if not presented else "signin.failed"
-        return render_template("signin.html", error=messages.console_text(key), next=next_path()), 401
-    return redirect(next_path() or url_for("console.overview"), code=303)
+    key = "signin.empty" if not presented else "signin.failed"
+    return render_template("signin.html", error=messages.console_text(key), next=next_path()), 401
 
 
 @console.post("/signout")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import structlog
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -21,26 +22,81 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from syncd.service.control import Control, ResyncScope
+from syncd.service.http import MAX_BODY_BYTES
 from syncd.service.metrics import Metrics
-from syncd.service.openapi import BY_MAX_LENGTH, ID_MAX_LENGTH, openapi_document
-from syncd.service.tokens import Role, Token, TokenStore
-from syncd.target import TargetError
+from syncd.service.openapi import (
+    BY_MAX_LENGTH,
+    BY_PATTERN,
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    KEY_MAX_LENGTH,
+    openapi_document,
+)
+from syncd.service.tokens import FailureLimiter, Role, Token, TokenStore
+from syncd.state.store import ResyncQueueFull
+from syncd.target import DirectoryEntry, TargetError
 from syncd.version import __version__
 
 log = structlog.get_logger(__name__)
 
 EXTENSION = "syncd"
-MAX_BODY_BYTES = 64 * 1024
+DIRECTORY_CALLS = 2  # directory calls from requests at once: the other server threads stay free for the rest
+DIRECTORY_BUSY_RETRY_AFTER = 5  # seconds
+QUEUE_FULL_RETRY_AFTER = 30  # seconds: the queue drains by a resync every few seconds
 # What each role may do: operator includes everything hr may.
 ROLE_GRANTS: dict[Role, frozenset[Role]] = {"hr": frozenset({"hr"}), "operator": frozenset({"hr", "operator"})}
 # RFC 6750 b64token; anything else in the header is not a token we could have issued.
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9._~+/-]+=*) *$", re.IGNORECASE)
 _SCOPE_FIELDS: tuple[tuple[str, str], ...] = (("employee_id", "employee"), ("department_id", "department"),
                                               ("all", "all"))
+_ID = re.compile(ID_PATTERN)  # the OpenAPI document's own patterns, so the two cannot disagree
+_BY = re.compile(BY_PATTERN)
 _RESYNC_FIELDS = frozenset({"employee_id", "department_id", "all", "full"})
 _FREEZE_FIELDS = frozenset({"by"})
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+class DirectoryBusy(TargetError):
+    """Every slot for directory calls from requests is taken (calls to a slow directory): ask again later."""
+
+    category = "busy"
+
+
+class BoundedControl:
+    """A `Control` whose live directory calls (freeze, unfreeze, a person's live read) take one of a few
+    slots, and are refused at once (`DirectoryBusy`) when none is free.
+
+    waitress answers every request on a handful of threads; a directory that does not answer would
+    otherwise hold them all, and `/healthz`, `/metrics` and signing in would wait behind it.
+    """
+
+    def __init__(self, control: Control, slots: int = DIRECTORY_CALLS) -> None:
+        """Wrap `control`; at most `slots` directory calls at once."""
+        self._control = control
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._control, name)  # every other method is the wrapped Control's own
+
+    def _directory_call(self, call: Callable[..., Any], *args: Any) -> Any:
+        if not self._slots.acquire(blocking=False):
+            log.warning("api.directory_busy", slots=DIRECTORY_CALLS)
+            raise DirectoryBusy("every slot for directory calls is taken")
+        try:
+            return call(*args)
+        finally:
+            self._slots.release()
+
+    def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
+        """`Control.set_frozen` in a slot."""
+        run_id: str = self._directory_call(self._control.set_frozen, employee_id, frozen, by)
+        return run_id
+
+    def directory_person(self, employee_id: str) -> DirectoryEntry | None:
+        """`Control.directory_person` in a slot."""
+        entry: DirectoryEntry | None = self._directory_call(self._control.directory_person, employee_id)
+        return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +106,7 @@ class ApiServices:
     control: Control
     tokens: TokenStore
     metrics: Metrics
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)  # wrong bearer tokens per client address
 
 
 class ApiError(Exception):
@@ -78,26 +135,37 @@ def invalid(field: str, message: str) -> ApiError:
     return ApiError(422, "invalid_request", message, field=field)
 
 
-def _unauthorized(reason: str, message: str) -> ApiError:
+def _unauthorized(reason: str, message: str, limited: bool) -> ApiError:
+    """A 401, or a 429 when the client address was past its limit of failures before this one."""
+    services: ApiServices = current_app.extensions[EXTENSION]
+    address = request.remote_addr or "-"
+    failures = services.limiter.failed(address)
     # The remote address helps spot a misconfigured client or someone guessing; the token is never logged.
-    log.warning("api.auth_failed", reason=reason, remote_addr=request.remote_addr, method=request.method,
-                route=_route())
+    if failures <= services.limiter.max_failures:
+        log.warning("api.auth_failed", reason=reason, remote_addr=address, method=request.method, route=_route())
+    elif failures == services.limiter.max_failures + 1:  # one line for the whole flood
+        log.warning("api.auth_limited", remote_addr=address, retry_after_s=round(services.limiter.retry_after(address)))
+    if limited:
+        wait = services.limiter.retry_after(address)
+        return ApiError(429, "too_many_failures", "too many requests without a valid token from this address; "
+                        "a valid token is still accepted", headers={"Retry-After": str(int(wait) + 1)})
     challenge = "Bearer" if reason == "missing" else 'Bearer error="invalid_token"'
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
 
 
 def authenticate() -> Token:
-    """The token of the current request, or ApiError 401."""
+    """The token of the current request, or ApiError 401 (429 from an address sending many wrong ones)."""
+    services: ApiServices = current_app.extensions[EXTENSION]
+    limited = services.limiter.retry_after(request.remote_addr or "-") > 0
     header = request.headers.get("Authorization")
     if not header:
-        raise _unauthorized("missing", "an Authorization: Bearer <token> header is required")
+        raise _unauthorized("missing", "an Authorization: Bearer <token> header is required", limited)
     match = _BEARER.match(header)
     if not match:
-        raise _unauthorized("malformed", "the Authorization header must be: Bearer <token>")
-    services: ApiServices = current_app.extensions[EXTENSION]
+        raise _unauthorized("malformed", "the Authorization header must be: Bearer <token>", limited)
     token = services.tokens.lookup(match.group(1))
     if token is None:
-        raise _unauthorized("unknown", "the token is not valid")
+        raise _unauthorized("unknown", "the token is not valid", limited)
     return token
 
 
@@ -160,16 +228,17 @@ def _reject_unknown(body: dict[str, Any], allowed: frozenset[str]) -> None:
             raise invalid(key, f"unknown field; expected {', '.join(sorted(allowed))}")
 
 
-def _identifier(field: str, value: Any) -> str:
-    """An HR id: a non-empty string without surrounding spaces or control characters."""
+def _identifier(field: str, value: Any, max_length: int = ID_MAX_LENGTH) -> str:
+    """An id (body or path): a non-empty string, no surrounding space, no control or format character."""
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
     if not value:
         raise invalid(field, "must not be empty")
-    if value != value.strip() or not value.isprintable():
-        raise invalid(field, "must not have surrounding spaces or control characters")
-    if len(value) > ID_MAX_LENGTH:
-        raise invalid(field, f"must be at most {ID_MAX_LENGTH} characters")
+    # The length first: a 100,000-character id is neither matched nor echoed back.
+    if len(value) > max_length:
+        raise invalid(field, f"must be at most {max_length} characters")
+    if not _ID.fullmatch(value):
+        raise invalid(field, "must not have surrounding spaces or control or format characters")
     return value
 
 
@@ -203,10 +272,10 @@ def _requested_by(body: dict[str, Any], token: Token) -> str:
     by = body["by"]
     if not isinstance(by, str):
         raise invalid("by", "must be a string")
-    if not by.strip() or not by.isprintable():
-        raise invalid("by", "must be non-empty text without control characters")
     if len(by) > BY_MAX_LENGTH:
         raise invalid("by", f"must be at most {BY_MAX_LENGTH} characters")
+    if not _BY.fullmatch(by):
+        raise invalid("by", "must be non-blank text without control or format characters")
     return by
 
 
@@ -222,6 +291,12 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+def queue_full(exc: ResyncQueueFull) -> ApiError:
+    """The 429 of a resync refused because too many wait already."""
+    log.warning("api.resync_queue_full", route=_route())
+    return ApiError(429, "queue_full", f"{exc}; ask again later", headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER)})
+
+
 def _internal_error(exc: Exception) -> Response:
     """Anything unexpected: a 500 without details; the class alone is logged (messages may hold personal data)."""
     log.error("api.error", error=type(exc).__name__, method=request.method, route=_route())
@@ -230,13 +305,26 @@ def _internal_error(exc: Exception) -> Response:
     return response
 
 
-def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
-    """The Flask app of the control API, ready for waitress."""
-    app = Flask(__name__, static_folder=None)
+class _ApiApp(Flask):
+    """Flask, answering OPTIONS in JSON too (`{"allow": [...]}` beside the Allow header)."""
+
+    def make_default_options_response(self) -> Response:
+        """The methods of the matched URL, as JSON."""
+        default = super().make_default_options_response()
+        response = jsonify({"allow": sorted(default.allow)})
+        response.headers["Allow"] = default.headers["Allow"]
+        return response
+
+
+def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: FailureLimiter | None = None) -> Flask:
+    """The Flask app of the control API, ready for waitress (`limiter`: for tests, on their clock)."""
+    app = _ApiApp(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = ApiServices(control, tokens, metrics)
+    control = cast(Control, BoundedControl(control))
+    app.extensions[EXTENSION] = ApiServices(control, tokens, metrics, limiter or FailureLimiter())
     app.register_error_handler(ApiError, lambda exc: exc.response())
+    app.register_error_handler(ResyncQueueFull, lambda exc: queue_full(exc).response())
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     document = openapi_document(__version__)
@@ -264,7 +352,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
     @app.get("/api/v1/resync/<id>")
     @requires("hr")
     def get_resync(id: str) -> ResponseReturnValue:
-        resync = control.resync(id)
+        resync = control.resync(_identifier("id", id))
         if resync is None:
             raise ApiError(404, "not_found", f"no resync request {id}")
         return resync.as_json()
@@ -275,6 +363,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
         return control.status()
 
     def decide(run_id: str, approve: bool) -> ResponseReturnValue:
+        _identifier("run_id", run_id)
         try:
             decided = control.decide(run_id, approve, by=g.token.name)
         except LookupError:
@@ -300,10 +389,14 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
             run_id = control.set_frozen(employee_id, frozen, by=by)
         except LookupError:
             raise ApiError(404, "not_found", f"{employee_id} is not a person syncd manages") from None
+        except DirectoryBusy:
+            raise ApiError(503, "directory_busy", "other directory calls are still waiting for the directory; "
+                           "ask again later", headers={"Retry-After": str(DIRECTORY_BUSY_RETRY_AFTER)}) from None
         except TargetError as exc:
             log.warning("api.directory_refused", category=exc.category, error=type(exc).__name__, route=_route())
-            raise ApiError(502, "directory_refused", "the directory refused the change",
-                           category=exc.category) from None
+            what = ("did not answer or is unavailable" if exc.category == "unavailable"
+                    else "refused the change")
+            raise ApiError(502, "directory_refused", f"the directory {what}", category=exc.category) from None
         return {"employee_id": employee_id, "frozen": frozen, "run_id": run_id}
 
     @app.post("/api/v1/people/<employee_id>/freeze")
@@ -324,6 +417,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics) -> Flask:
     @app.post("/api/v1/escalations/<path:key>/ack")
     @requires("operator")
     def acknowledge(key: str) -> ResponseReturnValue:
+        _identifier("key", key, KEY_MAX_LENGTH)
         by = _requested_by(_json_body(required=False), g.token)
         if not control.acknowledge(key, by=by):
             raise ApiError(404, "not_found", f"no open problem {key}")

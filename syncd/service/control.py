@@ -38,7 +38,8 @@ class Control(Protocol):
     """Every action the API offers; implemented by `syncd.service.daemon.DaemonControl`."""
 
     def request_resync(self, scope: ResyncScope, full: bool, requested_by: str) -> ResyncRequest:
-        """Queue a resync; the daemon starts it within seconds."""
+        """Queue a resync (an identical one still waiting is returned instead); the daemon starts it within
+        seconds. `syncd.state.store.ResyncQueueFull`: too many wait already."""
 
     def resync(self, request_id: str) -> ResyncRequest | None:
         """One resync request, or None when the id is unknown."""

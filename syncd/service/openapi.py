@@ -9,7 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 ID_MAX_LENGTH = 64
+KEY_MAX_LENGTH = 200  # an escalation's key (`records:D0003`, `digest:2024-05-06`)
 BY_MAX_LENGTH = 128
+# What no id and no `by` may hold: control characters, invisible format characters (U+200B…, the
+# U+202E that reverses text on screen, U+FEFF), line separators and lone surrogates (which neither
+# PostgreSQL nor a log line could take). Written so that Python's `re` (the server's check) and the
+# ECMAScript regex of JSON Schema (the document's) read it alike.
+_NOT_TEXT = (r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+             r"\ufff9-\ufffb\ud800-\udfff")
+# An id: no surrounding space, no character of _NOT_TEXT.
+ID_PATTERN = rf"^[^\s{_NOT_TEXT}](?:[^{_NOT_TEXT}]*[^\s{_NOT_TEXT}])?$"
+# A `by`: not blank, no character of _NOT_TEXT.
+BY_PATTERN = rf"^[^{_NOT_TEXT}]*[^\s{_NOT_TEXT}][^{_NOT_TEXT}]*$"
 
 _BEARER = [{"bearer": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
@@ -42,17 +53,18 @@ def _operation(summary: str, role: str | None, responses: dict[str, Any], *,
     else:
         operation["security"] = _BEARER
         operation["x-syncd-role"] = role
-        responses = {**responses, "401": _error("Unauthorized"), "403": _error("Forbidden")}
+        responses = {**responses, "401": _error("Unauthorized"), "403": _error("Forbidden"),
+                     "429": responses.get("429", _error("TooManyFailures"))}
     operation["responses"] = {**responses, "500": _error("Internal")}
     return operation
 
 
-def _path_parameter(name: str, description: str) -> dict[str, Any]:
+def _path_parameter(name: str, description: str, max_length: int = ID_MAX_LENGTH) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
+            "schema": {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": ID_PATTERN}}
 
 
-_IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH, "pattern": r"^\S(.*\S)?$"}
+_IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH, "pattern": ID_PATTERN}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 
 SCHEMAS: dict[str, Any] = {
@@ -88,12 +100,14 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "description": "Last runs, held runs, overdue changes, resyncs and the daemon itself.",
+        "description": "Last runs, held runs, overdue changes, resyncs, open escalations and the daemon itself.",
         "properties": {
             "runs": {"type": "array", "items": {"type": "object"}},
             "held": {"type": "array", "items": {"type": "object"}},
             "overdue": {"type": "array", "items": {"type": "object"}},
             "resyncs": {"type": "array", "items": {"type": "object"}},
+            "escalations": {"type": "array", "items": {"type": "object"},
+                            "description": "open problems (without their notices: GET /api/v1/escalations)"},
             "daemon": {"type": "object"},
         },
     },
@@ -106,7 +120,7 @@ SCHEMAS: dict[str, Any] = {
     "FreezeBody": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": BY_MAX_LENGTH,
+        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": BY_MAX_LENGTH, "pattern": BY_PATTERN,
                               "description": "who asked (journalled); default the token's name"}},
     },
     "FreezeResult": {
@@ -150,6 +164,9 @@ _ERROR_RESPONSES: dict[str, Any] = {
     "Unauthorized": {**_json(_ref("Error"), "No token, or a token the tokens file does not hold"),
                      "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
     "Forbidden": _json(_ref("Error"), "The token's role does not allow this"),
+    "TooManyFailures": {**_json(_ref("Error"), "This address sent too many requests without a valid token; "
+                                               "wait `Retry-After` seconds (a valid token is still accepted)"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     "Invalid": _json(_ref("Error"), "The body is not JSON, not an object, or a field is wrong (named in `field`)"),
     "NotFound": _json(_ref("Error"), "Unknown id"),
     "Internal": _json(_ref("Error"), "Unexpected error; details are in the daemon's log"),
@@ -162,20 +179,27 @@ def openapi_document(version: str) -> dict[str, Any]:
     run = _path_parameter("run_id", "The held run's id")
     decided = {"200": _json(_ref("Decision"), "The run's held changes were decided"),
                "404": _error("NotFound"),
-               "409": _json(_ref("Error"), "The run has no changes waiting for a decision")}
+               "409": _json(_ref("Error"), "The run has no changes waiting for a decision"), "422": _error("Invalid")}
     frozen = {"200": _json(_ref("FreezeResult"), "Done; the run id journals it"),
               "404": _error("NotFound"), "422": _error("Invalid"),
-              "502": _json(_ref("Error"), "The directory refused (`category` says why)")}
+              "502": _json(_ref("Error"), "The directory refused or did not answer (`category` says why)"),
+              "503": {**_json(_ref("Error"), "Other directory calls are still waiting for the directory "
+                                             "(`directory_busy`); ask again after `Retry-After` seconds"),
+                      "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
     paths: dict[str, Any] = {
         "/api/v1/resync": {"post": _operation(
             "Queue a resync of one person, one department or everything", "hr",
-            {"202": {**_json(_ref("ResyncRequest"), "Queued; poll the Location"),
+            {"202": {**_json(_ref("ResyncRequest"), "Queued (or the identical request already waiting); "
+                                                      "poll the Location"),
                      "headers": {"Location": {"schema": {"type": "string"}}}},
-             "422": _error("Invalid")},
+             "422": _error("Invalid"),
+             "429": {**_json(_ref("Error"), "Too many resyncs wait already (`queue_full`), or this address sent "
+                                            "too many requests without a valid token; wait `Retry-After` seconds"),
+                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
             body=_ref("ResyncBody"))},
         "/api/v1/resync/{id}": {"get": _operation(
             "A resync request and how it ended", "hr",
-            {"200": _json(_ref("ResyncRequest"), "The request"), "404": _error("NotFound")},
+            {"200": _json(_ref("ResyncRequest"), "The request"), "404": _error("NotFound"), "422": _error("Invalid")},
             parameters=[_path_parameter("id", "The id returned when the resync was queued")])},
         "/api/v1/status": {"get": _operation(
             "Last runs, held runs, overdue changes, resyncs", "hr", {"200": _json(_ref("Status"), "Status")})},
@@ -196,8 +220,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "Acknowledge an open problem: its reminders stop, its level-2 deadline does not", "operator",
             {"200": _json(_ref("Acknowledged"), "Acknowledged"), "404": _error("NotFound"), "422": _error("Invalid")},
             body=_ref("FreezeBody"), body_required=False,
-            parameters=[{"name": "key", "in": "path", "required": True, "description": "The problem's key",
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 200}}])},
+            parameters=[_path_parameter("key", "The problem's key", KEY_MAX_LENGTH)])},
         "/api/v1/openapi.json": {"get": _operation(
             "This document", None, {"200": _json({"type": "object"}, "OpenAPI 3.1")})},
         "/healthz": {"get": _operation(

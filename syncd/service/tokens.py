@@ -21,8 +21,12 @@ import json
 import os
 import re
 import secrets
+import stat
 import threading
+import time
 import tomllib
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +42,9 @@ _ENTRY_KEYS = frozenset({"name", "role", "sha256", "created"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # Names end up in logs and in `requested_by`; letters (any script), digits and . _ @ - keep them readable.
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
+MAX_FAILURES = 5
+FAILURE_WINDOW = 300.0  # seconds
+MAX_ADDRESSES = 10_000  # addresses whose failures are remembered; the oldest are forgotten first
 
 
 class TokensError(ValueError):
@@ -114,82 +121,88 @@ def _parse_entry(path: Path, number: int, item: Any, names: set[str], digests: s
     return _Entry(Token(name, role), bytes.fromhex(digest))
 
 
-def _read_text(path: Path) -> str | None:
-    """The file's text; None when it does not exist; TokensError when it cannot be read."""
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; None when it does not exist; TokensError when it cannot be read or others may write it."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISREG(mode) and mode & 0o022:
+                # Whoever may write the file may grant themselves the operator role.
+                raise TokensError(f"{path}: group- or world-writable (mode {stat.S_IMODE(mode):04o}); "
+                                  f"refused: make it writable by its owner only (chmod 600 {path})")
+            return handle.read()
     except FileNotFoundError:
         return None
-    except UnicodeDecodeError as exc:
-        raise TokensError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except OSError as exc:
         raise TokensError(f"{path}: cannot be read: {exc.strerror}") from exc
 
 
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TokensError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+
+
 def load_tokens(path: Path) -> list[Token]:
     """The tokens a file grants (no hashes), or TokensError; a missing file grants none."""
-    text = _read_text(path)
-    return [] if text is None else [entry.token for entry in _parse(path, text)]
+    data = _read_bytes(path)
+    return [] if data is None else [entry.token for entry in _parse(path, _decode(path, data))]
 
 
 class TokenStore:
-    """The tokens file, re-read whenever its size or modification time changes."""
+    """The tokens file, read again at every look-up and parsed again whenever its content changes.
+
+    The content is compared by its SHA-256, not by size and modification time: an edit that keeps
+    both (or a file replaced within the same clock tick) still takes effect at the next request,
+    so a removed token stops working at once, and there is nothing left for SIGHUP to refresh.
+    """
 
     def __init__(self, path: Path | None) -> None:
-        """Load `path` now, so a malformed file stops the daemon at start (TokensError)."""
+        """Load `path` now, so a malformed or group/world-writable file stops the daemon at start (TokensError)."""
         self.path = path
         self._lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = None
+        self._digest: bytes | None = None  # SHA-256 of the content parsed; None: no file
         self._entries: list[_Entry] = []
+        self._error: str | None = None  # the last reload failure logged, so a broken file is logged once
         if path is not None:
-            signature = self._stat()
-            self._entries = self._read() if signature else []
-            self._signature = signature
-            if signature is None:
+            data = _read_bytes(path)
+            if data is None:
                 log.warning("tokens.file_missing", path=str(path))
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        assert self.path is not None
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise TokensError(f"{self.path}: cannot be read: {exc.strerror}") from exc
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def _read(self) -> list[_Entry]:
-        assert self.path is not None
-        text = _read_text(self.path)
-        return [] if text is None else _parse(self.path, text)
+            else:
+                self._entries = _parse(path, _decode(path, data))
+                self._digest = hashlib.sha256(data).digest()
 
     def _refresh(self) -> None:
-        """Re-read the file if it changed since the last read."""
+        """Parse the file again if its content changed since the last read."""
         if self.path is None:
             return
         try:
-            signature = self._stat()
+            data = _read_bytes(self.path)
         except TokensError as exc:
             self._fail_closed(None, exc)
             return
-        if signature == self._signature:
+        digest = None if data is None else hashlib.sha256(data).digest()
+        if digest == self._digest and self._error is None:
             return
         with self._lock:
-            if signature == self._signature:
+            if digest == self._digest and self._error is None:
                 return
             try:
-                entries = self._read() if signature else []
+                entries = [] if data is None else _parse(self.path, _decode(self.path, data))
             except TokensError as exc:
-                self._fail_closed(signature, exc)
+                self._fail_closed(digest, exc)
                 return
-            self._entries, self._signature = entries, signature
+            self._entries, self._digest, self._error = entries, digest, None
         log.info("tokens.reloaded", path=str(self.path), count=len(entries))
 
-    def _fail_closed(self, signature: tuple[int, int, int] | None, exc: TokensError) -> None:
+    def _fail_closed(self, digest: bytes | None, exc: TokensError) -> None:
         """Accept no token until the file is readable and valid again."""
         # Keeping the old tokens could keep a token valid that was just removed from the file.
-        self._entries, self._signature = [], signature
-        log.error("tokens.reload_failed", path=str(self.path), error=str(exc))
+        self._entries, self._digest = [], digest
+        if str(exc) != self._error:
+            self._error = str(exc)
+            log.error("tokens.reload_failed", path=str(self.path), error=str(exc))
 
     def lookup(self, token: str) -> Token | None:
         """The entry granted by this token, or None."""
@@ -201,6 +214,63 @@ class TokenStore:
             if hmac.compare_digest(entry.digest, digest):
                 found = entry.token
         return found
+
+    def holds(self, name: str, role: str, fingerprint: str) -> bool:
+        """Whether the file still grants a token `name` with `role` whose hex SHA-256 begins with `fingerprint`."""
+        self._refresh()
+        return bool(fingerprint) and any(
+            entry.token.name == name and entry.token.role == role and entry.digest.hex().startswith(fingerprint)
+            for entry in self._entries)
+
+
+class FailureLimiter:
+    """Wrong tokens per client address within a sliding window: the console's sign-in and the API's bearer.
+
+    An address is limited while its last `max_failures` wrong tokens all lie within the last `window`
+    seconds (so a flood stays limited). The limit is for wrong tokens only: a right token is always accepted (a flood
+    of guesses from HR's own proxy must not lock HR out) and does not lift the limit for the guesser
+    behind the same proxy. Tokens are too long to guess, so the limit's job is to keep floods out of
+    the log and tell a misconfigured client to stop.
+    """
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window: float = FAILURE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """A limiter on `clock` (monotonic seconds; tests move their own)."""
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        # address → the times of its last `max_failures` failures (and how many more came while limited)
+        self._failures: OrderedDict[str, tuple[deque[float], int]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> tuple[deque[float], int]:
+        times, beyond = self._failures.get(address, (deque(maxlen=self.max_failures), 0))
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        return times, beyond if len(times) >= self.max_failures else 0
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until a wrong token from `address` is looked at again; 0 when it is not limited."""
+        with self._lock:
+            now = self._clock()
+            times, _ = self._recent(address, now)
+            if len(times) < self.max_failures:
+                return 0.0
+            return self.window - (now - times[0])
+
+    def failed(self, address: str) -> int:
+        """Count a wrong token; how many the address has sent in a row (1 … `max_failures` before the limit)."""
+        with self._lock:
+            now = self._clock()
+            times, beyond = self._recent(address, now)
+            if len(times) >= self.max_failures:
+                beyond += 1
+            times.append(now)
+            self._failures[address] = (times, beyond)
+            self._failures.move_to_end(address)  # most recent last, so the oldest are forgotten first
+            while len(self._failures) > MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+            return len(times) + beyond
 
 
 def add_token(path: Path, name: str, role: str) -> str:

@@ -100,8 +100,15 @@ _LINK_BATCH = 5000  # person links fetched at a time
 _REPEATING_PUSHED = (*REPEATING_PERSON_FIELDS, "order")
 
 
+MAX_QUEUED_RESYNCS = 50  # resyncs that may wait at once; beyond it a request is refused (ask again later)
+
+
 class Busy(Exception):
     """Another cycle holds the lock."""
+
+
+class ResyncQueueFull(Exception):
+    """`MAX_QUEUED_RESYNCS` resyncs wait already: ask again once some have run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,10 +593,20 @@ class StateStore:
     # -- manual resyncs ----------------------------------------------------------------------
 
     def queue_resync(self, scope: Scope, full: bool, requested_by: str) -> ResyncRequest:
-        """Queue a manual resync for the daemon (or an inline run) to pick up."""
-        row = ResyncRequestRow(id=uuid.uuid4().hex[:12], scope=scope.kind, subject=scope.value, full=full,
-                               status="queued", requested_by=requested_by[:128], requested_at=_now())
-        with self._session.begin() as session:
+        """Queue a manual resync for the daemon (or an inline run) to pick up.
+
+        A request identical to one still waiting (same scope, same `full`) is that one: three hundred
+        clicks on 立即同步 make one cycle. ResyncQueueFull when `MAX_QUEUED_RESYNCS` wait already.
+        """
+        with self._updating.begin() as session:
+            waiting = list(session.scalars(select(ResyncRequestRow).where(ResyncRequestRow.status == "queued")))
+            for row in waiting:
+                if (row.scope, row.subject, row.full) == (scope.kind, scope.value, full):
+                    return _resync(row)
+            if len(waiting) >= MAX_QUEUED_RESYNCS:
+                raise ResyncQueueFull(f"{len(waiting)} resyncs are waiting already")
+            row = ResyncRequestRow(id=uuid.uuid4().hex[:12], scope=scope.kind, subject=scope.value, full=full,
+                                   status="queued", requested_by=requested_by[:128], requested_at=_now())
             session.add(row)
         return _resync(row)
 
@@ -638,7 +655,7 @@ class StateStore:
 
 def _resync(row: ResyncRequestRow) -> ResyncRequest:
     return ResyncRequest(row.id, Scope(row.scope, row.subject), row.full, row.status,  # type: ignore[arg-type]
-                         row.requested_by, row.requested_at, row.run_id, row.outcome, row.exit_code,
+                         row.requested_by, aware(row.requested_at), row.run_id, row.outcome, row.exit_code,
                          row.message or "")
 
 

@@ -200,14 +200,22 @@ def test_failed_sign_ins_are_limited_per_address_and_logged_without_the_token(ti
             form = client.get("/signin")
             response = client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": f"guess-{n}"})
             assert response.status_code == 401 and "令牌无效" in response.text
-        form = client.get("/signin")
-        limited = client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": bureau.tokens["hr"]})
-    assert limited.status_code == 429  # even the right token, until the window has passed
+        for n in range(3):
+            form = client.get("/signin")
+            limited = client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": f"more-{n}"})
+            assert limited.status_code == 429  # a wrong token, until the window has passed
     assert "登录失败次数过多" in limited.text and int(limited.headers["Retry-After"]) > 0
     failed = [e for e in logs if e["event"] == "console.signin_failed"]
     assert [e["failures"] for e in failed] == [1, 2, 3, 4, 5]
+    assert len([e for e in logs if e["event"] == "console.signin_limited"]) == 1  # one line for the flood
     assert all(e["remote_addr"] == "127.0.0.1" for e in failed)
-    assert not any("guess-" in repr(e) or bureau.tokens["hr"] in repr(e) for e in logs)
+    assert not any("guess-" in repr(e) or "more-" in repr(e) or bureau.tokens["hr"] in repr(e) for e in logs)
+    form = client.get("/signin")  # the right token is never refused, limited or not
+    assert client.post("/signin", data={"csrf_token": csrf_of(form.text),
+                                        "token": bureau.tokens["hr"]}).status_code == 303
+    client = timed.app.test_client()
+    form = client.get("/signin")
+    assert client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": "again"}).status_code == 429
     other = timed.app.test_client()  # another address is not held back
     form = other.get("/signin", environ_base={"REMOTE_ADDR": "10.9.8.7"})
     assert other.post("/signin", data={"csrf_token": csrf_of(form.text), "token": bureau.tokens["hr"]},

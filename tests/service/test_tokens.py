@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -132,3 +133,31 @@ def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe[[token]]")
     with pytest.raises(TokensError, match=r"binary\.toml: not UTF-8"):
         TokenStore(binary)
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_seen_at_the_next_lookup(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    token = add_token(path, "ops", "operator")
+    store = TokenStore(path)
+    assert store.lookup(token) == Token("ops", "operator")
+    before = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace(hash_token(token), hash_token("another-token")))  # same length, same mtime
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert store.lookup(token) is None
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666, 0o660])
+def test_a_group_or_world_writable_file_is_refused_with_a_clear_error(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "tokens.toml"
+    token = add_token(path, "ops", "operator")
+    store = TokenStore(path)
+    path.chmod(mode)
+    with pytest.raises(TokensError, match=rf"tokens\.toml: group- or world-writable \(mode {mode:04o}\).*chmod 600"):
+        TokenStore(path)
+    with capture_logs() as logs:
+        assert store.lookup(token) is None and store.lookup(token) is None  # closed while running, logged once
+    assert [e["event"] for e in logs] == ["tokens.reload_failed"]
+    path.chmod(0o640)  # readable by the group is fine
+    assert store.lookup(token) == Token("ops", "operator")
