@@ -551,6 +551,64 @@ def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_fil
 
 
 @main.command()
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the review workbook (departments, people) here; reads only.")
+@click.option("--accept", "accepted", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Store the matches confirmed in this review workbook as links; writes nothing to the directory.")
+@click.pass_context
+def onboard(ctx: click.Context, output: Path | None, accepted: Path | None) -> None:
+    """First sync at a unit whose directory was built by hand: review, then accept the matches."""
+    from syncd.cycle import read
+    from syncd.messages import onboard_refusal
+    from syncd.onboard import accept, build_review
+    from syncd.onboard_workbook import WorkbookError, read_confirmed, write_review
+    from syncd.state.store import Busy, StateStore
+    from syncd.wiring import build_source, build_target
+
+    if (output is None) == (accepted is None):
+        raise click.UsageError("give exactly one of --output FILE.xlsx and --accept FILE.xlsx")
+    config = _load_config(ctx)
+    store = StateStore(config.state.url)
+    try:
+        target = build_target(config)
+        if output is not None:
+            review, snapshot = build_review(config, build_source(config), target, store)
+            write_review(review, output)
+            click.echo(f"review written to {output}")
+            for key, value in review.summary().items():
+                click.echo(f"  {key:<28} {value}")
+            if not snapshot.complete:
+                click.echo("syncd: the HR source broke off: the review is incomplete", err=True)
+                ctx.exit(EXIT_FAILED)
+            return
+        assert accepted is not None
+        try:
+            rows = read_confirmed(accepted)
+        except (WorkbookError, OSError, ValueError, KeyError) as exc:
+            click.echo(f"syncd: {accepted} is not an onboarding review workbook: {exc}", err=True)
+            ctx.exit(EXIT_CONFIG)
+        snapshot = read(config, build_source(config))
+        if not snapshot.complete:
+            click.echo("syncd: the HR source broke off; nothing was stored", err=True)
+            ctx.exit(EXIT_FAILED)
+        with store.exclusive():
+            stored, refusals, run_id = accept(rows, snapshot, store, target, config.unit.root_department,
+                                              config.unit.root_organization_code)
+    except Busy as exc:
+        click.echo(f"syncd: {exc}; try again when it has finished", err=True)
+        ctx.exit(EXIT_FAILED)
+    finally:
+        store.close()
+    if refusals:
+        for refusal in refusals:
+            click.echo(onboard_refusal(refusal.sheet, refusal.row, refusal.reason, refusal.params), err=True)
+        click.echo(f"syncd: {len(refusals)} confirmed rows refused; nothing was stored", err=True)
+        ctx.exit(EXIT_FAILED)
+    click.echo(f"stored {len(stored.departments)} department and {len(stored.people)} person links "
+               f"(run {run_id}; {stored.unchanged} already linked). Next: syncd sync --full")
+
+
+@main.command()
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's files (configuration, exports, state, daemon log) in this directory.")
 @click.option("--serve", is_flag=True, help="Keep the daemon and its console running until Ctrl-C.")

@@ -398,3 +398,77 @@ def notice_title(state: str, kind: str, unit: str, what: str | None = None) -> s
     (`what` instead of its PROBLEM_TITLES entry when given)."""
     return notice_text(f"title.{state}", prefix=NOTICE_TITLE_PREFIX.format(unit=unit),
                        what=what or PROBLEM_TITLES[kind])
+
+
+# -- the onboarding review (`syncd onboard`: the workbook, its refusals, the console's 接入核对 page) ----
+
+ONBOARD_SHEETS: dict[str, str] = {"departments": "部门", "people": "人员", "summary": "汇总"}
+ONBOARD_DEPARTMENT_COLUMNS: dict[str, str] = {
+    "hr_id": "部门编号", "name": "部门名称", "short_name": "简称", "parent": "上级部门编号", "kind": "匹配方式",
+    "organization_code": "组织编码", "organization_name": "郑政钉名称", "path": "郑政钉路径", "confirmed": "确认",
+    "note": "说明",
+}
+ONBOARD_PERSON_COLUMNS: dict[str, str] = {
+    "employee_id": "工号", "name": "姓名", "department": "部门编号", "department_name": "部门名称", "kind": "匹配方式",
+    "employee_code": "employeeCode", "directory_name": "郑政钉姓名", "directory_path": "郑政钉部门",
+    "directory_status": "郑政钉状态", "confirmed": "确认", "note": "说明",
+}
+# How a row matched (匹配方式): the workbook, the console and the refusals read the same words.
+ONBOARD_KINDS: dict[str, str] = {
+    "linked": "已关联", "ext_code": "外部编码", "name": "名称", "short_name": "简称", "similar": "相似名称",
+    "mobile": "手机号", "same_name": "同部门同名", "none": "无", "directory_only": "仅在郑政钉",
+}
+ONBOARD_YES = "是"  # what 确认 holds for a row to be stored
+ONBOARD_STATUSES: dict[str, str] = {"A": "在用", "F": "已停用"}
+ONBOARD_NOTES: dict[str, str] = {
+    "similar": "名称相近，是否为同一部门请人工确认",
+    "several": "同级有 {count} 个组织可能是该部门，请只确认其中一个",
+    "same_name": "仅姓名相同，是否为同一人请人工确认（不按姓名自动匹配）",
+    "same_name.several": "本部门有 {count} 人同名，未作建议",
+    "parent_unsure": "上级部门尚未确认，请先确认上级部门",
+    "linked": "已由 syncd 关联，无需确认",
+    "outside": "该人员主职不在本单位",
+    "directory_only.department": "人事数据中没有对应部门：可在本行填写部门编号并确认，或由管理员处理",
+    "directory_only.person": "人事数据中没有此人（多为已离职未删除，郑审〔2021〕44号第九条）",
+    "none.department": "郑政钉中未找到，首次同步时将创建",
+    "none.person": "郑政钉中未找到，首次同步时将创建",
+}
+# Why a confirmed row is refused by `syncd onboard --accept` (`{sheet}`, `{row}` name where it is).
+ONBOARD_REFUSALS: dict[str, str] = {
+    "row.incomplete": "确认的行缺少编号",
+    "department.unknown": "人事数据中没有部门 {id}",
+    "department.root": "部门 {id} 是本单位根部门，无需确认",
+    "department.renamed_in_hr": "人事数据中部门 {id} 的名称已改为“{name}”，核对表已过时",
+    "organization.gone": "组织 {code} 已不存在或已不在本单位",
+    "organization.renamed": "组织 {code} 已改名为“{name}”，核对表已过时",
+    "department.twice": "部门 {id} 已在第 {row} 行确认过",
+    "organization.twice": "组织 {code} 已在第 {row} 行确认给另一个部门",
+    "department.linked_elsewhere": "部门 {id} 已关联组织 {code}",
+    "organization.linked_elsewhere": "组织 {code} 已关联部门 {id}",
+    "person.unknown": "人事数据中没有工号 {id}",
+    "person.not_in_post": "工号 {id} 的人员状态为{status}，不是在职",
+    "employee.gone": "郑政钉中已没有人员 {code}",
+    "employee.renamed": "郑政钉中人员 {code} 的姓名已改变，核对表已过时",
+    "mobile.elsewhere": "工号 {id} 的手机号现属郑政钉人员 {code}",
+    "person.twice": "工号 {id} 已在第 {row} 行确认过",
+    "employee.twice": "人员 {code} 已在第 {row} 行确认给另一个工号",
+    "person.linked_elsewhere": "工号 {id} 已关联人员 {code}",
+    "employee.linked_elsewhere": "人员 {code} 已关联工号 {id}",
+    "refusal": "{sheet}表第 {row} 行：{reason}",
+    "sheet.missing": "核对表缺少工作表“{sheet}”或其表头列“{column}”",
+}
+# The summary sheet and the console's counts, in this order.
+ONBOARD_SUMMARY: dict[str, str] = {
+    "departments": "人事部门数", "departments.confirmed": "精确匹配（已预先确认）",
+    "departments.to_confirm": "建议（待人工确认）", "departments.none": "郑政钉中未找到（将创建）",
+    "departments.directory_only": "仅在郑政钉的组织", "departments.linked": "部门已关联",
+    "people": "在职人数", "people.confirmed": "手机号匹配（已预先确认）", "people.to_confirm": "建议（待人工确认）",
+    "people.none": "郑政钉中未找到（将创建）", "people.directory_only": "仅在郑政钉的人员",
+    "people.linked": "人员已关联",
+}
+
+
+def onboard_refusal(sheet: str, row: int, reason: str, params: Iterable[tuple[str, str]] = ()) -> str:
+    """A refused row of the onboarding workbook, in Chinese: `部门表第 5 行：组织 … 已改名为“…”`."""
+    text = ONBOARD_REFUSALS[reason].format(**dict(params))
+    return ONBOARD_REFUSALS["refusal"].format(sheet=ONBOARD_SHEETS.get(sheet, sheet), row=row, reason=text)

@@ -421,6 +421,22 @@ class StateStore:
             connection.execute(update(JournalEntry).where(JournalEntry.id == entry_id).values(
                 state="done", error_category=None, error_message=None, updated_at=_now()))
 
+    def store_confirmed(self, run_id: str, changes: Sequence[Change], departments: Mapping[str, LinkedDepartment],
+                        people: Mapping[str, LinkedPerson], moment: datetime) -> None:
+        """Links an operator confirmed (`syncd onboard --accept`): journaled as done and stored in one
+        transaction, so that either all of them are stored or none."""
+        with self.engine.begin() as connection:
+            rows = [{"run_id": run_id, "seq": seq, "kind": change.kind.value, "subject": change.subject,
+                     "change": _change_payload(change), "state": "done", "attempts": 0, "detected_at": moment,
+                     "due_at": moment.date(), "updated_at": moment} for seq, change in enumerate(changes)]
+            for start in range(0, len(rows), 1000):
+                connection.execute(JournalEntry.__table__.insert(), rows[start:start + 1000])
+            for hr_id, department in departments.items():
+                self._upsert(connection, DepartmentLink.__table__, "hr_id", self._department_row(hr_id, department))
+            for employee_id, person in people.items():
+                self._upsert(connection, PersonLink.__table__, "employee_id", self._person_row(employee_id, person),
+                             keep=("frozen",))
+
     def mark_failed(self, entry_id: int, category: str, message: str, state: str = "failed") -> None:
         """The change did not land (or waits on another): keep why."""
         with self._session.begin() as session:
