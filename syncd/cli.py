@@ -285,7 +285,7 @@ def resync(ctx: click.Context, employee_id: str | None, department_id: str | Non
     from syncd.scope import Scope
     from syncd.service.leader import running_daemon
     from syncd.service.resyncs import carry_out
-    from syncd.state.store import StateStore
+    from syncd.state.store import ResyncQueueFull, StateStore
     from syncd.wiring import build_source, build_target
 
     chosen = [s for s in (Scope("employee", employee_id) if employee_id else None,
@@ -296,7 +296,10 @@ def resync(ctx: click.Context, employee_id: str | None, department_id: str | Non
     config = _load_config(ctx)
     store = StateStore(config.state.url)
     try:
-        request = store.queue_resync(chosen[0], full, by or os.environ.get("SUDO_USER") or getpass.getuser())
+        try:
+            request = store.queue_resync(chosen[0], full, by or os.environ.get("SUDO_USER") or getpass.getuser())
+        except ResyncQueueFull as exc:
+            raise click.ClickException(f"{exc}; try again once the daemon has carried some out") from None
         daemon = running_daemon(store)
         if daemon is not None:
             click.echo(f"resync {request.id} queued for the daemon ({daemon.describe()})", err=True)

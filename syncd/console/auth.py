@@ -13,6 +13,7 @@ its role like an API view.
 Wrong tokens are counted per remote address (`syncd.service.tokens.FailureLimiter`): past the limit
 a wrong token is answered 429 without a log line each, but a right token is always accepted.
 """
+
 from __future__ import annotations
 
 import functools
