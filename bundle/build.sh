@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the offline bundle dist/syncd-<version>-<platform>.tar.gz: the syncd wheel, every dependency
 # as a wheel, pip (to bootstrap the venv on a server without python3-venv), the systemd units, the
-# example configuration, the changelog and install.sh. `make bundle` runs it.
+# example configuration, ops/ (alert rules, dashboard), the changelog, a README and install.sh.
+# `make bundle` runs it.
 #
 #   bundle/build.sh                       for this machine's Python and platform
 #   bundle/build.sh --python-version 3.11 --platform manylinux2014_x86_64
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --python-version) PY_VERSION=${2:?--python-version needs X.Y}; shift 2 ;;
     --platform) PLATFORMS+=("${2:?--platform needs a platform tag}"); shift 2 ;;
     --refresh) REFRESH=1; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | cut -c3-; exit 0 ;;
+    -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d' | cut -c3-; exit 0 ;;
     *) echo "build.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,6 +101,9 @@ units=("$ROOT"/systemd/*.service "$ROOT"/systemd/*.timer "$ROOT"/systemd/*.socke
 if [ ${#units[@]} -eq 0 ]; then say "warning: no unit files in systemd/"; fi
 for unit in "${units[@]}"; do install -m 0644 "$unit" "$STAGE/systemd/"; done
 install -m 0644 "$ROOT/config/example.toml" "$STAGE/config/example.toml"
+install -m 0644 "$ROOT/bundle/README.md" "$STAGE/README.md"
+install -d -m 0755 "$STAGE/ops"
+install -m 0644 "$ROOT"/ops/alerts.yml "$ROOT"/ops/alerts_test.yml "$ROOT"/ops/grafana-dashboard.json "$STAGE/ops/"
 if [ -f "$ROOT/CHANGELOG.md" ]; then install -m 0644 "$ROOT/CHANGELOG.md" "$STAGE/CHANGELOG.md"; fi
 install -m 0755 "$ROOT/bundle/install.sh" "$STAGE/install.sh"
 cat >"$STAGE/BUNDLE" <<EOF

@@ -125,6 +125,17 @@ def test_the_bundle_installs_offline_runs_and_upgrades_in_place_keeping_the_conf
     assert checked.returncode == 0, checked.stderr
 
 
+def test_the_bundle_carries_a_readme_the_ops_kit_and_install_help(bundle: Path) -> None:
+    readme = (bundle / "README.md").read_text(encoding="utf-8")
+    assert "./install.sh" in readme and "check-config" in readme
+    for name in ("alerts.yml", "alerts_test.yml", "grafana-dashboard.json"):
+        assert (bundle / "ops" / name).read_bytes() == (ROOT / "ops" / name).read_bytes()
+    helped = run(["bash", str(bundle / "install.sh"), "--help"])
+    assert helped.returncode == 0
+    assert helped.stdout.startswith("Install or upgrade syncd from this bundle.")
+    assert "--prefix DIR" in helped.stdout and "set -euo" not in helped.stdout and "#" not in helped.stdout
+
+
 def test_a_damaged_bundle_is_refused_before_anything_is_installed(bundle: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "bundle"
     shutil.copytree(bundle, damaged)

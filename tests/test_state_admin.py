@@ -6,6 +6,7 @@ import fcntl
 import os
 import sqlite3
 import stat
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -216,6 +217,26 @@ def test_restore_refuses_a_backup_of_a_newer_release(synced: Synced) -> None:
         db.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(AdminError, match="made by a newer release"):
         restore(synced.url, copy)
+
+
+def test_backup_refuses_to_overwrite_an_earlier_backup(synced: Synced) -> None:
+    copy = synced.directory / "state-backup.db"
+    copy.write_bytes(b"last week's backup")
+    with pytest.raises(AdminError, match="already exists"):
+        backup(synced.url, copy)
+    assert copy.read_bytes() == b"last week's backup"
+
+
+def test_the_printed_pg_dump_writes_a_private_dump_of_the_real_postgresql(tmp_path: Path) -> None:
+    dump = tmp_path / "state.dump"
+    with pytest.raises(AdminError) as caught:
+        backup(PG_URL, dump)
+    [command] = [line.strip() for line in str(caught.value).splitlines() if "pg_dump" in line and "umask" in line]
+    password = make_url(PG_URL).password or ""
+    ran = subprocess.run(["bash", "-c", command], env={**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600 and dump.stat().st_size > 0
 
 
 def test_backup_of_a_postgresql_state_names_pg_dump_without_the_password(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ from syncd.service.http import WsgiServer, is_loopback, split_listen
 from syncd.service.leader import AlreadyRunning, Holder, InstanceLock, running_daemon
 from syncd.service.metrics import Metrics
 from syncd.service.notify import SystemdNotifier
-from syncd.service.resyncs import carry_out
+from syncd.service.resyncs import carry_out, cycle_outcome
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
@@ -492,8 +492,7 @@ class Daemon:
                 if done is None:
                     return
                 self.snapshots.refresh_soon()  # the resync read HR afresh: the console reads it again too
-                self.metrics.observe_cycle("success" if done.exit_code == 0 else "failed",
-                                           time.monotonic() - started, {})
+                self.metrics.observe_cycle(cycle_outcome(done), time.monotonic() - started, {})
             finally:
                 self._close_retired()
                 self._cycle.release()

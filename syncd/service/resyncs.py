@@ -45,3 +45,11 @@ def carry_out(request: ResyncRequest, config: Config, source: Source, target: Ta
     store.finish_resync(request.id, status, result.run_id, outcome, exit_code, message)
     log.info("resync.finished", resync_id=request.id, run_id=result.run_id, outcome=outcome)
     return store.resync(request.id)
+
+
+def cycle_outcome(done: ResyncRequest) -> str:
+    """How a carried-out resync counts among cycles: by its run, not by its request. A resync of an id
+    HR does not know (or rejects) is a request that failed, while its cycle ran and succeeded."""
+    if done.outcome in ("not_found", "rejected"):
+        return "success"
+    return "success" if done.exit_code == 0 else "failed"

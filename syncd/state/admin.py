@@ -58,12 +58,17 @@ def shown(url: str) -> str:
 
 
 def backup(url: str, dest: Path) -> None:
-    """Copy the state to `dest` (mode 0600), consistently even while a daemon writes to it."""
+    """Copy the state to a new file `dest` (mode 0600), consistently even while a daemon writes to it."""
+    if dest.exists() or dest.is_symlink():
+        # An earlier backup is worth as much as this one: it is never replaced silently.
+        raise AdminError(f"{dest} already exists; back up to a new file (or remove that one first)")
     path = _sqlite_file(url)
     if path is None:
+        # umask 077: the dump holds mobiles and must be as private as the state (mode 0600).
         raise AdminError(
             "syncd does not back up a PostgreSQL state itself; pg_dump takes a consistent copy while the daemon "
-            f"runs:\n  pg_dump --format=custom --file={shlex.quote(str(dest))} {shlex.quote(_libpq_url(url))}\n"
+            f"runs:\n  (umask 077 && pg_dump --format=custom --file={shlex.quote(str(dest))} "
+            f"{shlex.quote(_libpq_url(url))})\n"
             "(the password from PGPASSWORD or ~/.pgpass); it is restored with pg_restore --clean --dbname=…")
     _state_revision(path, "state database")
     if dest.exists() and dest.resolve() == path.resolve():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from syncd.cli import main
 from syncd.config import ConfigError, load
@@ -22,7 +22,7 @@ from syncd.service.token_admin import SERVICE_GROUP, readable_by_service, share_
 from syncd.service.tokens import Token, TokenStore, add_token, hash_token
 from syncd.state.store import StateStore
 from tests.conftest import config_toml
-from tests.test_sql_source import PG_URL
+from tests.test_state_admin import pg_schema
 
 NOBODY = 65534
 
@@ -119,19 +119,21 @@ def test_revoking_an_unknown_name_is_a_usage_error(configured: Path) -> None:
 
 
 def test_the_state_password_comes_from_its_file_and_opens_the_real_postgresql(tmp_path: Path) -> None:
-    url = make_url(PG_URL)
-    (tmp_path / "state-password").write_text(f"{url.password}\n")
-    config = tmp_path / "syncd.toml"
-    without_password = f"{url.drivername}://{url.username}@{url.host}:{url.port}/{url.database}"
-    config.write_text(config_toml(state={"url": without_password,
-                                         "password_file": "state-password"}), encoding="utf-8")
-    state_url = load(config).state.url
-    store = StateStore(state_url)
-    try:
-        with store.engine.connect() as connection:
-            assert connection.execute(text("SELECT 1")).scalar() == 1
-    finally:
-        store.close()
+    with pg_schema() as schema_url:  # a schema of its own: other tests migrate `public`
+        url = make_url(schema_url)
+        (tmp_path / "state-password").write_text(f"{url.password}\n")
+        without_password = URL.create(url.drivername, url.username, None, url.host, url.port, url.database,
+                                      url.query).render_as_string(hide_password=False)
+        assert make_url(without_password).password is None
+        config = tmp_path / "syncd.toml"
+        config.write_text(config_toml(state={"url": without_password, "password_file": "state-password"}),
+                          encoding="utf-8")
+        store = StateStore(load(config).state.url)
+        try:
+            with store.engine.connect() as connection:
+                assert connection.execute(text("SELECT 1")).scalar() == 1
+        finally:
+            store.close()
 
 
 @pytest.mark.parametrize(("state", "message"), [

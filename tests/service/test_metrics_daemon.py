@@ -1,4 +1,5 @@
-"""What /metrics says right after a restart: the last success read from the state, process_* metrics."""
+"""What /metrics says: after a restart, the last success read from the state and process_* metrics; a
+resync of an unknown id counted as the successful cycle it was."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.service.daemon_harness import Bureau, people_with, poll
 
 
 def scrape(text: str, name: str) -> float:
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     assert found, text
     return float(found[1])
 
@@ -34,3 +35,19 @@ def test_the_last_success_is_restored_at_start_even_behind_failed_runs(bureau: B
     assert scrape(metrics, "process_start_time_seconds") > 0
     health = daemon.call("GET", "/healthz").json()
     assert health["last_success"] is not None and health["status"] == "failing"
+
+
+def test_a_resync_of_an_id_hr_does_not_know_fails_the_request_not_a_cycle(bureau: Bureau) -> None:
+    daemon = bureau.start(schedule={"incremental_every": "1h"})
+    daemon.wait_for("cycle.finished", trigger="start")
+    queued = daemon.call("POST", "/api/v1/resync", token="hr", json={"employee_id": "A999999"}).json()
+
+    def finished() -> dict[str, object] | None:
+        status = daemon.call("GET", f"/api/v1/resync/{queued['id']}", token="hr").json()
+        return status if status["status"] in ("done", "failed") else None
+
+    done = poll(finished, 30, "the resync finished")
+    assert (done["status"], done["outcome"]) == ("failed", "not_found")  # the request: A999999 is unknown
+    metrics = daemon.call("GET", "/metrics").text
+    assert scrape(metrics, 'syncd_cycles_total{outcome="failed"}') == 0
+    assert scrape(metrics, 'syncd_cycles_total{outcome="success"}') == 2  # the cycle at start, the resync's
