@@ -54,6 +54,8 @@ HEALTHY_OUTCOMES = ("success", "held")
 FAILED_OUTCOMES = ("failed", "partial", "crashed")
 # The gateway refusing the app itself (key, signature, clock): nothing works until someone fixes them.
 AUTH_CATEGORIES = ("auth",)
+# The same refusal ending a cycle before it recorded a run (a read refused), by the exception's class.
+AUTH_ERRORS = ("AuthError",)
 # A refusal that may be about one record rather than the app: `300037` on a person whose mobile
 # belongs to someone in another unit names that unit's organisation; only a refusal naming the
 # unit's own organisations (or none) means the app lost its grant.
@@ -173,7 +175,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
                                            escalation.workday_overrides_complete)))
         for e in store.overdue(today))
     facts = Facts(today=today, held=held, overdue=overdue, cycle_error=cycle_error,
-                  uncovered_years=_uncovered_years(today, escalation))
+                  auth_failed=cycle_error in AUTH_ERRORS, uncovered_years=_uncovered_years(today, escalation))
     last = store.last_unit_run()
     if last is None:
         return facts
@@ -188,7 +190,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     counts = last.counts or {}
     return replace(
         facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
-        failed=failed, refused=refused, auth_failed=auth,
+        failed=failed, refused=refused, auth_failed=auth or facts.auth_failed,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
         quarantined=last.outcome == "failed" and not auth and not by_signal,
@@ -263,14 +265,14 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
 
     failed = facts.failed
     run = facts.run_id or "-"
-    if facts.auth_failed and facts.outcome in FAILED_OUTCOMES:
+    if facts.auth_failed and (facts.outcome in FAILED_OUTCOMES or facts.cycle_error in AUTH_ERRORS):
         add(Finding("auth_failed", "auth_failed", 2, notice_text("auth_failed.what", unit=unit, run=run),
                     notice_text("auth_failed.action"), _affects(failed), _subjects(failed)))
     # One outage is one problem: a quarantined run and a failed or partial one share the key.
     if facts.quarantined:
         add(Finding("quarantined", "run_failed", 1, notice_text("quarantined.what", unit=unit, run=run),
                     notice_text("quarantined.action"), _affects(failed), _subjects(failed)))
-    if facts.cycle_error is not None:
+    if facts.cycle_error is not None and facts.cycle_error not in AUTH_ERRORS:
         add(Finding("run_failed", "run_failed", 1, notice_text("not_run.what", unit=unit, error=facts.cycle_error),
                     notice_text("not_run.action")))
     elif facts.failing and not facts.auth_failed and not facts.quarantined:

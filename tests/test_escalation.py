@@ -638,6 +638,14 @@ def test_problems_json_shows_ids_counts_and_every_attempt(store: StateStore, con
     assert escalation.open_counts() == {(1, "run_failed"): 1}
 
 
+def test_a_cycle_the_gateway_refused_before_it_recorded_a_run_is_the_auth_alarm(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    record_run(store, "success", done=["A000001"])
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, cycle_error="AuthError")
+    engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
+    assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
+
+
 def test_a_cycle_that_recorded_no_run_is_a_failure_too(store: StateStore, config: Config,
                                                        recorder: Recorder) -> None:
     facts = gather_facts(store, date(2026, 10, 12), config.escalation, cycle_error="SourceError")
