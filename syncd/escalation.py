@@ -497,10 +497,10 @@ class Escalation:
     def observe(self, now: datetime, facts: Facts) -> list[Delivery]:
         """Bring the problems in line with the facts and send what is due; every channel attempt, in order."""
         now = utc(now)
-        self._reconcile(now, facts)
+        grown = self._reconcile(now, facts)
         deliveries: list[Delivery] = []
         for row in self._problems.open_rows():
-            deliveries += self._notify_open(row, now, facts)
+            deliveries += self._notify_open(row, now, facts, row.id in grown)
         for row in self._problems.resolved_since(now - RESOLVED_NOTICE_WITHIN, exclude_kind="digest"):
             deliveries += self._notify_resolved(row, now)
         return deliveries
@@ -564,8 +564,12 @@ class Escalation:
                                     moves=GROUP_SEPARATOR.join(lines[hr_id])))
         return notice_title("open", "digest", self._unit), "\n".join(text)
 
-    def _reconcile(self, now: datetime, facts: Facts) -> None:
-        """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction."""
+    def _reconcile(self, now: datetime, facts: Facts) -> set[int]:
+        """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction.
+
+        Returns the holds whose decision changed (more held, another run to decide): level 1 hears at once.
+        """
+        grown: set[int] = set()
         escalation = self._escalation
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
@@ -583,9 +587,12 @@ class Escalation:
                     rows[key] = row
                     log.info("escalation.opened", kind=finding.kind, key=key, level=finding.level,
                              subjects=len(finding.subjects))
-                else:  # the same problem, described as it is now (counts, ids); no notice for that
+                else:  # the same problem, described as it is now (counts, ids); no notice for that but a hold's
+                    text = finding.text(self._local(aware(row.opened_at)))
+                    if row.kind == "held" and text != row.text:
+                        grown.add(row.id)
                     row.subjects = list(finding.subjects)
-                    row.text = finding.text(self._local(aware(row.opened_at)))
+                    row.text = text
             for key, row in rows.items():
                 if key not in found:
                     row.resolved_at = now
@@ -596,6 +603,7 @@ class Escalation:
                     if reason:
                         row.level = 2
                         log.warning("escalation.escalated", kind=row.kind, key=key, reason=reason)
+        return grown
 
     def _escalation_reason(self, row: ProblemRow, now: datetime, facts: Facts) -> str | None:
         escalation = self._escalation
@@ -616,8 +624,11 @@ class Escalation:
         return bool(self._notifiers) and (bool(self._recipients[level])
                                           or any(n.channel == "webhook" for n in self._notifiers))
 
-    def _notify_open(self, row: ProblemRow, now: datetime, facts: Facts) -> list[Delivery]:
-        """The open notice to each level the problem has reached, then a reminder to each where one is due."""
+    def _notify_open(self, row: ProblemRow, now: datetime, facts: Facts, grown: bool = False) -> list[Delivery]:
+        """The open notice to each level the problem has reached, then a reminder to each where one is due.
+
+        A hold that `grown` is recalled to level 1 at once, acknowledged or not: the run to decide changed.
+        """
         deliveries: list[Delivery] = []
         attempts = self._problems.attempts(row.id)
         told: list[int] = []
@@ -631,7 +642,8 @@ class Escalation:
             escalated = level == 2 and row.escalated_at is None
             if sent or escalated:
                 self._problems.noticed(row.id, now, escalated=escalated)
-        if row.acknowledged_at is not None or not told or not self._within_reminder_hours(now):
+        quiet = row.acknowledged_at is not None or not self._within_reminder_hours(now)
+        if not told or (quiet and not grown):
             return deliveries
         # From the attempts, not only the row: a crash after a send and before its bookkeeping must
         # not leave a problem without reminders. Each level keeps its own pace.
@@ -639,7 +651,9 @@ class Escalation:
         for level in told:
             heard = [a for a in attempts.values() if a.level == level and a.delivered]
             last = max((a.last_tried for a in heard), default=None)
-            if last is None or now - last < self._reminder_interval(row, level):
+            if grown and level == 1 and last is not None and last < now:
+                pass  # the hold grew: level 1 needs the new run to decide now
+            elif quiet or last is None or now - last < self._reminder_interval(row, level):
                 continue
             number = 1 + sum(1 for a in heard if a.state == "reminder")
             title, text = self._reminder_text(row, level, number, now)
