@@ -37,6 +37,7 @@ from syncd.messages import (
     DIGEST_MOVES,
     GROUP_SEPARATOR,
     LIST_SEPARATOR,
+    NOTICE_TITLE_PREFIX,
     PROBLEM_TITLES,
     RUN_OUTCOMES,
     notice_text,
@@ -722,7 +723,7 @@ class Escalation:
             return row.title, self._with_contacts(row.text)
         in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
-        return (notice_title("escalated", row.kind, self._unit),
+        return (notice_title("escalated", row.kind, self._unit, self._what(row)),
                 self._with_contacts(notice_text("escalated", unit=self._unit, in_a_row=in_a_row, text=row.text,
                                                 open_for=_duration(now - aware(row.opened_at)))))
 
@@ -730,12 +731,17 @@ class Escalation:
         # Never the open text again: the platform delivers the same content to a person once a day.
         open_for = _duration(now - aware(row.opened_at))
         if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
-            return (notice_title("reminder", row.kind, self._unit),
+            return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                     self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
                                                     open_for=open_for, text=row.text)))
-        return (notice_title("reminder", row.kind, self._unit),
+        return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                 notice_text("reminder", number=number, open_for=open_for, text=row.text, key=row.key,
                             link=console_link(self._console, "/")))
+
+    def _what(self, row: ProblemRow) -> str:
+        """The problem's name as its open notice's title gave it (通讯录服务不可用 for an outage)."""
+        prefix = NOTICE_TITLE_PREFIX.format(unit=self._unit)
+        return row.title.removeprefix(prefix) if row.title.startswith(prefix) else PROBLEM_TITLES[row.kind]
 
     def _with_contacts(self, text: str) -> str:
         """A level-2 text with the unit admins to call, as configured."""
@@ -743,8 +749,8 @@ class Escalation:
 
     def _resolved_text(self, row: ProblemRow) -> tuple[str, str]:
         opened, resolved = aware(row.opened_at), aware(row.resolved_at or row.opened_at)
-        return (notice_title("resolved", row.kind, self._unit),
-                notice_text("resolved", unit=self._unit, what=PROBLEM_TITLES[row.kind], key=row.key,
+        return (notice_title("resolved", row.kind, self._unit, self._what(row)),
+                notice_text("resolved", unit=self._unit, what=self._what(row), key=row.key,
                             opened=self._local(opened), resolved=self._local(resolved),
                             duration=_duration(resolved - opened)))
 
