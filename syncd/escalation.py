@@ -186,15 +186,20 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
         ours = {*problems.organization_codes(), *([root_organization_code] if root_organization_code else [])}
         refused = tuple(entry for entry in failed if _refuses_one_record(entry, ours))
         failed = tuple(entry for entry in failed if entry not in refused)
-    auth = any(entry.category in AUTH_CATEGORIES or entry.category == SCOPE_CATEGORY for entry in failed)
-    by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
     counts = last.counts or {}
+    refusals = any(entry.category in AUTH_CATEGORIES or entry.category == SCOPE_CATEGORY for entry in failed)
+    # The app itself is refused when a scope refusal names the unit's own node, or an auth refusal
+    # came in a run where no call got through; one refused call among accepted ones is a run failure.
+    landed = sum(count for name, count in counts.items() if name.endswith(".done"))
+    auth = any(entry.category == SCOPE_CATEGORY for entry in failed) or (
+        landed == 0 and any(entry.category in AUTH_CATEGORIES for entry in failed))
+    by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
     return replace(
         facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
         failed=failed, refused=refused, auth_failed=auth or facts.auth_failed,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
-        quarantined=last.outcome == "failed" and not auth and not by_signal,
+        quarantined=last.outcome == "failed" and not refusals and not by_signal,
         rejected=int(counts.get("rejected", 0)), incomplete=int(counts.get("incomplete_people", 0)),
     )
 
