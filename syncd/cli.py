@@ -430,7 +430,7 @@ def _freeze(ctx: click.Context, employee_id: str, frozen: bool, by: str | None) 
     requested_by = by or os.environ.get("SUDO_USER") or getpass.getuser()
     store = StateStore(config.state.url)
     try:
-        run_id = set_frozen(build_target(config), store, employee_id, frozen, requested_by)
+        run_id = set_frozen(build_target(config), store, employee_id, frozen, requested_by, config.schedule.timezone)
     except NotLinked as exc:
         raise click.UsageError(str(exc)) from exc
     except TargetError as exc:

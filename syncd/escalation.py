@@ -37,6 +37,7 @@ from syncd.messages import (
     DIGEST_MOVES,
     GROUP_SEPARATOR,
     LIST_SEPARATOR,
+    NOTICE_TITLE_PREFIX,
     PROBLEM_TITLES,
     RUN_OUTCOMES,
     notice_text,
@@ -54,6 +55,8 @@ HEALTHY_OUTCOMES = ("success", "held")
 FAILED_OUTCOMES = ("failed", "partial", "crashed")
 # The gateway refusing the app itself (key, signature, clock): nothing works until someone fixes them.
 AUTH_CATEGORIES = ("auth",)
+# The same refusal ending a cycle before it recorded a run (a read refused), by the exception's class.
+AUTH_ERRORS = ("AuthError",)
 # A refusal that may be about one record rather than the app: `300037` on a person whose mobile
 # belongs to someone in another unit names that unit's organisation; only a refusal naming the
 # unit's own organisations (or none) means the app lost its grant.
@@ -173,7 +176,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
                                            escalation.workday_overrides_complete)))
         for e in store.overdue(today))
     facts = Facts(today=today, held=held, overdue=overdue, cycle_error=cycle_error,
-                  uncovered_years=_uncovered_years(today, escalation))
+                  auth_failed=cycle_error in AUTH_ERRORS, uncovered_years=_uncovered_years(today, escalation))
     last = store.last_unit_run()
     if last is None:
         return facts
@@ -183,15 +186,20 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
         ours = {*problems.organization_codes(), *([root_organization_code] if root_organization_code else [])}
         refused = tuple(entry for entry in failed if _refuses_one_record(entry, ours))
         failed = tuple(entry for entry in failed if entry not in refused)
-    auth = any(entry.category in AUTH_CATEGORIES or entry.category == SCOPE_CATEGORY for entry in failed)
-    by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
     counts = last.counts or {}
+    refusals = any(entry.category in AUTH_CATEGORIES or entry.category == SCOPE_CATEGORY for entry in failed)
+    # The app itself is refused when a scope refusal names the unit's own node, or an auth refusal
+    # came in a run where no call got through; one refused call among accepted ones is a run failure.
+    landed = sum(count for name, count in counts.items() if name.endswith(".done"))
+    auth = any(entry.category == SCOPE_CATEGORY for entry in failed) or (
+        landed == 0 and any(entry.category in AUTH_CATEGORIES for entry in failed))
+    by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
     return replace(
         facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
-        failed=failed, refused=refused, auth_failed=auth,
+        failed=failed, refused=refused, auth_failed=auth or facts.auth_failed,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
-        quarantined=last.outcome == "failed" and not auth and not by_signal,
+        quarantined=last.outcome == "failed" and not refusals and not by_signal,
         rejected=int(counts.get("rejected", 0)), incomplete=int(counts.get("incomplete_people", 0)),
     )
 
@@ -263,14 +271,14 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
 
     failed = facts.failed
     run = facts.run_id or "-"
-    if facts.auth_failed and facts.outcome in FAILED_OUTCOMES:
+    if facts.auth_failed and (facts.outcome in FAILED_OUTCOMES or facts.cycle_error in AUTH_ERRORS):
         add(Finding("auth_failed", "auth_failed", 2, notice_text("auth_failed.what", unit=unit, run=run),
                     notice_text("auth_failed.action"), _affects(failed), _subjects(failed)))
     # One outage is one problem: a quarantined run and a failed or partial one share the key.
     if facts.quarantined:
         add(Finding("quarantined", "run_failed", 1, notice_text("quarantined.what", unit=unit, run=run),
                     notice_text("quarantined.action"), _affects(failed), _subjects(failed)))
-    if facts.cycle_error is not None:
+    if facts.cycle_error is not None and facts.cycle_error not in AUTH_ERRORS:
         add(Finding("run_failed", "run_failed", 1, notice_text("not_run.what", unit=unit, error=facts.cycle_error),
                     notice_text("not_run.action")))
     elif facts.failing and not facts.auth_failed and not facts.quarantined:
@@ -495,10 +503,10 @@ class Escalation:
     def observe(self, now: datetime, facts: Facts) -> list[Delivery]:
         """Bring the problems in line with the facts and send what is due; every channel attempt, in order."""
         now = utc(now)
-        self._reconcile(now, facts)
+        grown = self._reconcile(now, facts)
         deliveries: list[Delivery] = []
         for row in self._problems.open_rows():
-            deliveries += self._notify_open(row, now, facts)
+            deliveries += self._notify_open(row, now, facts, row.id in grown)
         for row in self._problems.resolved_since(now - RESOLVED_NOTICE_WITHIN, exclude_kind="digest"):
             deliveries += self._notify_resolved(row, now)
         return deliveries
@@ -562,8 +570,12 @@ class Escalation:
                                     moves=GROUP_SEPARATOR.join(lines[hr_id])))
         return notice_title("open", "digest", self._unit), "\n".join(text)
 
-    def _reconcile(self, now: datetime, facts: Facts) -> None:
-        """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction."""
+    def _reconcile(self, now: datetime, facts: Facts) -> set[int]:
+        """Open new problems, refresh open ones, resolve cleared ones, raise to level 2: one transaction.
+
+        Returns the holds whose decision changed (more held, another run to decide): level 1 hears at once.
+        """
+        grown: set[int] = set()
         escalation = self._escalation
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
@@ -581,9 +593,12 @@ class Escalation:
                     rows[key] = row
                     log.info("escalation.opened", kind=finding.kind, key=key, level=finding.level,
                              subjects=len(finding.subjects))
-                else:  # the same problem, described as it is now (counts, ids); no notice for that
+                else:  # the same problem, described as it is now (counts, ids); no notice for that but a hold's
+                    text = finding.text(self._local(aware(row.opened_at)))
+                    if row.kind == "held" and text != row.text:
+                        grown.add(row.id)
                     row.subjects = list(finding.subjects)
-                    row.text = finding.text(self._local(aware(row.opened_at)))
+                    row.text = text
             for key, row in rows.items():
                 if key not in found:
                     row.resolved_at = now
@@ -594,6 +609,7 @@ class Escalation:
                     if reason:
                         row.level = 2
                         log.warning("escalation.escalated", kind=row.kind, key=key, reason=reason)
+        return grown
 
     def _escalation_reason(self, row: ProblemRow, now: datetime, facts: Facts) -> str | None:
         escalation = self._escalation
@@ -614,8 +630,11 @@ class Escalation:
         return bool(self._notifiers) and (bool(self._recipients[level])
                                           or any(n.channel == "webhook" for n in self._notifiers))
 
-    def _notify_open(self, row: ProblemRow, now: datetime, facts: Facts) -> list[Delivery]:
-        """The open notice to each level the problem has reached, then a reminder to each where one is due."""
+    def _notify_open(self, row: ProblemRow, now: datetime, facts: Facts, grown: bool = False) -> list[Delivery]:
+        """The open notice to each level the problem has reached, then a reminder to each where one is due.
+
+        A hold that `grown` is recalled to level 1 at once, acknowledged or not: the run to decide changed.
+        """
         deliveries: list[Delivery] = []
         attempts = self._problems.attempts(row.id)
         told: list[int] = []
@@ -629,7 +648,8 @@ class Escalation:
             escalated = level == 2 and row.escalated_at is None
             if sent or escalated:
                 self._problems.noticed(row.id, now, escalated=escalated)
-        if row.acknowledged_at is not None or not told or not self._within_reminder_hours(now):
+        quiet = row.acknowledged_at is not None or not self._within_reminder_hours(now)
+        if not told or (quiet and not grown):
             return deliveries
         # From the attempts, not only the row: a crash after a send and before its bookkeeping must
         # not leave a problem without reminders. Each level keeps its own pace.
@@ -637,7 +657,9 @@ class Escalation:
         for level in told:
             heard = [a for a in attempts.values() if a.level == level and a.delivered]
             last = max((a.last_tried for a in heard), default=None)
-            if last is None or now - last < self._reminder_interval(row, level):
+            if grown and level == 1 and last is not None and last < now:
+                pass  # the hold grew: level 1 needs the new run to decide now
+            elif quiet or last is None or now - last < self._reminder_interval(row, level):
                 continue
             number = 1 + sum(1 for a in heard if a.state == "reminder")
             title, text = self._reminder_text(row, level, number, now)
@@ -706,7 +728,7 @@ class Escalation:
             return row.title, self._with_contacts(row.text)
         in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
-        return (notice_title("escalated", row.kind, self._unit),
+        return (notice_title("escalated", row.kind, self._unit, self._what(row)),
                 self._with_contacts(notice_text("escalated", unit=self._unit, in_a_row=in_a_row, text=row.text,
                                                 open_for=_duration(now - aware(row.opened_at)))))
 
@@ -714,12 +736,17 @@ class Escalation:
         # Never the open text again: the platform delivers the same content to a person once a day.
         open_for = _duration(now - aware(row.opened_at))
         if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
-            return (notice_title("reminder", row.kind, self._unit),
+            return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                     self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
                                                     open_for=open_for, text=row.text)))
-        return (notice_title("reminder", row.kind, self._unit),
+        return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                 notice_text("reminder", number=number, open_for=open_for, text=row.text, key=row.key,
                             link=console_link(self._console, "/")))
+
+    def _what(self, row: ProblemRow) -> str:
+        """The problem's name as its open notice's title gave it (通讯录服务不可用 for an outage)."""
+        prefix = NOTICE_TITLE_PREFIX.format(unit=self._unit)
+        return row.title.removeprefix(prefix) if row.title.startswith(prefix) else PROBLEM_TITLES[row.kind]
 
     def _with_contacts(self, text: str) -> str:
         """A level-2 text with the unit admins to call, as configured."""
@@ -727,8 +754,8 @@ class Escalation:
 
     def _resolved_text(self, row: ProblemRow) -> tuple[str, str]:
         opened, resolved = aware(row.opened_at), aware(row.resolved_at or row.opened_at)
-        return (notice_title("resolved", row.kind, self._unit),
-                notice_text("resolved", unit=self._unit, what=PROBLEM_TITLES[row.kind], key=row.key,
+        return (notice_title("resolved", row.kind, self._unit, self._what(row)),
+                notice_text("resolved", unit=self._unit, what=self._what(row), key=row.key,
                             opened=self._local(opened), resolved=self._local(resolved),
                             duration=_duration(resolved - opened)))
 

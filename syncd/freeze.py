@@ -13,6 +13,7 @@ import structlog
 from syncd.model import Change, ChangeKind
 from syncd.state.store import StateStore
 from syncd.target import Target, TargetError
+from syncd.workdays import local_date
 
 log = structlog.get_logger(__name__)
 
@@ -21,7 +22,8 @@ class NotLinked(LookupError):
     """The employee id is not a person syncd manages."""
 
 
-def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool, requested_by: str) -> str:
+def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool, requested_by: str,
+               timezone: str = "Asia/Shanghai") -> str:
     """Freeze (or unfreeze) the login of one person now; return the run id that journals it."""
     link = store.links(people=[employee_id]).people.get(employee_id)
     if link is None or link.account_id is None:
@@ -30,7 +32,8 @@ def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool
     run_id = store.start_run(kind.value, "manual", dry_run=False)
     now = datetime.now(UTC)
     change = Change(kind, employee_id, reason=f"requested by {requested_by}")
-    [(entry, _)] = store.journal_plan(run_id, [change], now, now.date())
+    # Due the day it was asked, in the unit's zone (`schedule.timezone`): never a day before it was found.
+    [(entry, _)] = store.journal_plan(run_id, [change], now, local_date(now, timezone))
     store.mark_sent(entry)
     try:
         target.set_account_frozen(link.account_id, frozen)

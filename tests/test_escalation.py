@@ -369,6 +369,16 @@ def test_an_auth_failure_reaches_level_2_at_once(store: StateStore, config: Conf
     assert open_counts(store) == {(2, "auth_failed"): 1}
 
 
+def test_one_refused_signature_among_accepted_calls_is_a_run_failure_not_the_auth_alarm(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    record_run(store, "failed", failed=["A000001"], done=["A000002"], category="auth",
+               message="auth NonceReused on /mozi/employee/updateGovEmployee", counts={"join.done": 1})
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation)
+    assert not facts.auth_failed and not facts.quarantined and facts.failing
+    engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
+    assert recorder.take() == [(1, "run_failed", "open")]
+
+
 def test_a_scope_refusal_of_the_units_own_node_is_the_apps_auth_alarm_and_of_another_units_one_records(
         store: StateStore, config: Config, recorder: Recorder) -> None:
     own = "scope 300037 on /mozi/employee/updateGovEmployee: 没有[GO_0123abcd]组织的操作权限"
@@ -636,6 +646,14 @@ def test_problems_json_shows_ids_counts_and_every_attempt(store: StateStore, con
     assert [n["state"] for n in problem["notices"]] == ["open"]
     assert [p.key for p in escalation.open_problems()] == ["run_failed"]
     assert escalation.open_counts() == {(1, "run_failed"): 1}
+
+
+def test_a_cycle_the_gateway_refused_before_it_recorded_a_run_is_the_auth_alarm(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    record_run(store, "success", done=["A000001"])
+    facts = gather_facts(store, date(2026, 10, 12), config.escalation, cycle_error="AuthError")
+    engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
+    assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
 
 
 def test_a_cycle_that_recorded_no_run_is_a_failure_too(store: StateStore, config: Config,

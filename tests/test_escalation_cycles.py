@@ -142,10 +142,10 @@ def test_a_hold_that_grows_while_undecided_is_one_run_to_decide_and_one_level_2_
         [(second, _, held)] = store.held_runs()  # one run to decide, holding the whole set
         assert second != first and held == 3
         observe(t0 + timedelta(hours=2))
-        assert recorder.take() == []
-        observe(t0 + timedelta(hours=4))
-        assert recorder.take() == [(1, "held", "reminder")]
+        assert recorder.take() == [(1, "held", "reminder")]  # at once: another run to decide
         reminder = recorder.last[0].text
+        observe(t0 + timedelta(hours=3))
+        assert recorder.take() == []
         assert f"syncd approve {second}" in reminder and first not in reminder and "3 项停用" in reminder
 
         observe(t0 + timedelta(days=1))

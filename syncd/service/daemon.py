@@ -127,7 +127,8 @@ class DaemonControl:
 
     def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
         """Freeze or unfreeze a login now, beside any running cycle (a lost phone cannot wait)."""
-        return set_frozen(self._daemon.engine.target, self._daemon.store, employee_id, frozen, by)
+        engine = self._daemon.engine
+        return set_frozen(engine.target, self._daemon.store, employee_id, frozen, by, engine.config.schedule.timezone)
 
     def health(self) -> Health:
         """Ok while the last cycle succeeded (or was skipped, or held for a decision) within three intervals."""
