@@ -552,6 +552,9 @@ _PATTERNS = {
     r"^([01]\d|2[0-3]):[0-5]\d$": "a time of day as HH:MM, two digits each, 24-hour (02:30)",
     _ESCALATION_DURATION.pattern: "a duration: a whole number and s, m, h or d (30m, 4h, 1d)",
     r"^[\w.:\[\]-]+:\d{1,5}$": "host:port (127.0.0.1:8480)",
+    r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$":
+        "two times of day as HH:MM-HH:MM, 24-hour (09:00-18:00)",
+    r"^https?://[^\s]+$": "an http:// or https:// URL (https://syncd.example.gov.cn)",
 }
 # pydantic's error types, said as what was expected; `{…}` are the error's context values.
 _EXPECTED = {

@@ -151,8 +151,8 @@ def _reach_channels(config: Config, findings: Findings, send_test_notice: bool) 
             return
         now = datetime.now(UTC).replace(microsecond=0)
         key = f"test:{now.isoformat()}"
-        notice = Notice(id=notice_id(config.unit.name, 1, key, "open", 0), unit=config.unit.name, level=1,
-                        kind="test", key=key, state="open", title=notice_title("open", "test"),
+        notice = Notice(id=notice_id(config.unit.name, 1, key, "open", "0"), unit=config.unit.name, level=1,
+                        kind="test", key=key, state="open", title=notice_title("open", "test", config.unit.name),
                         text=notice_text("test.what", unit=config.unit.name), since=now,
                         recipients=recipients_of(config.escalation.unit_admins))
         notifier = WebhookNotifier(webhook.url, webhook.secret_file, webhook.timeout)
