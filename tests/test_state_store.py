@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlalchemy import inspect
 
 from syncd.model import Change, ChangeKind, LinkedPerson
 from syncd.state.store import Busy, StateStore
-from tests.test_sql_source import PG_URL
+from tests.test_state_admin import pg_schema
 
 
 def test_a_new_sqlite_database_is_private_and_migrated(tmp_path: Path) -> None:
@@ -58,24 +59,27 @@ def test_a_change_is_journaled_planned_sent_done_with_its_link(tmp_path: Path) -
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_only_one_cycle_holds_the_lock_at_a_time(tmp_path: Path, backend: str) -> None:
     """SQLite: a file lock on one host; PostgreSQL: an advisory lock across nodes."""
-    url = f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite" else PG_URL
-    first, second = StateStore(url), StateStore(url)
-    try:
-        with first.exclusive(), pytest.raises(Busy), second.exclusive():
-            pass
-        with second.exclusive():
-            pass
-    finally:
-        first.close()
-        second.close()
+    with ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite" else stack.enter_context(pg_schema())
+        first, second = StateStore(url), StateStore(url)
+        try:
+            with first.exclusive(), pytest.raises(Busy), second.exclusive():
+                pass
+            with second.exclusive():
+                pass
+        finally:
+            first.close()
+            second.close()
 
 
 def test_the_state_store_migrates_and_journals_on_postgresql() -> None:
-    store = StateStore(PG_URL)
-    try:
-        run = store.start_run("manual", "incremental", dry_run=False)
-        [(entry, _)] = store.journal_plan(run, [Change(ChangeKind.LEAVE, "A1")], datetime.now(UTC), date(2026, 12, 1))
-        store.mark_failed(entry, "state", "already inactive")
-        assert store.journal_states(run) == {"failed": 1}
-    finally:
-        store.close()
+    with pg_schema() as url:
+        store = StateStore(url)
+        try:
+            run = store.start_run("manual", "incremental", dry_run=False)
+            [(entry, _)] = store.journal_plan(run, [Change(ChangeKind.LEAVE, "A1")], datetime.now(UTC),
+                                              date(2026, 12, 1))
+            store.mark_failed(entry, "state", "already inactive")
+            assert store.journal_states(run) == {"failed": 1}
+        finally:
+            store.close()

@@ -303,7 +303,7 @@ def test_a_resync_left_running_by_a_killed_daemon_is_carried_out_by_the_next(bur
 
 def test_sigterm_while_a_directory_call_hangs_exits_within_10_s_and_the_next_start_recovers(
         bureau: Bureau) -> None:
-    bureau.admin.set_faults(latency=STOPS_WITHIN + 1)  # longer than the daemon may wait for it
+    bureau.admin.set_faults(write_latency=STOPS_WITHIN + 1)  # longer than the daemon may wait for it
     daemon = bureau.start(target={"timeout": 60})
     poll(lambda: bureau.admin.counters()["writes"] > 0, STOPS_WITHIN, "a write in flight")
     daemon.send(signal.SIGTERM)

@@ -104,8 +104,8 @@ class Simulator:
             elif known:
                 self.reads += 1
         faults = self.faults
-        if faults.latency:
-            time.sleep(faults.latency)
+        if faults.latency or (write and faults.write_latency):
+            time.sleep(faults.latency + (faults.write_latency if write else 0.0))
         if self._over_limit() or self._draw(faults.throttle_share):
             response = _gateway_error("Throttling.User", "request was denied due to user flow control", 429)
             response.headers["Retry-After"] = str(faults.retry_after)

@@ -17,6 +17,7 @@ class Faults:
     """
 
     latency: float = 0.0  # seconds added to every API request
+    write_latency: float = 0.0  # seconds added to every write on top (a gateway slow to commit)
     error_share: float = 0.0  # HTTP 500 before the call is processed
     throttle_share: float = 0.0  # HTTP 429 `Throttling.User` with Retry-After
     per_second_limit: int | None = None  # at most this many API requests in any 1-second window
@@ -29,8 +30,8 @@ class Faults:
         for name in ("error_share", "throttle_share", "drop_after_commit"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if self.latency < 0 or self.retry_after < 0:
-            raise ValueError("latency and retry_after must not be negative")
+        if self.latency < 0 or self.write_latency < 0 or self.retry_after < 0:
+            raise ValueError("latency, write_latency and retry_after must not be negative")
         if self.per_second_limit is not None and self.per_second_limit < 1:
             raise ValueError("per_second_limit must be at least 1")
 
