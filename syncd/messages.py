@@ -373,3 +373,9 @@ def onboard_refusal(sheet: str, row: int, reason: str, params: Iterable[tuple[st
     """A refused row of the onboarding workbook, in Chinese: `部门表第 5 行：组织 … 已改名为“…”`."""
     text = ONBOARD_REFUSALS[reason].format(**dict(params))
     return ONBOARD_REFUSALS["refusal"].format(sheet=ONBOARD_SHEETS.get(sheet, sheet), row=row, reason=text)
+# The console's 接入核对 page (its headings and explanations are in its template).
+ONBOARD_CONSOLE: dict[str, str] = {
+    "started": "已开始生成接入核对表：正在读取人事数据和郑政钉通讯录，完成后本页显示结果。",
+    "running": "接入核对表正在生成，请稍候。",
+    "file": "接入核对-{when}.xlsx",
+}

@@ -19,7 +19,6 @@ import structlog
 
 from syncd.config import Config
 from syncd.correlate import MatchKind, match_department, name_key, similar_departments
-from syncd.cycle import read
 from syncd.model import (
     ADOPTED_ORGANIZATION,
     ADOPTED_PERSON,
@@ -34,7 +33,6 @@ from syncd.model import (
     Snapshot,
     department_depth,
 )
-from syncd.source import Source
 from syncd.state.store import StateStore
 from syncd.target import DirectoryEntry, DirectoryOrganization, DirectoryPerson, Target
 
@@ -500,12 +498,12 @@ def _adoption(kind: ChangeKind, subject: str, key: str, code: str, department: s
     return Change(kind, subject, {key: code}, department=department or None, reason=reason)
 
 
-def build_review(config: Config, source: Source, target: Target, store: StateStore) -> tuple[Review, Snapshot]:
-    """Read HR (validated like a sync), the links and the whole directory under the root; correlate. Reads only."""
-    snapshot = read(config, source)
+def build_review(config: Config, snapshot: Snapshot, target: Target, store: StateStore) -> Review:
+    """Correlate an HR snapshot (read and validated like a sync's) with the links and the whole directory
+    under the root. Reads only."""
     links = store.links()
     directory = read_directory(target, config.unit.root_organization_code)
     result = review(snapshot, links, directory, lookup_mobiles(snapshot, links, target), config.unit.root_department,
                     config.unit.ext_org_code_prefix)
     log.info("onboard.reviewed", **{key.replace(".", "_"): value for key, value in result.summary().items()})
-    return result, snapshot
+    return result
