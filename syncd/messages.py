@@ -92,9 +92,9 @@ RUN_OUTCOMES: dict[str, str] = {
 }
 RUN_TRIGGERS: dict[str, str] = {
     "start": "启动时", "schedule": "定时（增量）", "full": "每日全量", "resync": "手动同步", "manual": "命令行",
-    "demo": "演示", "freeze": "冻结账号", "unfreeze": "解冻账号",
+    "demo": "演示", "freeze": "冻结账号", "unfreeze": "解冻账号", "onboard": "接入核对确认",
 }
-RUN_MODES: dict[str, str] = {"incremental": "增量", "full": "全量"}
+RUN_MODES: dict[str, str] = {"incremental": "增量", "full": "全量", "onboard": "接入核对"}
 # What a run or a resync covers, by the kind of its scope (`all`, `employee A000123`, `department D0003`).
 SCOPES: dict[str, str] = {"all": "全单位", "employee": "人员 {subject}", "department": "部门 {subject}"}
 CHANGE_KINDS: dict[str, str] = {

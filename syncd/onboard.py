@@ -19,6 +19,7 @@ import structlog
 
 from syncd.config import Config
 from syncd.correlate import MatchKind, match_department, name_key, similar_departments
+from syncd.cycle import SOURCE_TOKEN
 from syncd.model import (
     ADOPTED_ORGANIZATION,
     ADOPTED_PERSON,
@@ -487,6 +488,8 @@ def accept(rows: Sequence[ConfirmedRow], snapshot: Snapshot, store: StateStore, 
     store.store_confirmed(run_id, changes, accepted.departments, accepted.people, datetime.now(UTC))
     counts = {"dept_adopt": len(accepted.departments), "adopt": len(accepted.people), "unchanged": accepted.unchanged}
     store.finish_run(run_id, "success", counts)
+    # The links changed under an unchanged HR source: the daemon's next cycle must not skip the read.
+    store.set_value(SOURCE_TOKEN, None)
     log.info("onboard.accepted", run_id=run_id, **counts)
     return accepted, [], run_id
 
