@@ -165,9 +165,10 @@ class Review:
         return counts
 
     def suggestions(self) -> list[DepartmentRow | PersonRow]:
-        """The rows a person must decide: a similar name, a same-named person, or several candidates."""
+        """The rows a person must decide: a similar name, a same-named person, or an exact match not pre-confirmed
+        (one of several, or under a parent not confirmed yet)."""
         return [row for row in [*self.departments, *self.people]
-                if row.kind in (MatchKind.SIMILAR.value, SAME_NAME) or (row.candidates > 1 and not row.confirmed)]
+                if row.kind in (MatchKind.SIMILAR.value, SAME_NAME) or (row.kind in _EXACT and not row.confirmed)]
 
 
 def review(snapshot: Snapshot, links: LinkState, directory: Directory, by_mobile: Mapping[str, DirectoryPerson],
