@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.seeding import ROOT, bench_config, export, peak_rss_mb, rss_mb, tenant_settings
+from bench.seeding import ROOT, bench_config, export, rss_mb, tenant_settings
 
 LEFT_SHARE = 0.01  # directory people HR does not know, as a share of HR's in-post people
 
@@ -81,6 +81,15 @@ def _person(sim: Any, name: str, mobile: str, org_code: str, employee: Any, posi
                                    positions=[position(org_code, True, {"govEmpPosJob": "科员"})])
     sim.accounts[sim.next_account_id] = account(sim.next_account_id, code)
     sim.next_account_id += 1
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started, in MB (VmHWM: unlike `ru_maxrss`, it does not
+    carry over the parent's peak through fork and exec, and the parent here held the seeded directory)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def serve(tenant: Any, port: int) -> None:

@@ -57,6 +57,7 @@ class Directory:
     root: str
     organizations: dict[str, DirectoryOrganization] = field(default_factory=dict)
     people: dict[str, DirectoryEntry] = field(default_factory=dict)  # employeeCode -> entry
+    _children: dict[str, list[DirectoryOrganization]] | None = field(default=None, init=False, repr=False)
 
     def path(self, code: str | None) -> str:
         """The names from below the root down to `code`, joined by "/"; "" for the root or an organisation outside."""
@@ -68,9 +69,17 @@ class Directory:
             code = self.organizations[code].parent
         return "/".join(reversed(names)) if code == self.root else ""
 
+    def holds(self, code: str | None) -> bool:
+        """Whether `code` is the root or an organisation under it."""
+        return code == self.root or code in self.organizations
+
     def children(self, code: str) -> list[DirectoryOrganization]:
-        """The organisations one level below `code`."""
-        return [org for org in self.organizations.values() if org.parent == code]
+        """The organisations one level below `code` (indexed on first use: the tree is read once, then only read)."""
+        if self._children is None:
+            self._children = {}
+            for org in self.organizations.values():
+                self._children.setdefault(org.parent or "", []).append(org)
+        return self._children.get(code, [])
 
 
 def read_directory(target: Target, root_code: str) -> Directory:
@@ -300,7 +309,7 @@ def _with_entry(row: PersonRow, kind: str, code: str, directory: Directory, conf
                      entry.fields.get("name", "") if entry else "",
                      directory.path(entry.organization_code) if entry else "",
                      entry.status if entry else status, confirmed, 1 if kind != DIRECTORY_ONLY else 0,
-                     outside=entry is None or entry.organization_code not in (directory.root, *directory.organizations))
+                     outside=entry is None or not directory.holds(entry.organization_code))
 
 
 def lookup_mobiles(snapshot: Snapshot, links: LinkState, target: Target) -> dict[str, DirectoryPerson]:
