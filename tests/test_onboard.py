@@ -12,8 +12,11 @@ from typing import Any
 from openpyxl import load_workbook
 
 from connectors.zzd.simulator.handbuilt import HandBuilt
+from syncd.config import load
+from syncd.cycle import CycleOptions, run_cycle
 from syncd.messages import ONBOARD_KINDS, ONBOARD_YES
 from syncd.state.store import StateStore
+from syncd.wiring import build_source, build_target
 from tests.conftest import DEPARTMENTS, PEOPLE
 from tests.sim_env import TENANT, Env, hand_client
 from tests.test_adoption import CREATES, build, by_names, calls, hr_by_names, no_same_named_siblings
@@ -179,3 +182,21 @@ def test_an_organisation_only_in_the_directory_is_matched_by_typing_the_hr_id_in
     assert env.sync("--full").exit_code == 0
     after = env.admin("/_sim/directory")
     assert len(after["organizations"]) == before and by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
+
+
+def test_after_an_accept_the_daemons_next_cycle_reads_hr_again_and_the_onboarding_run_is_no_cycle(
+        env: Env, tmp_path: Path) -> None:
+    build(env)
+    assert env.sync().exit_code == 0  # adopted and linked; the source's change token is kept
+    config = load(env.config)
+    store = state(env)
+    daemon_cycle = CycleOptions(trigger="schedule", skip_unchanged=True)
+    assert run_cycle(config, build_source(config), build_target(config), store, daemon_cycle).outcome == "skipped"
+    last = store.last_unit_run()
+    assert last is not None
+    workbook = tmp_path / "review.xlsx"
+    assert env.cli("onboard", "--output", str(workbook)).exit_code == 0
+    assert env.cli("onboard", "--accept", str(workbook)).exit_code == 0
+    assert store.runs(1)[0].trigger == "onboard"
+    assert getattr(store.last_unit_run(), "id", None) == last.id  # the onboarding run is not the unit's last cycle
+    assert run_cycle(config, build_source(config), build_target(config), store, daemon_cycle).outcome == "success"
