@@ -575,7 +575,8 @@ def onboard(ctx: click.Context, output: Path | None, accepted: Path | None) -> N
     try:
         target = build_target(config)
         if output is not None:
-            review, snapshot = build_review(config, build_source(config), target, store)
+            snapshot = read(config, build_source(config))
+            review = build_review(config, snapshot, target, store)
             write_review(review, output)
             click.echo(f"review written to {output}")
             for key, value in review.summary().items():

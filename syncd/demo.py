@@ -1,6 +1,7 @@
 """`syncd demo`: the whole job on bundled synthetic data against the bundled simulator.
 
-Three syncs: the initial load of a ~300-person bureau, a scripted HR change set (a join, a
+Three syncs: the initial load of a ~300-person bureau (part of it typed into the directory by hand
+before, as every unit did since 2021: adopted, not created twice), a scripted HR change set (a join, a
 transfer, a post change, a retirement and one malformed row), and a final sync that must make
 zero writes. Everything runs over real HTTP against the simulator on a free loopback port.
 """
@@ -11,6 +12,7 @@ import csv
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -18,11 +20,14 @@ from pathlib import Path
 
 import click
 
+from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
+from connectors.zzd.simulator.handbuilt import HandBuilt, build_by_hand
 from syncd import log as logging_setup
 from syncd.config import load
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
 from syncd.demo_daemon import WEBHOOK_SECRET, NoticeInbox, free_port, run_daemon_demo
+from syncd.model import ChangeKind
 from syncd.present import print_issues, print_plan, print_rejections
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
@@ -177,6 +182,41 @@ def _write_secret(path: Path, secret: str) -> None:
         handle.write(secret + "\n")
 
 
+# The part of the bureau its admin typed into the directory by hand before syncd came: these
+# departments (two of them under their 简称) and their people. The first sync adopts them.
+HAND_BUILT = ("D0002", "D0003", "D0004", "D0005", "D0006")
+HAND_TYPED_SHORT = ("D0004", "D0006")
+
+
+def _build_by_hand(server: SimulatorServer, workdir: Path) -> HandBuilt:
+    """Type part of the bureau into the simulator as its admin did by hand since 2021 (no extOrgCode)."""
+    with (workdir / "departments.csv").open(encoding="utf-8", newline="") as handle:
+        departments = [row for row in csv.DictReader(handle) if row["部门编号"] in ("D0001", *HAND_BUILT)]
+    with (workdir / "people.csv").open(encoding="utf-8", newline="") as handle:
+        people = [row for row in csv.DictReader(handle) if row["部门编号"] in HAND_BUILT]
+    client = ContactsClient(server.base_url, APP_KEY, lambda: DEMO_SECRET, TENANT_ID, "unit-admin")
+    built = build_by_hand(client, ROOT_CODE, "D0001", departments, people,
+                          name_of=lambda row: row["简称"] if row["部门编号"] in HAND_TYPED_SHORT else row["部门名称"])
+    click.secho("\n== Built by hand before syncd came", bold=True)
+    click.echo(f"  the unit admin typed {len(built.organizations) - 1} departments "
+               f"({len(HAND_TYPED_SHORT)} under their short name) and {len(built.employees)} people, no extOrgCode")
+    return built
+
+
+def _adopted(result: CycleResult, built: HandBuilt, admin: SimAdmin) -> bool:
+    """Say what the first sync adopted of the hand-built part; True when all of it was, and nothing twice."""
+    done = [o.change for o in result.report.outcomes if o.state == "done"]
+    departments = {c.subject for c in done if c.kind is ChangeKind.DEPT_ADOPT}
+    people = {c.subject for c in done if c.kind is ChangeKind.ADOPT}
+    directory = admin.directory()
+    siblings = Counter((o["parentCode"], o["organizationName"]) for o in directory["organizations"])
+    twice = sum(1 for n in siblings.values() if n > 1)
+    whole = departments == set(built.organizations) - {"D0001"} and people == set(built.employees) and not twice
+    click.secho(f"Adopted, not created: {len(departments)} hand-built departments (renamed to HR's names) and "
+                f"{len(people)} people; same-named siblings: {twice}", fg="green" if whole else "red")
+    return whole
+
+
 def run_demo(keep: Path | None = None, serve: bool = False) -> int:
     """Run the demo; return the process exit code."""
     logging_setup.configure("console", "warning")
@@ -197,7 +237,9 @@ def run_demo(keep: Path | None = None, serve: bool = False) -> int:
                                encoding="utf-8")
         admin = SimAdmin(server.base_url, DEMO_ADMIN_TOKEN)
         click.echo(f"Simulator on {server.base_url}; demo files in {workdir}")
+        built = _build_by_hand(server, workdir)
         first = _sync(config_path, "Sync 1: initial load of the bundled bureau", admin)
+        adopted = _adopted(first, built, admin)
 
         click.secho("\n== HR edits people.csv", bold=True)
         for line in _edit_people(workdir / "people.csv", _hr_change_set):
@@ -212,4 +254,4 @@ def run_demo(keep: Path | None = None, serve: bool = False) -> int:
     if keep is None:
         shutil.rmtree(workdir, ignore_errors=True)
     expected = {first.outcome, second.outcome, third.outcome} == {"success"}
-    return 0 if zero and expected and served else 1
+    return 0 if zero and expected and served and adopted else 1

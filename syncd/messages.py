@@ -93,9 +93,9 @@ RUN_OUTCOMES: dict[str, str] = {
 }
 RUN_TRIGGERS: dict[str, str] = {
     "start": "启动时", "schedule": "定时（增量）", "full": "每日全量", "resync": "手动同步", "manual": "命令行",
-    "demo": "演示", "freeze": "冻结账号", "unfreeze": "解冻账号",
+    "demo": "演示", "freeze": "冻结账号", "unfreeze": "解冻账号", "onboard": "接入核对确认",
 }
-RUN_MODES: dict[str, str] = {"incremental": "增量", "full": "全量"}
+RUN_MODES: dict[str, str] = {"incremental": "增量", "full": "全量", "onboard": "接入核对"}
 # What a run or a resync covers, by the kind of its scope (`all`, `employee A000123`, `department D0003`).
 SCOPES: dict[str, str] = {"all": "全单位", "employee": "人员 {subject}", "department": "部门 {subject}"}
 CHANGE_KINDS: dict[str, str] = {
@@ -472,3 +472,9 @@ def onboard_refusal(sheet: str, row: int, reason: str, params: Iterable[tuple[st
     """A refused row of the onboarding workbook, in Chinese: `部门表第 5 行：组织 … 已改名为“…”`."""
     text = ONBOARD_REFUSALS[reason].format(**dict(params))
     return ONBOARD_REFUSALS["refusal"].format(sheet=ONBOARD_SHEETS.get(sheet, sheet), row=row, reason=text)
+# The console's 接入核对 page (its headings and explanations are in its template).
+ONBOARD_CONSOLE: dict[str, str] = {
+    "started": "已开始生成接入核对表：正在读取人事数据和郑政钉通讯录，完成后本页显示结果。",
+    "running": "接入核对表正在生成，请稍候。",
+    "file": "接入核对-{when}.xlsx",
+}

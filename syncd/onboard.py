@@ -19,7 +19,7 @@ import structlog
 
 from syncd.config import Config
 from syncd.correlate import MatchKind, match_department, name_key, similar_departments
-from syncd.cycle import read
+from syncd.cycle import SOURCE_TOKEN
 from syncd.model import (
     ADOPTED_ORGANIZATION,
     ADOPTED_PERSON,
@@ -34,7 +34,6 @@ from syncd.model import (
     Snapshot,
     department_depth,
 )
-from syncd.source import Source
 from syncd.state.store import StateStore
 from syncd.target import DirectoryEntry, DirectoryOrganization, DirectoryPerson, Target
 
@@ -58,6 +57,7 @@ class Directory:
     root: str
     organizations: dict[str, DirectoryOrganization] = field(default_factory=dict)
     people: dict[str, DirectoryEntry] = field(default_factory=dict)  # employeeCode -> entry
+    _children: dict[str, list[DirectoryOrganization]] | None = field(default=None, init=False, repr=False)
 
     def path(self, code: str | None) -> str:
         """The names from below the root down to `code`, joined by "/"; "" for the root or an organisation outside."""
@@ -69,9 +69,17 @@ class Directory:
             code = self.organizations[code].parent
         return "/".join(reversed(names)) if code == self.root else ""
 
+    def holds(self, code: str | None) -> bool:
+        """Whether `code` is the root or an organisation under it."""
+        return code == self.root or code in self.organizations
+
     def children(self, code: str) -> list[DirectoryOrganization]:
-        """The organisations one level below `code`."""
-        return [org for org in self.organizations.values() if org.parent == code]
+        """The organisations one level below `code` (indexed on first use: the tree is read once, then only read)."""
+        if self._children is None:
+            self._children = {}
+            for org in self.organizations.values():
+                self._children.setdefault(org.parent or "", []).append(org)
+        return self._children.get(code, [])
 
 
 def read_directory(target: Target, root_code: str) -> Directory:
@@ -166,9 +174,10 @@ class Review:
         return counts
 
     def suggestions(self) -> list[DepartmentRow | PersonRow]:
-        """The rows a person must decide: a similar name, a same-named person, or several candidates."""
+        """The rows a person must decide: a similar name, a same-named person, or an exact match not pre-confirmed
+        (one of several, or under a parent not confirmed yet)."""
         return [row for row in [*self.departments, *self.people]
-                if row.kind in (MatchKind.SIMILAR.value, SAME_NAME) or (row.candidates > 1 and not row.confirmed)]
+                if row.kind in (MatchKind.SIMILAR.value, SAME_NAME) or (row.kind in _EXACT and not row.confirmed)]
 
 
 def review(snapshot: Snapshot, links: LinkState, directory: Directory, by_mobile: Mapping[str, DirectoryPerson],
@@ -300,7 +309,7 @@ def _with_entry(row: PersonRow, kind: str, code: str, directory: Directory, conf
                      entry.fields.get("name", "") if entry else "",
                      directory.path(entry.organization_code) if entry else "",
                      entry.status if entry else status, confirmed, 1 if kind != DIRECTORY_ONLY else 0,
-                     outside=entry is None or entry.organization_code not in (directory.root, *directory.organizations))
+                     outside=entry is None or not directory.holds(entry.organization_code))
 
 
 def lookup_mobiles(snapshot: Snapshot, links: LinkState, target: Target) -> dict[str, DirectoryPerson]:
@@ -489,6 +498,8 @@ def accept(rows: Sequence[ConfirmedRow], snapshot: Snapshot, store: StateStore, 
     store.store_confirmed(run_id, changes, accepted.departments, accepted.people, datetime.now(UTC))
     counts = {"dept_adopt": len(accepted.departments), "adopt": len(accepted.people), "unchanged": accepted.unchanged}
     store.finish_run(run_id, "success", counts)
+    # The links changed under an unchanged HR source: the daemon's next cycle must not skip the read.
+    store.set_value(SOURCE_TOKEN, None)
     log.info("onboard.accepted", run_id=run_id, **counts)
     return accepted, [], run_id
 
@@ -500,12 +511,12 @@ def _adoption(kind: ChangeKind, subject: str, key: str, code: str, department: s
     return Change(kind, subject, {key: code}, department=department or None, reason=reason)
 
 
-def build_review(config: Config, source: Source, target: Target, store: StateStore) -> tuple[Review, Snapshot]:
-    """Read HR (validated like a sync), the links and the whole directory under the root; correlate. Reads only."""
-    snapshot = read(config, source)
+def build_review(config: Config, snapshot: Snapshot, target: Target, store: StateStore) -> Review:
+    """Correlate an HR snapshot (read and validated like a sync's) with the links and the whole directory
+    under the root. Reads only."""
     links = store.links()
     directory = read_directory(target, config.unit.root_organization_code)
     result = review(snapshot, links, directory, lookup_mobiles(snapshot, links, target), config.unit.root_department,
                     config.unit.ext_org_code_prefix)
     log.info("onboard.reviewed", **{key.replace(".", "_"): value for key, value in result.summary().items()})
-    return result, snapshot
+    return result

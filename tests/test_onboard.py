@@ -12,8 +12,11 @@ from typing import Any
 from openpyxl import load_workbook
 
 from connectors.zzd.simulator.handbuilt import HandBuilt
+from syncd.config import load
+from syncd.cycle import CycleOptions, run_cycle
 from syncd.messages import ONBOARD_KINDS, ONBOARD_YES
 from syncd.state.store import StateStore
+from syncd.wiring import build_source, build_target
 from tests.conftest import DEPARTMENTS, PEOPLE
 from tests.sim_env import TENANT, Env, hand_client
 from tests.test_adoption import CREATES, build, by_names, calls, hr_by_names, no_same_named_siblings
@@ -83,6 +86,10 @@ def test_onboard_review_accept_and_full_sync_adopt_short_named_departments_and_k
     assert {hr_id: link.organization_code for hr_id, link in links.departments.items()} == {
         hr_id: code for hr_id, code in built.organizations.items() if hr_id != "D0001"}
     assert {hr_id: link.employee_code for hr_id, link in links.people.items()} == built.employees
+    [run] = state(env).runs()  # journaled as a run of its own, every link a done entry
+    assert (run.trigger, run.outcome, run.counts) == ("onboard", "success", {"dept_adopt": 4, "adopt": 5,
+                                                                            "unchanged": 0})
+    assert state(env).journal_states(run.id) == {"done": 9}
 
     counters = calls(env)
     synced = env.sync("--full")
@@ -150,3 +157,46 @@ def test_a_stale_workbook_is_refused_naming_sheet_row_and_reason_and_nothing_is_
 
 def test_onboard_needs_exactly_one_of_output_and_accept(env: Env) -> None:
     assert env.cli("onboard").exit_code == 2
+
+
+def test_an_organisation_only_in_the_directory_is_matched_by_typing_the_hr_id_into_its_row(
+        env: Env, tmp_path: Path) -> None:
+    built = build(env, name_of=lambda row: "信息科" if row["部门编号"] == "D0005" else row["部门名称"])
+    workbook = tmp_path / "review.xlsx"
+    assert env.cli("onboard", "--output", str(workbook)).exit_code == 0
+    rows = sheet_rows(workbook, "部门")
+    assert any(row["组织编码"] == built.organizations["D0005"] and row["匹配方式"] == ONBOARD_KINDS["directory_only"]
+               for row in rows)
+    loaded = load_workbook(workbook)
+    sheet = loaded["部门"]
+    header = [cell.value for cell in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[header.index("组织编码")].value == built.organizations["D0005"]:
+            row[header.index("部门编号")].value = "D0005"
+            row[header.index("确认")].value = ONBOARD_YES
+    loaded.save(workbook)
+    accepted = env.cli("onboard", "--accept", str(workbook))
+    assert accepted.exit_code == 0, accepted.output
+    assert state(env).links().departments["D0005"].organization_code == built.organizations["D0005"]
+    before = len(env.admin("/_sim/directory")["organizations"])
+    assert env.sync("--full").exit_code == 0
+    after = env.admin("/_sim/directory")
+    assert len(after["organizations"]) == before and by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
+
+
+def test_after_an_accept_the_daemons_next_cycle_reads_hr_again_and_the_onboarding_run_is_no_cycle(
+        env: Env, tmp_path: Path) -> None:
+    build(env)
+    assert env.sync().exit_code == 0  # adopted and linked; the source's change token is kept
+    config = load(env.config)
+    store = state(env)
+    daemon_cycle = CycleOptions(trigger="schedule", skip_unchanged=True)
+    assert run_cycle(config, build_source(config), build_target(config), store, daemon_cycle).outcome == "skipped"
+    last = store.last_unit_run()
+    assert last is not None
+    workbook = tmp_path / "review.xlsx"
+    assert env.cli("onboard", "--output", str(workbook)).exit_code == 0
+    assert env.cli("onboard", "--accept", str(workbook)).exit_code == 0
+    assert store.runs(1)[0].trigger == "onboard"
+    assert getattr(store.last_unit_run(), "id", None) == last.id  # the onboarding run is not the unit's last cycle
+    assert run_cycle(config, build_source(config), build_target(config), store, daemon_cycle).outcome == "success"

@@ -49,8 +49,10 @@ def test_a_same_named_person_of_the_same_department_is_suggested_never_confirmed
 def test_two_same_named_people_give_no_suggestion() -> None:
     hr = snapshot(Person("E1", "张三", mobile="13800000001", department="D2"))
     held = directory(entry("GE1", "张三", "GO_2"), entry("GE2", "张三", "GO_2"), orgs=(org("GO_2", "办公室"),))
-    [row, *_] = review(hr, LinkState(), held, {}, "D1").people
+    result = review(hr, LinkState(), held, {}, "D1")
+    [row, *_] = result.people
     assert (row.kind, row.candidates) == ("none", 2)
+    assert row not in result.suggestions()
 
 
 def test_a_mobile_match_is_preconfirmed_and_a_short_name_match_too() -> None:
@@ -66,9 +68,11 @@ def test_a_mobile_match_is_preconfirmed_and_a_short_name_match_too() -> None:
 
 def test_several_organisations_of_the_name_are_rows_to_choose_from_none_preconfirmed() -> None:
     held = directory(orgs=(org("GO_A", "办公室"), org("GO_B", "综合办公室", short_name="办公室")))
-    rows = [row for row in review(snapshot(), LinkState(), held, {}, "D1").departments if row.hr_id == "D2"]
+    result = review(snapshot(), LinkState(), held, {}, "D1")
+    rows = [row for row in result.departments if row.hr_id == "D2"]
     assert sorted(row.organization_code for row in rows) == ["GO_A", "GO_B"]
     assert not any(row.confirmed for row in rows) and {row.candidates for row in rows} == {2}
+    assert all(row in result.suggestions() for row in rows)
 
 
 def test_two_departments_confirmed_to_one_organisation_and_an_unknown_id_are_refused() -> None:

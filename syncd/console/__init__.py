@@ -22,6 +22,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from syncd import messages
+from syncd.console import onboard as _onboard_page  # noqa: F401  (its routes join the blueprint)
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter, configure_sessions, new_auth
 from syncd.console.data import ConsoleData, read_directory_person
 from syncd.console.snapshots import SnapshotCache, read_hr

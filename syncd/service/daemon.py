@@ -39,9 +39,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd import log as logging_setup
 from syncd.config import Config, ConfigError, load
 from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
+from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
 from syncd.cycle import SOURCE_TOKEN, CycleOptions, CycleResult, run_cycle
 from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
 from syncd.freeze import set_frozen
+from syncd.onboard import build_review
 from syncd.scope import ResyncRequest, Scope
 from syncd.service.api import create_api
 from syncd.service.control import Health
@@ -334,6 +336,9 @@ class Daemon:
         # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
         register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                          timezone=config.schedule.timezone, secure_cookies=config.api.secure_cookies)
+        # 接入核对: the onboarding review on an operator's request, from the latest HR read (syncd.onboard).
+        app.extensions[ONBOARD_EXTENSION] = OnboardReviews(lambda: build_review(
+            self.engine.config, self.snapshots(), self.engine.target, self.store))
         self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api").start()
 
     def _log_start(self, config: Config) -> None:

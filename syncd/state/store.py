@@ -88,8 +88,9 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-# Freeze and unfreeze run beside cycles (a lost phone cannot wait): recovery leaves them alone.
-_OUTSIDE_CYCLES = ("freeze", "unfreeze")
+# Freeze and unfreeze run beside cycles (a lost phone cannot wait), and an accepted onboarding review
+# only stores links: recovery leaves them alone, and none of them is the unit's last cycle.
+_OUTSIDE_CYCLES = ("freeze", "unfreeze", "onboard")
 _LOCK_KEY = 0x73796E6364  # "syncd": the advisory lock every node contends for
 # A change in one of these states needs nothing more; any other is still owed to the directory.
 CLOSED_STATES = ("done", "superseded", "rejected")

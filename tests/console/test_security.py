@@ -274,7 +274,7 @@ def test_every_console_page_needs_a_role_and_the_decisions_need_an_operator(cons
     public = {rule for rule, role in roles.items() if role is None}
     assert public == {"/signin", "/signout"}
     assert {rule for rule, role in roles.items() if role == "operator"} == {
-        "/held", "/held/<run_id>/<decision>", "/held/run-now"}
+        "/held", "/held/<run_id>/<decision>", "/held/run-now", "/onboard", "/onboard/review.xlsx"}
     assert all(not is_api_path(rule) for rule in roles)
 
 

@@ -186,6 +186,14 @@ class Account:
     status: str = "A"
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """What `Directory.index` keeps between writes."""
+
+    members: dict[str, list[Employee]]
+    by_mobile: dict[str, Employee]
+
+
 Handler = Callable[["Directory", Params], Any]
 
 
@@ -205,6 +213,9 @@ class Directory:
         self.notifications: dict[str, dict[str, Any]] = {}
         self.next_account_id = 100001
         self.lock = threading.RLock()
+        # Look-ups by organisation and by mobile, built on the first read after a write: a read of
+        # a 100,000-person directory must not walk every employee for every page it asks.
+        self._index: _Index | None = None
         if state_file is not None and state_file.exists():
             self._load(json.loads(state_file.read_text(encoding="utf-8")))
         else:
@@ -224,6 +235,7 @@ class Directory:
                 params.require("creator" if path == "/mozi/organization/createGovOrganization" else "operator")
             result = handler(self, params)
             if write:
+                self._index = None
                 self.save()
         return result if isinstance(result, Result) else Result(result)
 
@@ -232,6 +244,17 @@ class Directory:
         """Whether the call at `path` changes state (unknown paths are not writes)."""
         route = ROUTES.get(path)
         return bool(route and route[1])
+
+    def index(self) -> _Index:
+        """Employees by organisation (in creation order) and by mobile, as of the last write."""
+        with self.lock:
+            if self._index is None:
+                members: dict[str, list[Employee]] = {}
+                for employee in self.employees.values():
+                    for code in dict.fromkeys(p.organization_code for p in employee.positions):
+                        members.setdefault(code, []).append(employee)
+                self._index = _Index(members, {e.mobile: e for e in self.employees.values()})
+            return self._index
 
     # -- rules shared by many calls ----------------------------------------------------------
 
@@ -424,8 +447,8 @@ class Directory:
                   "orderInOrganization": p.fields.get("orderInOrganization", "")}
                  for p in e.positions
              ]}
-            for e in self.employees.values()
-            if e.position(org.code) and (status == "TOTAL" or e.status == status)
+            for e in self.index().members.get(org.code, ())
+            if status == "TOTAL" or e.status == status
         ]
         return self._page(items, params)
 
@@ -436,7 +459,7 @@ class Directory:
         mobiles = params.joined("mobiles", MAX_MOBILES)
         if params.get("areaCode", "86") != "86":
             return []
-        by_mobile = {e.mobile: e for e in self.employees.values()}
+        by_mobile = self.index().by_mobile
         return [
             {"accountId": by_mobile[m].account_id, "mobile": m, "employeeCode": by_mobile[m].code,
              "status": by_mobile[m].status}
