@@ -75,6 +75,8 @@ class SnapshotIndex:
     issues: dict[str, list[FieldIssue]]  # employee id → its Article 9 problems
     rejections: dict[str, list[Rejection]]  # employee or department id → why its record was rejected
     people_in: dict[str, list[str]]  # department → its in-post people, in HR's order
+    by_field: dict[str, set[str]]  # Article 9 field → in-post people with it missing or invalid
+    bad_values: dict[str, dict[str, str]]  # employee id → field → the invalid value HR holds
 
     @classmethod
     def build(cls, snapshot: Snapshot, now: datetime) -> SnapshotIndex:
@@ -95,8 +97,14 @@ class SnapshotIndex:
                 in_post[person.department] += 1
                 people_in.setdefault(person.department, []).append(person.employee_id)
         issues: dict[str, list[FieldIssue]] = {}
+        by_field: dict[str, set[str]] = {}
+        bad_values: dict[str, dict[str, str]] = {}
         for issue in snapshot.issues:
             issues.setdefault(issue.key, []).append(issue)
+            by_field.setdefault(issue.field, set()).add(issue.key)
+            value = dict(issue.params).get("value")
+            if value:
+                bad_values.setdefault(issue.key, {})[issue.field] = value
         rejections: dict[str, list[Rejection]] = {}
         for rejection in snapshot.rejections:
             if rejection.key:
@@ -106,7 +114,7 @@ class SnapshotIndex:
             if dept.parent is not None:
                 children.setdefault(dept.parent, []).append(dept.id)
         return cls(snapshot, now, report, rows_by_department, in_post, incomplete, children,
-                   _paths(snapshot.departments), by_name, issues, rejections, people_in)
+                   _paths(snapshot.departments), by_name, issues, rejections, people_in, by_field, bad_values)
 
     def subtree(self, department: str) -> list[str]:
         """The department and every department under it in HR's tree, depth first in HR's order."""

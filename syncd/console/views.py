@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,8 @@ from syncd.console.auth import (
     signed_in_token,
 )
 from syncd.console.data import ConsoleData, Finding, RunLine, page_of
-from syncd.report import REJECTED, summary_lines
+from syncd.model import ARTICLE9_FIELDS
+from syncd.report import REJECTED, ReportRow, summary_lines
 from syncd.scope import ResyncRequest
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
 from syncd.state.store import aware
@@ -252,11 +254,44 @@ def completeness() -> ResponseReturnValue:
         departments.sort(key=lambda d: (-d[3], d[1]))
     rejected = [row for row in report.rows if row.status == REJECTED]
     incomplete_rows = [row for row in report.rows if row.status != REJECTED]
+    by_field = Counter(issue.field for row in incomplete_rows for issue in index.issues.get(row.employee_id, ()))
+    field = request.args.get("f", "")
+    if field:
+        if field not in ARTICLE9_FIELDS:
+            abort(404)
+        having = index.by_field.get(field, set())
+        incomplete_rows = [row for row in incomplete_rows if row.employee_id in having]
+    sort = request.args.get("sort", "")
+    if sort not in _SORTS:
+        sort = ""
+    descending = request.args.get("desc") == "1"
+    if sort or descending:
+        incomplete_rows.sort(key=_SORTS[sort], reverse=descending)
     return render_template(
         "completeness.html", index=index, department=department, report=report,
-        summary=dict(summary_lines(report)), query=query, show_all=show_all,
+        summary=dict(summary_lines(report)), query=query, show_all=show_all, field=field, sort=sort,
+        descending=descending, fields=ARTICLE9_FIELDS, by_field=by_field, sort_url=_sort_url,
         departments=page_of(departments, _page_number("dpage"), 50),
         rows=page_of(incomplete_rows, _page_number(), 100), rejected=rejected[:200], rejected_count=len(rejected))
+
+
+# How the incomplete people may be sorted (`sort=`; `desc=1` reverses): by department (HR's report order), 工号, name.
+_SORTS: dict[str, Callable[[ReportRow], Any]] = {
+    "": lambda row: (row.department_path, row.employee_id),
+    "employee_id": lambda row: row.employee_id,
+    "name": lambda row: row.name,
+}
+
+
+def _sort_url(sort: str) -> str:
+    """This page sorted by `sort` (again: the other way round), from the first page, other filters kept."""
+    args = {k: v for k, v in request.args.to_dict().items() if k not in ("sort", "desc", "page")}
+    current = request.args.get("sort", "")
+    if sort:
+        args["sort"] = sort
+    if current == sort and request.args.get("desc") != "1":
+        args["desc"] = "1"
+    return url_for("console.completeness", **args)
 
 
 @console.get("/completeness/report.<fmt>")
