@@ -50,6 +50,9 @@ OVERDUE_LISTED = 20
 JOURNAL_LISTED = 100  # a person's latest journal entries
 HELD_LISTED = 500  # changes shown per held run
 NAME_HITS = 50
+FILTER_SUBJECTS = 20000  # people and departments a department filter of the change log looks for
+FILTER_COUNTED = 10000  # changes the change log counts for its pager
+EXPORT_ROWS = 100000  # changes one download holds
 SYNCED_OUTCOMES = ("success", "skipped")  # a run that left the directory as HR has it
 DEPARTMENT_COMPARED = 2000  # a department's own people compared with the directory on its page
 OPEN_ENTRIES_READ = 5000  # journal entries read to say where the differences of one page stand
@@ -236,6 +239,28 @@ class Overview:
     resyncs_waiting: int
     linked_people: int
     index: SnapshotIndex
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs the run history lists: by trigger, outcome, and start (UTC, `until` excluded)."""
+
+    trigger: str = ""
+    outcome: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFilter:
+    """Which changes the change log lists: a person, a department (and below), a kind, a state, and the
+    start of the run that journaled them (`period`)."""
+
+    employee_id: str = ""
+    department: str = ""
+    kind: str = ""
+    state: str = ""
+    period: RunFilter = RunFilter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -828,13 +853,14 @@ class ConsoleData:
         """One run with changes waiting for a decision, or None."""
         return next((view for view in self.held() if view.run_id == run_id), None)
 
-    def runs(self, number: int, size: int = 50) -> Page:
-        """A page of runs, newest first."""
+    def runs(self, number: int, size: int = 50, filters: RunFilter | None = None) -> Page:
+        """A page of runs as filtered (trigger, outcome, start time), newest first."""
         number = max(1, number)
+        query = _runs_query(filters or RunFilter())
         with self._session() as session:
-            total = session.scalar(select(func.count()).select_from(Run)) or 0
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             runs = [_run_line(run) for run in session.scalars(
-                select(Run).order_by(Run.started_at.desc()).offset((number - 1) * size).limit(size))]
+                query.order_by(Run.started_at.desc()).offset((number - 1) * size).limit(size))]
         return Page(runs, number, size, total)
 
     def run(self, run_id: str, number: int, size: int = 200) -> RunView | None:
@@ -853,6 +879,46 @@ class ConsoleData:
                 .offset((number - 1) * size).limit(size))]
         return RunView(_run_line(run), states, Page(changes, number, size, sum(states.values())))
 
+    def _change_query(self, filters: ChangeFilter) -> Any:
+        """The journal entries a filter selects, newest first (by index: subject, run, kind and state)."""
+        query = select(JournalEntry)
+        if filters.employee_id:
+            query = query.where(JournalEntry.subject == filters.employee_id)
+        if filters.department:
+            index = self.index()
+            departments = index.subtree(filters.department)
+            subjects = {*departments, *(i for d in departments for i in index.people_in.get(d, ()))}
+            with self._session() as session:
+                subjects.update(session.scalars(select(PersonLink.employee_id).where(
+                    PersonLink.department.in_(departments)).limit(FILTER_SUBJECTS)))
+            query = query.where(JournalEntry.subject.in_(sorted(subjects)[:FILTER_SUBJECTS]))
+        if filters.kind:
+            query = query.where(JournalEntry.kind == filters.kind)
+        if filters.state:
+            query = query.where(JournalEntry.state == filters.state)
+        if filters.period.since or filters.period.until:
+            query = query.where(JournalEntry.run_id.in_(_runs_query(filters.period).with_only_columns(Run.id)))
+        return query
+
+    def changes(self, filters: ChangeFilter, number: int, size: int = 100) -> Page:
+        """A page of the change log as filtered, newest first; the total counted to FILTER_COUNTED at most."""
+        number = max(1, number)
+        today = self.today()
+        query = self._change_query(filters)
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(
+                query.with_only_columns(JournalEntry.id).limit(FILTER_COUNTED).subquery())) or 0
+            lines = [self._journal_line(e, today) for e in session.scalars(
+                query.order_by(JournalEntry.id.desc()).offset((number - 1) * size).limit(size))]
+        return Page(lines, number, size, total)
+
+    def change_export(self, filters: ChangeFilter) -> list[JournalLine]:
+        """The change log as filtered, newest first, for a download (at most EXPORT_ROWS)."""
+        today = self.today()
+        with self._session() as session:
+            return [self._journal_line(e, today) for e in session.scalars(
+                self._change_query(filters).order_by(JournalEntry.id.desc()).limit(EXPORT_ROWS))]
+
     def _journal_line(self, entry: JournalEntry, today: date) -> JournalLine:
         change = entry.change or {}
         return JournalLine(
@@ -862,6 +928,20 @@ class ConsoleData:
             change.get("department"), change.get("from_department"),  # type: ignore[arg-type]
             str(change.get("reason") or ""),
             entry.due_at < today and entry.state not in CLOSED_STATES)
+
+
+def _runs_query(filters: RunFilter) -> Any:
+    """The runs a filter selects."""
+    query = select(Run)
+    if filters.trigger:
+        query = query.where(Run.trigger == filters.trigger)
+    if filters.outcome:
+        query = query.where(Run.outcome == filters.outcome)
+    if filters.since:
+        query = query.where(Run.started_at >= filters.since)
+    if filters.until:
+        query = query.where(Run.started_at < filters.until)
+    return query
 
 
 def _run_line(run: Run) -> RunLine:

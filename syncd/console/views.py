@@ -7,10 +7,11 @@ name or a mobile: people are addressed by 工号, and a search by name is a POST
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,7 @@ from syncd.console.auth import (
     sign_out,
     signed_in_token,
 )
-from syncd.console.data import ConsoleData, Finding, RunLine, page_of
+from syncd.console.data import FILTER_COUNTED, ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
 from syncd.model import ARTICLE9_FIELDS
 from syncd.report import REJECTED, ReportRow, summary_lines
 from syncd.scope import ResyncRequest
@@ -40,6 +41,7 @@ from syncd.version import __version__
 log = structlog.get_logger(__name__)
 
 DATA_EXTENSION = "syncd.console.data"
+EXPORT_RUNS = 10000  # runs one download holds
 REQUESTED_BY = "requested by "  # the reason `syncd.freeze` journals
 ZONE_EXTENSION = "syncd.console.zone"
 UNIT_EXTENSION = "syncd.console.unit"
@@ -305,8 +307,8 @@ def completeness_download(fmt: str) -> ResponseReturnValue:
     stamp = datetime.now(_zone()).strftime("%Y%m%d-%H%M")
     name = messages.console_text("report.file_name", scope=department or messages.SCOPES["all"], stamp=stamp, fmt=fmt)
     log.info("console.report_downloaded", token_name=g.token.name, format=fmt, department=department)
-    mimetype = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
-                else "text/csv; charset=utf-8")
+    # Flask adds the charset to a text type itself: `text/csv; charset=utf-8`, once.
+    mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx" else "text/csv"
     return send_file(io.BytesIO(body), as_attachment=True, download_name=name, mimetype=mimetype)
 
 
@@ -486,6 +488,21 @@ def department(department_id: str) -> ResponseReturnValue:
                            resync_result=_resync_result(resync) if resync else [])
 
 
+@console.get("/departments/<department_id>/roster.csv")
+@console_requires("hr")
+def department_roster(department_id: str) -> ResponseReturnValue:
+    """花名册: the department's in-post people (its own, then each department under it) as CSV, without mobiles."""
+    index = _data().index()
+    if department_id not in index.snapshot.departments:
+        abort(404)
+    people = index.snapshot.people
+    rows = [[index.paths.get(dept, dept), dept, p.employee_id, p.name, _data().code_label("gender", p.gender),
+             p.post, p.post_level, p.office_phone, "" if p.order is None else p.order]
+            for dept in index.subtree(department_id) for p in (people[i] for i in index.people_in.get(dept, ()))]
+    log.info("console.roster_exported", token_name=g.token.name, department=department_id, rows=len(rows))
+    return _csv("roster", messages.ROSTER_COLUMNS, rows)
+
+
 @console.post("/departments/<department_id>/resync")
 @console_requires("hr")
 def department_resync(department_id: str) -> ResponseReturnValue:
@@ -554,11 +571,114 @@ def held_run_now() -> ResponseReturnValue:
 # -- 运行记录 --------------------------------------------------------------------------------------------------
 
 
+def _day_range() -> tuple[datetime | None, datetime | None, str, str]:
+    """`from` and `to` (days in the unit's zone, both included) as UTC bounds, and as given."""
+    bounds: list[datetime | None] = []
+    given = []
+    for name, extra in (("from", 0), ("to", 1)):
+        text = request.args.get(name, "").strip()[:10]
+        try:
+            day = date.fromisoformat(text) if text else None
+        except ValueError:
+            day, text = None, ""
+        given.append(text)
+        bounds.append(None if day is None else
+                      datetime.combine(day + timedelta(days=extra), time(), _zone()).astimezone(UTC))
+    return bounds[0], bounds[1], given[0], given[1]
+
+
+def _run_filter() -> RunFilter:
+    since, until, _, _ = _day_range()
+    trigger = request.args.get("trigger", "")
+    outcome = request.args.get("outcome", "")
+    return RunFilter(trigger if trigger in messages.RUN_TRIGGERS else "",
+                     outcome if outcome in messages.RUN_OUTCOMES else "", since, until)
+
+
 @console.get("/runs")
 @console_requires("hr")
 def runs() -> ResponseReturnValue:
-    """The runs, newest first, with outcomes and counts."""
-    return render_template("runs.html", runs=_data().runs(_page_number()))
+    """The runs, newest first, with outcomes and counts, filtered by trigger, outcome and date."""
+    page = _data().runs(_page_number(), filters=_run_filter())
+    _, _, since, until = _day_range()
+    return render_template("runs.html", runs=page, since=since, until=until, trigger=request.args.get("trigger", ""),
+                           outcome=request.args.get("outcome", ""), beyond=page.number > page.pages)
+
+
+@console.get("/runs.csv")
+@console_requires("hr")
+def runs_download() -> ResponseReturnValue:
+    """The run history as filtered, as CSV for Excel."""
+    page = _data().runs(1, EXPORT_RUNS, _run_filter())
+    rows = [[_when(run.started_at), _when(run.finished_at), messages.label(messages.RUN_TRIGGERS, run.trigger),
+             _scope(run.scope), messages.label(messages.RUN_OUTCOMES, run.outcome), run.done, run.failed, run.held]
+            for run in page.items]
+    log.info("console.runs_exported", token_name=g.token.name, rows=len(rows))
+    return _csv("runs", messages.RUNS_COLUMNS, rows)
+
+
+def _change_filter() -> ChangeFilter:
+    since, until, _, _ = _day_range()
+    department = request.args.get("d", "").strip()[:64]
+    if department and department not in _data().index().snapshot.departments:
+        abort(404)
+    kind = request.args.get("kind", "")
+    state = request.args.get("state", "")
+    return ChangeFilter(request.args.get("e", "").strip()[:64], department,
+                        kind if kind in messages.CHANGE_KINDS else "", state if state in messages.CHANGE_STATES else "",
+                        RunFilter(since=since, until=until))
+
+
+@console.get("/changes")
+@console_requires("hr")
+def changes() -> ResponseReturnValue:
+    """The change log: every change journaled, filtered by person, department, kind, state and date."""
+    filters = _change_filter()
+    if filters.employee_id:
+        log.info("console.person_viewed", employee_id=filters.employee_id, token_name=g.token.name, page="changes")
+    _, _, since, until = _day_range()
+    page = _data().changes(filters, _page_number())
+    return render_template("changes.html", changes=page, filters=filters, since=since, until=until,
+                           reveal_action=None, counted=FILTER_COUNTED)
+
+
+@console.get("/changes.csv")
+@console_requires("hr")
+def changes_download() -> ResponseReturnValue:
+    """The change log as filtered, as CSV for Excel (field names, never their values)."""
+    lines = _data().change_export(_change_filter())
+    rows = [[_when(line.detected_at), _run_name(line.run_id), messages.label(messages.CHANGE_KINDS, line.kind),
+             line.subject, _department_label(line.subject) if line.is_department else _person_name(line.subject),
+             messages.LIST_SEPARATOR.join(messages.field_label(name, "department" if line.is_department else "person")
+                                          for name in sorted(line.fields)),
+             messages.label(messages.CHANGE_STATES, line.state), messages.label(messages.ERROR_CATEGORIES,
+                                                                                line.category, ""),
+             str(line.due)] for line in lines]
+    log.info("console.changes_exported", token_name=g.token.name, rows=len(rows))
+    return _csv("changes", messages.CHANGES_COLUMNS, rows)
+
+
+def _person_name(employee_id: str) -> str:
+    person = _data().index().snapshot.people.get(employee_id)
+    return person.name if person is not None else ""
+
+
+def _csv(what: str, header: tuple[str, ...], rows: list[list[Any]]) -> ResponseReturnValue:
+    """A CSV download Excel opens as Chinese text (UTF-8 with BOM); a cell never starts a formula."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([_cell(value) for value in row] for row in rows)
+    stamp = datetime.now(_zone()).strftime("%Y%m%d-%H%M")
+    name = messages.console_text(f"export.{what}", stamp=stamp)
+    return send_file(io.BytesIO(text.getvalue().encode("utf-8-sig")), as_attachment=True, download_name=name,
+                     mimetype="text/csv")
+
+
+def _cell(value: object) -> str:
+    """A cell's text; one a spreadsheet would read as a formula is kept as text (a leading `'`)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @console.get("/runs/<run_id>")

@@ -59,3 +59,55 @@ def test_hr_filters_completeness_by_field_in_the_browser(served: Console, bureau
     browser.until(lambda: "d=D0003" in browser.path, "the report filtered by field and department")
     assert "A000008" not in browser.text("#incomplete") and "A000012" in browser.text("#incomplete")
     browser.shots_at_both_sizes("51-completeness-by-field-and-department")
+
+
+def test_the_change_log_filters_by_person_department_and_date_and_exports_what_it_shows(
+        console: Console, bureau: Bureau) -> None:
+    bureau.edit_people(A000002="副主任科员", A000003="副处长")
+    assert bureau.cycle().outcome == "success"
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["hr"])
+    everything = visible_text(client.get("/changes").text)
+    assert "李华（A000002）" in everything and "王芳（A000003）" in everything and "新建部门" in everything
+    one = visible_text(client.get("/changes?e=A000002&kind=update").text)
+    assert "李华（A000002）" in one and "王芳" not in one and "共 1 项" in one
+    finance = visible_text(client.get("/changes?d=D0003&kind=update").text)
+    assert "王芳（A000003）" in finance and "李华" not in finance
+    today = console.data.today().isoformat()
+    assert "共 0 项" in visible_text(client.get("/changes?to=2000-01-01").text)
+    assert "李华（A000002）" in visible_text(client.get(f"/changes?from={today}&to={today}&e=A000002").text)
+    assert client.get("/changes?d=D9999").status_code == 404
+
+    export = client.get("/changes.csv?d=D0003&kind=update")
+    assert export.headers["Content-Type"] == "text/csv; charset=utf-8"
+    text = export.data.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("发现时间,运行,变更")
+    assert "A000003,王芳,职务" in text and "A000002" not in text
+    assert "副处长" not in text  # field names, never their values
+
+
+def test_the_run_history_filters_exports_and_says_when_a_page_is_beyond_the_last(console: Console,
+                                                                                 bureau: Bureau) -> None:
+    assert bureau.cycle(trigger="resync").outcome in ("success", "skipped")
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["hr"])
+    resyncs = client.get("/runs?trigger=resync").text
+    assert resyncs.count('href="/runs/') == 1
+    beyond = visible_text(client.get("/runs?page=999999").text)
+    assert "没有第 999999 页（共 1 页）" in beyond and "还没有运行记录" not in beyond
+    export = client.get("/runs.csv?trigger=manual")
+    assert export.headers["Content-Type"] == "text/csv; charset=utf-8"
+    rows = export.data.decode("utf-8-sig").splitlines()
+    assert rows[0].startswith("开始时间") and len(rows) == 2 and "命令行" in rows[1]
+    assert client.get("/completeness/report.csv").headers["Content-Type"] == "text/csv; charset=utf-8"
+
+
+def test_the_department_roster_and_the_status_legend(console: Console, bureau: Bureau) -> None:
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["hr"])
+    roster = client.get("/departments/D0004/roster.csv").data.decode("utf-8-sig").splitlines()
+    assert roster[0].startswith("部门,部门编号,工号,姓名")
+    assert [row.split(",")[2] for row in roster[1:]] == ["A000005"]  # below D0004, in post only
+    assert "13800000005" not in "".join(roster)
+    legend = visible_text(client.get("/people/A000002").text)
+    assert "状态说明" in legend and "等待运维人员审批" in legend and "请按原因修正人事数据" in legend

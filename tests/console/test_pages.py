@@ -22,7 +22,8 @@ from tests.console.conftest import csrf_of, sign_in
 from tests.console.harness import Bureau, Console
 
 PAGES = ["/", "/completeness", "/completeness?d=D0003", "/people", "/people/A000002", "/people/A000009",
-         "/departments/D0001", "/departments/D0003", "/runs", "/held", "/no-such-page", "/signin"]
+         "/departments/D0001", "/departments/D0003", "/runs", "/runs?page=999999", "/changes", "/changes?d=D0003",
+         "/held", "/no-such-page", "/signin"]
 # What may stay Latin on a Chinese page: ids, codes, file locations, token names, and these words.
 _LATIN_OK = re.compile(r"\b[0-9a-f]{12}\b|\bG[OE]_\w+|\S+\.csv(:\d+)?|hr-portal|duty-operator"
                        r"|\b(syncd|XLSX|CSV|Excel)\b")
