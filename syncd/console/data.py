@@ -28,6 +28,8 @@ from syncd.model import (
     ChangeKind,
     Department,
     FieldIssue,
+    LinkedDepartment,
+    LinkedPerson,
     LinkState,
     Person,
     PersonStatus,
@@ -50,7 +52,6 @@ OVERDUE_LISTED = 20
 JOURNAL_LISTED = 100  # a person's latest journal entries
 HELD_LISTED = 500  # changes shown per held run
 NAME_HITS = 50
-FILTER_SUBJECTS = 20000  # people and departments a department filter of the change log looks for
 FILTER_COUNTED = 10000  # changes the change log counts for its pager
 EXPORT_ROWS = 100000  # changes one download holds
 SYNCED_OUTCOMES = ("success", "skipped")  # a run that left the directory as HR has it
@@ -604,23 +605,32 @@ class ConsoleData:
         people and departments (as a run scoped to them plans them), each with what the journal says
         of it (held for a decision, failed, approved), and what the planner cannot do (no valid
         mobile, a rejected record). A subject the directory holds as HR has it is absent."""
-        index = self.index()
+        tree = self._tree()
+        index = tree.index
         snapshot = index.snapshot
         wanted_people, wanted_departments = set(people), set(departments) - {self.root_department}
-        links = self.store.links(wanted_people)
-        # The planner's own inputs cut to these subjects, as `narrow` cuts them for a scoped run.
-        narrowed = Snapshot(departments=snapshot.departments,
+        # The planner's own inputs cut to these subjects, as `narrow` cuts them for a scoped run: reconcile
+        # compares each person and department on its own, so the rest of the unit changes nothing here.
+        links = LinkState({d: LinkedDepartment(link.organization_code, link.parent_hr_id, link.pushed, link.status)
+                           for d in wanted_departments if (link := tree.links.get(d)) is not None},
+                          self._person_links(wanted_people))
+        narrowed = Snapshot(departments={d: snapshot.departments[d] for d in wanted_departments
+                                         if d in snapshot.departments},
                             people={i: snapshot.people[i] for i in wanted_people if i in snapshot.people},
                             rejections=snapshot.rejections, complete=snapshot.complete)
-        scoped = LinkState({k: v for k, v in links.departments.items() if k in wanted_departments}, links.people)
         subjects = frozenset(wanted_people | wanted_departments)
-        changes = [c for c in reconcile(narrowed, scoped, self.root_department).changes if c.subject in subjects]
+        changes = [c for c in reconcile(narrowed, links, self.root_department).changes if c.subject in subjects]
         rejected = {r.key for r in snapshot.rejections if r.kind == "person"}
         if snapshot.complete and snapshot.people and not narrowed.people:
             # reconcile says nothing of the absent from an empty read; the whole read is not empty,
             # so a run over the unit plans their leave, as here.
             changes += [Change(ChangeKind.LEAVE, i, reason="absent from HR") for i, link in links.people.items()
                         if link.status == "active" and i not in snapshot.people and i not in rejected]
+        if snapshot.complete and snapshot.departments and not narrowed.departments:  # the same for a department
+            gone = {r.key for r in snapshot.rejections if r.kind == "department"}
+            changes += [Change(ChangeKind.DEPT_RETIRE, d, reason="absent from HR")
+                        for d, link in links.departments.items()
+                        if link.status == "active" and d not in snapshot.departments and d not in gone]
         found: dict[str, list[Finding]] = {}
         journal = self._open_entries(subjects)
         for change in changes:
@@ -633,6 +643,18 @@ class ConsoleData:
                     "reason": GROUP_SEPARATOR.join(problem_text(i) for i in issues) or "—"}, "blocked")]
             elif person is None and employee_id in index.rejections:
                 found[employee_id] = [Finding(employee_id, "rejected", {}, "blocked")]
+        return found
+
+    def _person_links(self, employee_ids: set[str]) -> dict[str, LinkedPerson]:
+        """The links of these people, as `StateStore.links` reads them for reconcile."""
+        found: dict[str, LinkedPerson] = {}
+        if not employee_ids:
+            return found
+        with self._session() as session:
+            for link in session.scalars(select(PersonLink).where(PersonLink.employee_id.in_(list(employee_ids)))):
+                found[link.employee_id] = LinkedPerson(link.employee_code, link.account_id, link.department,
+                                                       link.organization_code, dict(link.pushed or {}), link.status,
+                                                       link.frozen)
         return found
 
     def _open_entries(self, subjects: Iterable[str]) -> dict[str, tuple[JournalEntry, RunLine]]:
@@ -885,13 +907,10 @@ class ConsoleData:
         if filters.employee_id:
             query = query.where(JournalEntry.subject == filters.employee_id)
         if filters.department:
-            index = self.index()
-            departments = index.subtree(filters.department)
-            subjects = {*departments, *(i for d in departments for i in index.people_in.get(d, ()))}
-            with self._session() as session:
-                subjects.update(session.scalars(select(PersonLink.employee_id).where(
-                    PersonLink.department.in_(departments)).limit(FILTER_SUBJECTS)))
-            query = query.where(JournalEntry.subject.in_(sorted(subjects)[:FILTER_SUBJECTS]))
+            # The department and those under it, and the people the directory holds in them.
+            departments = self.index().subtree(filters.department)
+            query = query.where(JournalEntry.subject.in_(departments) | JournalEntry.subject.in_(
+                select(PersonLink.employee_id).where(PersonLink.department.in_(departments))))
         if filters.kind:
             query = query.where(JournalEntry.kind == filters.kind)
         if filters.state:

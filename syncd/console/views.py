@@ -492,11 +492,13 @@ def department(department_id: str) -> ResponseReturnValue:
 @console_requires("hr")
 def department_roster(department_id: str) -> ResponseReturnValue:
     """花名册: the department's in-post people (its own, then each department under it) as CSV, without mobiles."""
-    index = _data().index()
+    data = _data()
+    index = data.index()
     if department_id not in index.snapshot.departments:
         abort(404)
     people = index.snapshot.people
-    rows = [[index.paths.get(dept, dept), dept, p.employee_id, p.name, _data().code_label("gender", p.gender),
+    gender = data.code_labels.get("gender", {})
+    rows = [[index.paths.get(dept, dept), dept, p.employee_id, p.name, gender.get(p.gender, p.gender),
              p.post, p.post_level, p.office_phone, "" if p.order is None else p.order]
             for dept in index.subtree(department_id) for p in (people[i] for i in index.people_in.get(dept, ()))]
     log.info("console.roster_exported", token_name=g.token.name, department=department_id, rows=len(rows))
