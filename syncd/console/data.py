@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,7 +52,6 @@ OVERDUE_LISTED = 20
 JOURNAL_LISTED = 100  # a person's latest journal entries
 HELD_LISTED = 500  # changes shown per held run
 NAME_HITS = 50
-FILTER_COUNTED = 10000  # changes the change log counts for its pager
 EXPORT_ROWS = 100000  # changes one download holds
 SYNCED_OUTCOMES = ("success", "skipped")  # a run that left the directory as HR has it
 DEPARTMENT_COMPARED = 2000  # a department's own people compared with the directory on its page
@@ -180,6 +179,20 @@ class JournalLine:
         return self.kind in _DEPARTMENT_KINDS
 
 
+class ExportedChange(NamedTuple):
+    """One change of a change-log download: what and when, the names of the fields (never their values)."""
+
+    detected_at: datetime
+    run_id: str
+    kind: str
+    subject: str
+    fields: tuple[str, ...]
+    state: str
+    category: str | None
+    due: date
+    is_department: bool
+
+
 @dataclass(frozen=True, slots=True)
 class RunLine:
     """One run, as the run history lists it."""
@@ -271,11 +284,12 @@ class Page:
     items: list[Any]
     number: int
     size: int
-    total: int
+    total: int  # when not `exact`: the items up to this page's end, plus one if more follow
+    exact: bool = True
 
     @property
     def pages(self) -> int:
-        """How many pages there are (at least one)."""
+        """How many pages there are (at least one); not exact: up to the next page, if there is one."""
         return max(1, -(-self.total // self.size))
 
 
@@ -920,23 +934,27 @@ class ConsoleData:
         return query
 
     def changes(self, filters: ChangeFilter, number: int, size: int = 100) -> Page:
-        """A page of the change log as filtered, newest first; the total counted to FILTER_COUNTED at most."""
+        """A page of the change log as filtered, newest first. Not counted: a department's changes may be a
+        whole unit's, and counting them costs as much as the page; the pager knows whether more follow."""
         number = max(1, number)
         today = self.today()
-        query = self._change_query(filters)
         with self._session() as session:
-            total = session.scalar(select(func.count()).select_from(
-                query.with_only_columns(JournalEntry.id).limit(FILTER_COUNTED).subquery())) or 0
-            lines = [self._journal_line(e, today) for e in session.scalars(
-                query.order_by(JournalEntry.id.desc()).offset((number - 1) * size).limit(size))]
-        return Page(lines, number, size, total)
+            entries = list(session.scalars(self._change_query(filters).order_by(JournalEntry.id.desc())
+                                           .offset((number - 1) * size).limit(size + 1)))
+        lines = [self._journal_line(e, today) for e in entries[:size]]
+        return Page(lines, number, size, (number - 1) * size + len(entries), exact=False)
 
-    def change_export(self, filters: ChangeFilter) -> list[JournalLine]:
-        """The change log as filtered, newest first, for a download (at most EXPORT_ROWS)."""
-        today = self.today()
+    def change_export(self, filters: ChangeFilter) -> list[ExportedChange]:
+        """The change log as filtered, newest first, for a download (at most EXPORT_ROWS; columns, not entries)."""
+        query = self._change_query(filters).with_only_columns(
+            JournalEntry.detected_at, JournalEntry.run_id, JournalEntry.kind, JournalEntry.subject,
+            JournalEntry.change, JournalEntry.state, JournalEntry.error_category, JournalEntry.due_at)
         with self._session() as session:
-            return [self._journal_line(e, today) for e in session.scalars(
-                self._change_query(filters).order_by(JournalEntry.id.desc()).limit(EXPORT_ROWS))]
+            return [ExportedChange(aware(detected), run_id, kind, subject,
+                                   tuple(sorted((change or {}).get("fields") or ())),  # type: ignore[call-overload]
+                                   state, category, due, kind in _DEPARTMENT_KINDS)
+                    for detected, run_id, kind, subject, change, state, category, due in session.execute(
+                        query.order_by(JournalEntry.id.desc()).limit(EXPORT_ROWS))]
 
     def _journal_line(self, entry: JournalEntry, today: date) -> JournalLine:
         change = entry.change or {}

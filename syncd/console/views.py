@@ -29,7 +29,7 @@ from syncd.console.auth import (
     sign_out,
     signed_in_token,
 )
-from syncd.console.data import FILTER_COUNTED, ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
+from syncd.console.data import ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
 from syncd.model import ARTICLE9_FIELDS
 from syncd.report import REJECTED, ReportRow, summary_lines
 from syncd.scope import ResyncRequest
@@ -641,7 +641,7 @@ def changes() -> ResponseReturnValue:
     _, _, since, until = _day_range()
     page = _data().changes(filters, _page_number())
     return render_template("changes.html", changes=page, filters=filters, since=since, until=until,
-                           reveal_action=None, counted=FILTER_COUNTED)
+                           reveal_action=None)
 
 
 @console.get("/changes.csv")
@@ -652,7 +652,7 @@ def changes_download() -> ResponseReturnValue:
     rows = [[_when(line.detected_at), _run_name(line.run_id), messages.label(messages.CHANGE_KINDS, line.kind),
              line.subject, _department_label(line.subject) if line.is_department else _person_name(line.subject),
              messages.LIST_SEPARATOR.join(messages.field_label(name, "department" if line.is_department else "person")
-                                          for name in sorted(line.fields)),
+                                          for name in line.fields),
              messages.label(messages.CHANGE_STATES, line.state), messages.label(messages.ERROR_CATEGORIES,
                                                                                 line.category, ""),
              str(line.due)] for line in lines]
