@@ -442,10 +442,13 @@ class ConsoleData:
     def __init__(self, store: StateStore, snapshots: Callable[[], Snapshot], *, root_department: str,
                  root_organization_code: str, today: Callable[[], date],
                  next_cycle: Callable[[], datetime | None] = lambda: None, code_tables: Path | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 deactivation_limits: tuple[int, float] | None = None) -> None:
         """`snapshots` returns the latest HR snapshot (a `SnapshotCache`); `today` is the unit's date;
-        `code_tables` the directory of the code tables (`source.code_tables`; default the bundled ones)."""
+        `code_tables` the directory of the code tables (`source.code_tables`; default the bundled ones);
+        `deactivation_limits` the guard's (`safety.max_deactivations`, `safety.max_deactivation_share`)."""
         self.store = store
+        self.deactivation_limits = deactivation_limits
         codes = CodeTables.load(code_tables)
         # The snapshot holds national codes (gender 1, political status 01); pages show the shortest label.
         self.code_labels: dict[str, dict[str, str]] = {
