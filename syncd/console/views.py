@@ -731,7 +731,10 @@ def _scope(scope: str) -> str:
     """A run's scope as HR reads it."""
     kind, _, subject = scope.partition(" ")
     template = messages.SCOPES.get(kind)
-    return scope if template is None else template.format(subject=subject)
+    if template is None:
+        return scope
+    named = {"department": _department_label, "employee": _person_label}.get(kind)
+    return template.format(subject=named(subject) if named and subject else subject)
 
 
 @console.app_template_filter("seconds")

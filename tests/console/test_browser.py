@@ -199,7 +199,8 @@ def test_hr_looks_at_departments_and_the_run_history(browser: Browser, bureau: B
 
     browser.click("nav a[href='/runs']")
     browser.until(lambda: browser.path == "/runs", "the run history")
-    assert "手动同步" in browser.text("#runs") and "部门 D0003" in browser.text("#runs")
+    runs = browser.text("#runs")
+    assert "手动同步" in runs and "部门 郑州市审计局 / 财政金融审计处（D0003）" in runs
     browser.shot("15-runs")
     browser.click("#runs tbody tr:first-child a")
     browser.until(lambda: browser.finds("#changes"), "a run's page")
