@@ -622,14 +622,15 @@ class ConsoleData:
         people and departments (as a run scoped to them plans them), each with what the journal says
         of it (held for a decision, failed, approved), and what the planner cannot do (no valid
         mobile, a rejected record). A subject the directory holds as HR has it is absent."""
-        tree = self._tree()
-        index = tree.index
-        snapshot = index.snapshot
         wanted_people, wanted_departments = set(people), set(departments) - {self.root_department}
+        # A person's page needs no department link: it is not rebuilt for one after every run.
+        department_links = self._tree().links if wanted_departments else {}
+        index = self.index()
+        snapshot = index.snapshot
         # The planner's own inputs cut to these subjects, as `narrow` cuts them for a scoped run: reconcile
         # compares each person and department on its own, so the rest of the unit changes nothing here.
         links = LinkState({d: LinkedDepartment(link.organization_code, link.parent_hr_id, link.pushed, link.status)
-                           for d in wanted_departments if (link := tree.links.get(d)) is not None},
+                           for d in wanted_departments if (link := department_links.get(d)) is not None},
                           self._person_links(wanted_people))
         narrowed = Snapshot(departments={d: snapshot.departments[d] for d in wanted_departments
                                          if d in snapshot.departments},
