@@ -171,6 +171,11 @@ def measure(app: Any, data: Any, operator: str, repeat: int) -> list[dict[str, A
     middle = next(d for d in index.children[ROOT] if index.children.get(d))
     person = next(iter(snapshot.people))
     name = snapshot.people[person].name
+    crowded = max(index.people_in, key=lambda d: len(index.people_in[d]))  # the most people of its own
+    with data.store.engine.connect() as connection:  # someone whose departure waits for a decision
+        from sqlalchemy import text
+        leaver = connection.execute(text("select subject from journal where state = 'held' limit 1")).scalar()
+    today = date.today().isoformat()
     token = _csrf(client.get("/people").text)
     pages: list[tuple[str, str, dict[str, str] | None]] = [
         ("总览", "/", None),
@@ -178,18 +183,30 @@ def measure(app: Any, data: Any, operator: str, repeat: int) -> list[dict[str, A
         ("信息完整性（第 10 页）", "/completeness?page=10&dpage=5", None),
         ("信息完整性（一个部门）", f"/completeness?d={busiest}", None),
         ("信息完整性（含下级，大片区）", f"/completeness?d={middle}", None),
+        ("信息完整性（按字段：职级）", "/completeness?f=rank", None),
+        ("信息完整性（按字段和部门，按姓名排序）", f"/completeness?f=mobile&d={middle}&sort=name", None),
+        ("信息完整性（按字段，按工号倒序，第 5 页）", "/completeness?f=rank&sort=employee_id&desc=1&page=5", None),
         ("下载 XLSX（全单位）", "/completeness/report.xlsx", None),
         ("下载 CSV（全单位）", "/completeness/report.csv", None),
         ("人员查询（表单）", "/people", None),
         ("人员查询（按姓名，POST）", "/people/search", {"csrf_token": token, "q": name}),
         ("人员查询（按工号，POST）", "/people/search", {"csrf_token": token, "q": person}),
         ("人员页面", f"/people/{person}", None),
+        ("人员页面（离职待审批）", f"/people/{leaver}", None),
+        ("部门（直属人员最多）", f"/departments/{crowded}", None),
+        ("下载花名册（片区）", f"/departments/{middle}/roster.csv", None),
         ("部门（根，4千多个部门的树）", f"/departments/{ROOT}", None),
         ("部门（片区）", f"/departments/{middle}", None),
         ("待审批（300 项）", "/held", None),
         ("审批确认", "/held/held00000001/approve", None),
         ("运行记录", "/runs", None),
         ("运行记录（第 6 页）", "/runs?page=6", None),
+        ("运行记录（按触发和日期筛选）", f"/runs?trigger=schedule&from=2000-01-01&to={today}", None),
+        ("变更记录", "/changes", None),
+        ("变更记录（一个人）", f"/changes?e={person}", None),
+        ("变更记录（片区，按日期）", f"/changes?d={middle}&from=2000-01-01&to={today}", None),
+        ("变更记录（待审批状态）", "/changes?state=held", None),
+        ("下载变更记录（片区）", f"/changes.csv?d={middle}", None),
         ("一次运行（10 万项，第 1 页）", "/runs/initial00001", None),
         ("一次运行（10 万项，第 300 页）", "/runs/initial00001?page=300", None),
     ]

@@ -163,15 +163,27 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serv
                    f"{time.monotonic() - started:.1f} s; the directory {'holds' if arrived else 'does NOT hold'} "
                    "the new 职务")
         if serve:
-            click.secho(f"\n  Serving until Ctrl-C: the console at {api}/ (token {console_token})", bold=True)
-            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the look; the daemon is stopped below
-                daemon.wait()
+            # SIGTERM ends the look as Ctrl-C does: Python's default would end this process at once and
+            # leave the daemon running; the `finally` below stops it.
+            previous = signal.signal(signal.SIGTERM, _interrupt)
+            try:
+                with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the look; the daemon is stopped below
+                    click.secho(f"\n  Serving until Ctrl-C: the console at {api}/ (token {console_token})",
+                                bold=True)
+                    daemon.wait()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=15)
     click.echo(f"  SIGTERM: the daemon finished what was in flight and stopped with exit code {code} "
                f"(its log: {log_path.name}, kept with --keep DIR)")
     return code == 0 and took is not None and arrived and escalated
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM while serving: end the look as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _escalation_demo(people: Path, employee_id: str, admin: SimAdmin, inbox: NoticeInbox) -> bool:

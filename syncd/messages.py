@@ -243,6 +243,25 @@ CONSOLE: dict[str, str] = {
     # Where HR finds a record in its export (the file's line).
     "place.person": "人员表第 {line} 行",
     "place.department": "部门表第 {line} 行",
+    "export.runs": "运行记录-{stamp}.csv",
+    "export.changes": "变更记录-{stamp}.csv",
+    "export.roster": "花名册-{stamp}.csv",
+}
+ROSTER_COLUMNS: tuple[str, ...] = ("部门", "部门编号", "工号", "姓名", "性别", "职务", "职务层次", "办公电话", "排序")
+RUNS_COLUMNS: tuple[str, ...] = ("开始时间", "结束时间", "触发", "范围", "结果", "完成", "失败", "待审批")
+CHANGES_COLUMNS: tuple[str, ...] = (
+    "发现时间", "运行", "变更", "工号或部门编号", "姓名或部门", "涉及字段", "状态", "原因", "截止日期")
+# What each state of a change means and what HR does about it (the legend beside every change list).
+CHANGE_STATE_ADVICE: dict[str, str] = {
+    "done": "已写入通讯录，无需处理。",
+    "planned": "已列入计划，正在或即将写入，无需处理。",
+    "sent": "已发给通讯录，等待确认；下一次同步会核实，无需处理。",
+    "held": "被安全策略暂缓，等待运维人员审批；如属误操作（如批量离职数据有误），请尽快修正人事数据并告知运维人员。",
+    "approved": "运维人员已批准，将在下一次同步写入，无需处理。",
+    "failed": "写入失败，下一次同步会自动重试；原因是“数据不被通讯录接受”时，请按原因修正人事数据。",
+    "rejected": "运维人员已驳回，不会执行；请与运维人员核实人事数据是否有误。",
+    "superseded": "人事数据已再次变化，此变更作废，以新的变更为准，无需处理。",
+    "stopped": "同步中止时未执行，下一次同步会重新计划，无需处理。",
 }
 # Open problems the overview lists by their own title (the held, overdue and record problems are counted live
 # above them) and the page that shows what to do: `runs` the run history, None only the title.

@@ -189,7 +189,8 @@ def parse_person(fields: Mapping[str, str], codes: CodeTables, checks: Mapping[s
             try:
                 value = checks[field](value)
             except _Invalid as bad:
-                issues.append((field, "invalid", bad.reason, bad.code, bad.params))
+                # The bad value goes with the issue: HR's console shows what to correct (never logged).
+                issues.append((field, "invalid", bad.reason, bad.code, (*bad.params, ("value", value))))
                 values[field] = ""
                 continue
         if field in _REPEATING:  # shared strings: a million people hold a few dozen distinct values here

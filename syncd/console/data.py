@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +28,8 @@ from syncd.model import (
     ChangeKind,
     Department,
     FieldIssue,
+    LinkedDepartment,
+    LinkedPerson,
     LinkState,
     Person,
     PersonStatus,
@@ -50,6 +52,7 @@ OVERDUE_LISTED = 20
 JOURNAL_LISTED = 100  # a person's latest journal entries
 HELD_LISTED = 500  # changes shown per held run
 NAME_HITS = 50
+EXPORT_ROWS = 100000  # changes one download holds
 SYNCED_OUTCOMES = ("success", "skipped")  # a run that left the directory as HR has it
 DEPARTMENT_COMPARED = 2000  # a department's own people compared with the directory on its page
 OPEN_ENTRIES_READ = 5000  # journal entries read to say where the differences of one page stand
@@ -75,6 +78,8 @@ class SnapshotIndex:
     issues: dict[str, list[FieldIssue]]  # employee id → its Article 9 problems
     rejections: dict[str, list[Rejection]]  # employee or department id → why its record was rejected
     people_in: dict[str, list[str]]  # department → its in-post people, in HR's order
+    by_field: dict[str, set[str]]  # Article 9 field → in-post people with it missing or invalid
+    bad_values: dict[str, dict[str, str]]  # employee id → field → the invalid value HR holds
 
     @classmethod
     def build(cls, snapshot: Snapshot, now: datetime) -> SnapshotIndex:
@@ -95,8 +100,14 @@ class SnapshotIndex:
                 in_post[person.department] += 1
                 people_in.setdefault(person.department, []).append(person.employee_id)
         issues: dict[str, list[FieldIssue]] = {}
+        by_field: dict[str, set[str]] = {}
+        bad_values: dict[str, dict[str, str]] = {}
         for issue in snapshot.issues:
             issues.setdefault(issue.key, []).append(issue)
+            by_field.setdefault(issue.field, set()).add(issue.key)
+            value = dict(issue.params).get("value")
+            if value:
+                bad_values.setdefault(issue.key, {})[issue.field] = value
         rejections: dict[str, list[Rejection]] = {}
         for rejection in snapshot.rejections:
             if rejection.key:
@@ -106,7 +117,7 @@ class SnapshotIndex:
             if dept.parent is not None:
                 children.setdefault(dept.parent, []).append(dept.id)
         return cls(snapshot, now, report, rows_by_department, in_post, incomplete, children,
-                   _paths(snapshot.departments), by_name, issues, rejections, people_in)
+                   _paths(snapshot.departments), by_name, issues, rejections, people_in, by_field, bad_values)
 
     def subtree(self, department: str) -> list[str]:
         """The department and every department under it in HR's tree, depth first in HR's order."""
@@ -166,6 +177,20 @@ class JournalLine:
     def is_department(self) -> bool:
         """Whether the subject is a department (else a person)."""
         return self.kind in _DEPARTMENT_KINDS
+
+
+class ExportedChange(NamedTuple):
+    """One change of a change-log download: what and when, the names of the fields (never their values)."""
+
+    detected_at: datetime
+    run_id: str
+    kind: str
+    subject: str
+    fields: tuple[str, ...]
+    state: str
+    category: str | None
+    due: date
+    is_department: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,17 +256,40 @@ class Overview:
 
 
 @dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs the run history lists: by trigger, outcome, and start (UTC, `until` excluded)."""
+
+    trigger: str = ""
+    outcome: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFilter:
+    """Which changes the change log lists: a person, a department (and below), a kind, a state, and the
+    start of the run that journaled them (`period`)."""
+
+    employee_id: str = ""
+    department: str = ""
+    kind: str = ""
+    state: str = ""
+    period: RunFilter = RunFilter()
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of a longer list."""
 
     items: list[Any]
     number: int
     size: int
-    total: int
+    total: int  # when not `exact`: the items up to this page's end, plus one if more follow
+    exact: bool = True
 
     @property
     def pages(self) -> int:
-        """How many pages there are (at least one)."""
+        """How many pages there are (at least one); not exact: up to the next page, if there is one."""
         return max(1, -(-self.total // self.size))
 
 
@@ -394,10 +442,13 @@ class ConsoleData:
     def __init__(self, store: StateStore, snapshots: Callable[[], Snapshot], *, root_department: str,
                  root_organization_code: str, today: Callable[[], date],
                  next_cycle: Callable[[], datetime | None] = lambda: None, code_tables: Path | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 deactivation_limits: tuple[int, float] | None = None) -> None:
         """`snapshots` returns the latest HR snapshot (a `SnapshotCache`); `today` is the unit's date;
-        `code_tables` the directory of the code tables (`source.code_tables`; default the bundled ones)."""
+        `code_tables` the directory of the code tables (`source.code_tables`; default the bundled ones);
+        `deactivation_limits` the guard's (`safety.max_deactivations`, `safety.max_deactivation_share`)."""
         self.store = store
+        self.deactivation_limits = deactivation_limits
         codes = CodeTables.load(code_tables)
         # The snapshot holds national codes (gender 1, political status 01); pages show the shortest label.
         self.code_labels: dict[str, dict[str, str]] = {
@@ -571,23 +622,33 @@ class ConsoleData:
         people and departments (as a run scoped to them plans them), each with what the journal says
         of it (held for a decision, failed, approved), and what the planner cannot do (no valid
         mobile, a rejected record). A subject the directory holds as HR has it is absent."""
+        wanted_people, wanted_departments = set(people), set(departments) - {self.root_department}
+        # A person's page needs no department link: it is not rebuilt for one after every run.
+        department_links = self._tree().links if wanted_departments else {}
         index = self.index()
         snapshot = index.snapshot
-        wanted_people, wanted_departments = set(people), set(departments) - {self.root_department}
-        links = self.store.links(wanted_people)
-        # The planner's own inputs cut to these subjects, as `narrow` cuts them for a scoped run.
-        narrowed = Snapshot(departments=snapshot.departments,
+        # The planner's own inputs cut to these subjects, as `narrow` cuts them for a scoped run: reconcile
+        # compares each person and department on its own, so the rest of the unit changes nothing here.
+        links = LinkState({d: LinkedDepartment(link.organization_code, link.parent_hr_id, link.pushed, link.status)
+                           for d in wanted_departments if (link := department_links.get(d)) is not None},
+                          self._person_links(wanted_people))
+        narrowed = Snapshot(departments={d: snapshot.departments[d] for d in wanted_departments
+                                         if d in snapshot.departments},
                             people={i: snapshot.people[i] for i in wanted_people if i in snapshot.people},
                             rejections=snapshot.rejections, complete=snapshot.complete)
-        scoped = LinkState({k: v for k, v in links.departments.items() if k in wanted_departments}, links.people)
         subjects = frozenset(wanted_people | wanted_departments)
-        changes = [c for c in reconcile(narrowed, scoped, self.root_department).changes if c.subject in subjects]
+        changes = [c for c in reconcile(narrowed, links, self.root_department).changes if c.subject in subjects]
         rejected = {r.key for r in snapshot.rejections if r.kind == "person"}
         if snapshot.complete and snapshot.people and not narrowed.people:
             # reconcile says nothing of the absent from an empty read; the whole read is not empty,
             # so a run over the unit plans their leave, as here.
             changes += [Change(ChangeKind.LEAVE, i, reason="absent from HR") for i, link in links.people.items()
                         if link.status == "active" and i not in snapshot.people and i not in rejected]
+        if snapshot.complete and snapshot.departments and not narrowed.departments:  # the same for a department
+            gone = {r.key for r in snapshot.rejections if r.kind == "department"}
+            changes += [Change(ChangeKind.DEPT_RETIRE, d, reason="absent from HR")
+                        for d, link in links.departments.items()
+                        if link.status == "active" and d not in snapshot.departments and d not in gone]
         found: dict[str, list[Finding]] = {}
         journal = self._open_entries(subjects)
         for change in changes:
@@ -600,6 +661,18 @@ class ConsoleData:
                     "reason": GROUP_SEPARATOR.join(problem_text(i) for i in issues) or "—"}, "blocked")]
             elif person is None and employee_id in index.rejections:
                 found[employee_id] = [Finding(employee_id, "rejected", {}, "blocked")]
+        return found
+
+    def _person_links(self, employee_ids: set[str]) -> dict[str, LinkedPerson]:
+        """The links of these people, as `StateStore.links` reads them for reconcile."""
+        found: dict[str, LinkedPerson] = {}
+        if not employee_ids:
+            return found
+        with self._session() as session:
+            for link in session.scalars(select(PersonLink).where(PersonLink.employee_id.in_(list(employee_ids)))):
+                found[link.employee_id] = LinkedPerson(link.employee_code, link.account_id, link.department,
+                                                       link.organization_code, dict(link.pushed or {}), link.status,
+                                                       link.frozen)
         return found
 
     def _open_entries(self, subjects: Iterable[str]) -> dict[str, tuple[JournalEntry, RunLine]]:
@@ -820,13 +893,14 @@ class ConsoleData:
         """One run with changes waiting for a decision, or None."""
         return next((view for view in self.held() if view.run_id == run_id), None)
 
-    def runs(self, number: int, size: int = 50) -> Page:
-        """A page of runs, newest first."""
+    def runs(self, number: int, size: int = 50, filters: RunFilter | None = None) -> Page:
+        """A page of runs as filtered (trigger, outcome, start time), newest first."""
         number = max(1, number)
+        query = _runs_query(filters or RunFilter())
         with self._session() as session:
-            total = session.scalar(select(func.count()).select_from(Run)) or 0
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             runs = [_run_line(run) for run in session.scalars(
-                select(Run).order_by(Run.started_at.desc()).offset((number - 1) * size).limit(size))]
+                query.order_by(Run.started_at.desc()).offset((number - 1) * size).limit(size))]
         return Page(runs, number, size, total)
 
     def run(self, run_id: str, number: int, size: int = 200) -> RunView | None:
@@ -845,6 +919,47 @@ class ConsoleData:
                 .offset((number - 1) * size).limit(size))]
         return RunView(_run_line(run), states, Page(changes, number, size, sum(states.values())))
 
+    def _change_query(self, filters: ChangeFilter) -> Any:
+        """The journal entries a filter selects, newest first (by index: subject, run, kind and state)."""
+        query = select(JournalEntry)
+        if filters.employee_id:
+            query = query.where(JournalEntry.subject == filters.employee_id)
+        if filters.department:
+            # The department and those under it, and the people the directory holds in them.
+            departments = self.index().subtree(filters.department)
+            query = query.where(JournalEntry.subject.in_(departments) | JournalEntry.subject.in_(
+                select(PersonLink.employee_id).where(PersonLink.department.in_(departments))))
+        if filters.kind:
+            query = query.where(JournalEntry.kind == filters.kind)
+        if filters.state:
+            query = query.where(JournalEntry.state == filters.state)
+        if filters.period.since or filters.period.until:
+            query = query.where(JournalEntry.run_id.in_(_runs_query(filters.period).with_only_columns(Run.id)))
+        return query
+
+    def changes(self, filters: ChangeFilter, number: int, size: int = 100) -> Page:
+        """A page of the change log as filtered, newest first. Not counted: a department's changes may be a
+        whole unit's, and counting them costs as much as the page; the pager knows whether more follow."""
+        number = max(1, number)
+        today = self.today()
+        with self._session() as session:
+            entries = list(session.scalars(self._change_query(filters).order_by(JournalEntry.id.desc())
+                                           .offset((number - 1) * size).limit(size + 1)))
+        lines = [self._journal_line(e, today) for e in entries[:size]]
+        return Page(lines, number, size, (number - 1) * size + len(entries), exact=False)
+
+    def change_export(self, filters: ChangeFilter) -> list[ExportedChange]:
+        """The change log as filtered, newest first, for a download (at most EXPORT_ROWS; columns, not entries)."""
+        query = self._change_query(filters).with_only_columns(
+            JournalEntry.detected_at, JournalEntry.run_id, JournalEntry.kind, JournalEntry.subject,
+            JournalEntry.change, JournalEntry.state, JournalEntry.error_category, JournalEntry.due_at)
+        with self._session() as session:
+            return [ExportedChange(aware(detected), run_id, kind, subject,
+                                   tuple(sorted((change or {}).get("fields") or ())),  # type: ignore[call-overload]
+                                   state, category, due, kind in _DEPARTMENT_KINDS)
+                    for detected, run_id, kind, subject, change, state, category, due in session.execute(
+                        query.order_by(JournalEntry.id.desc()).limit(EXPORT_ROWS))]
+
     def _journal_line(self, entry: JournalEntry, today: date) -> JournalLine:
         change = entry.change or {}
         return JournalLine(
@@ -854,6 +969,20 @@ class ConsoleData:
             change.get("department"), change.get("from_department"),  # type: ignore[arg-type]
             str(change.get("reason") or ""),
             entry.due_at < today and entry.state not in CLOSED_STATES)
+
+
+def _runs_query(filters: RunFilter) -> Any:
+    """The runs a filter selects."""
+    query = select(Run)
+    if filters.trigger:
+        query = query.where(Run.trigger == filters.trigger)
+    if filters.outcome:
+        query = query.where(Run.outcome == filters.outcome)
+    if filters.since:
+        query = query.where(Run.started_at >= filters.since)
+    if filters.until:
+        query = query.where(Run.started_at < filters.until)
+    return query
 
 
 def _run_line(run: Run) -> RunLine:

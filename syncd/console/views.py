@@ -7,9 +7,11 @@ name or a mobile: people are addressed by 工号, and a search by name is a POST
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +29,9 @@ from syncd.console.auth import (
     sign_out,
     signed_in_token,
 )
-from syncd.console.data import ConsoleData, Finding, RunLine, page_of
-from syncd.report import REJECTED, summary_lines
+from syncd.console.data import ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
+from syncd.model import ARTICLE9_FIELDS
+from syncd.report import REJECTED, ReportRow, summary_lines
 from syncd.scope import ResyncRequest
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
 from syncd.state.store import aware
@@ -38,6 +41,7 @@ from syncd.version import __version__
 log = structlog.get_logger(__name__)
 
 DATA_EXTENSION = "syncd.console.data"
+EXPORT_RUNS = 10000  # runs one download holds
 REQUESTED_BY = "requested by "  # the reason `syncd.freeze` journals
 ZONE_EXTENSION = "syncd.console.zone"
 UNIT_EXTENSION = "syncd.console.unit"
@@ -251,11 +255,44 @@ def completeness() -> ResponseReturnValue:
         departments.sort(key=lambda d: (-d[3], d[1]))
     rejected = [row for row in report.rows if row.status == REJECTED]
     incomplete_rows = [row for row in report.rows if row.status != REJECTED]
+    by_field = Counter(issue.field for row in incomplete_rows for issue in index.issues.get(row.employee_id, ()))
+    field = request.args.get("f", "")
+    if field:
+        if field not in ARTICLE9_FIELDS:
+            abort(404)
+        having = index.by_field.get(field, set())
+        incomplete_rows = [row for row in incomplete_rows if row.employee_id in having]
+    sort = request.args.get("sort", "")
+    if sort not in _SORTS:
+        sort = ""
+    descending = request.args.get("desc") == "1"
+    if sort or descending:
+        incomplete_rows.sort(key=_SORTS[sort], reverse=descending)
     return render_template(
         "completeness.html", index=index, department=department, report=report,
-        summary=dict(summary_lines(report)), query=query, show_all=show_all,
+        summary=dict(summary_lines(report)), query=query, show_all=show_all, field=field, sort=sort,
+        descending=descending, fields=ARTICLE9_FIELDS, by_field=by_field, sort_url=_sort_url,
         departments=page_of(departments, _page_number("dpage"), 50),
         rows=page_of(incomplete_rows, _page_number(), 100), rejected=rejected[:200], rejected_count=len(rejected))
+
+
+# How the incomplete people may be sorted (`sort=`; `desc=1` reverses): by department (HR's report order), 工号, name.
+_SORTS: dict[str, Callable[[ReportRow], Any]] = {
+    "": lambda row: (row.department_path, row.employee_id),
+    "employee_id": lambda row: row.employee_id,
+    "name": lambda row: row.name,
+}
+
+
+def _sort_url(sort: str) -> str:
+    """This page sorted by `sort` (again: the other way round), from the first page, other filters kept."""
+    args = {k: v for k, v in request.args.to_dict().items() if k not in ("sort", "desc", "page")}
+    current = request.args.get("sort", "")
+    if sort:
+        args["sort"] = sort
+    if current == sort and request.args.get("desc") != "1":
+        args["desc"] = "1"
+    return url_for("console.completeness", **args)
 
 
 @console.get("/completeness/report.<fmt>")
@@ -269,8 +306,8 @@ def completeness_download(fmt: str) -> ResponseReturnValue:
     stamp = datetime.now(_zone()).strftime("%Y%m%d-%H%M")
     name = messages.console_text("report.file_name", scope=department or messages.SCOPES["all"], stamp=stamp, fmt=fmt)
     log.info("console.report_downloaded", token_name=g.token.name, format=fmt, department=department)
-    mimetype = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx"
-                else "text/csv; charset=utf-8")
+    # Flask adds the charset to a text type itself: `text/csv; charset=utf-8`, once.
+    mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if fmt == "xlsx" else "text/csv"
     return send_file(io.BytesIO(body), as_attachment=True, download_name=name, mimetype=mimetype)
 
 
@@ -450,6 +487,23 @@ def department(department_id: str) -> ResponseReturnValue:
                            resync_result=_resync_result(resync) if resync else [])
 
 
+@console.get("/departments/<department_id>/roster.csv")
+@console_requires("hr")
+def department_roster(department_id: str) -> ResponseReturnValue:
+    """花名册: the department's in-post people (its own, then each department under it) as CSV, without mobiles."""
+    data = _data()
+    index = data.index()
+    if department_id not in index.snapshot.departments:
+        abort(404)
+    people = index.snapshot.people
+    gender = data.code_labels.get("gender", {})
+    rows = [[index.paths.get(dept, dept), dept, p.employee_id, p.name, gender.get(p.gender, p.gender),
+             p.post, p.post_level, p.office_phone, "" if p.order is None else p.order]
+            for dept in index.subtree(department_id) for p in (people[i] for i in index.people_in.get(dept, ()))]
+    log.info("console.roster_exported", token_name=g.token.name, department=department_id, rows=len(rows))
+    return _csv("roster", messages.ROSTER_COLUMNS, rows)
+
+
 @console.post("/departments/<department_id>/resync")
 @console_requires("hr")
 def department_resync(department_id: str) -> ResponseReturnValue:
@@ -470,7 +524,8 @@ def held() -> ResponseReturnValue:
     return render_template("held.html", runs=_data().held(), resync=resync,
                            resync_failure=_resync_failure(resync) if resync else None,
                            resync_result=_resync_result(resync) if resync else [],
-                           approved=approved if _data().runs_by_id([approved]) else None, next_sync=_next_sync())
+                           approved=approved if _data().runs_by_id([approved]) else None, next_sync=_next_sync(),
+                           limits=_data().deactivation_limits)
 
 
 @console.get("/held/<run_id>/<decision>")
@@ -518,11 +573,114 @@ def held_run_now() -> ResponseReturnValue:
 # -- 运行记录 --------------------------------------------------------------------------------------------------
 
 
+def _day_range() -> tuple[datetime | None, datetime | None, str, str]:
+    """`from` and `to` (days in the unit's zone, both included) as UTC bounds, and as given."""
+    bounds: list[datetime | None] = []
+    given = []
+    for name, extra in (("from", 0), ("to", 1)):
+        text = request.args.get(name, "").strip()[:10]
+        try:
+            day = date.fromisoformat(text) if text else None
+        except ValueError:
+            day, text = None, ""
+        given.append(text)
+        bounds.append(None if day is None else
+                      datetime.combine(day + timedelta(days=extra), time(), _zone()).astimezone(UTC))
+    return bounds[0], bounds[1], given[0], given[1]
+
+
+def _run_filter() -> RunFilter:
+    since, until, _, _ = _day_range()
+    trigger = request.args.get("trigger", "")
+    outcome = request.args.get("outcome", "")
+    return RunFilter(trigger if trigger in messages.RUN_TRIGGERS else "",
+                     outcome if outcome in messages.RUN_OUTCOMES else "", since, until)
+
+
 @console.get("/runs")
 @console_requires("hr")
 def runs() -> ResponseReturnValue:
-    """The runs, newest first, with outcomes and counts."""
-    return render_template("runs.html", runs=_data().runs(_page_number()))
+    """The runs, newest first, with outcomes and counts, filtered by trigger, outcome and date."""
+    page = _data().runs(_page_number(), filters=_run_filter())
+    _, _, since, until = _day_range()
+    return render_template("runs.html", runs=page, since=since, until=until, trigger=request.args.get("trigger", ""),
+                           outcome=request.args.get("outcome", ""), beyond=page.number > page.pages)
+
+
+@console.get("/runs.csv")
+@console_requires("hr")
+def runs_download() -> ResponseReturnValue:
+    """The run history as filtered, as CSV for Excel."""
+    page = _data().runs(1, EXPORT_RUNS, _run_filter())
+    rows = [[_when(run.started_at), _when(run.finished_at), messages.label(messages.RUN_TRIGGERS, run.trigger),
+             _scope(run.scope), messages.label(messages.RUN_OUTCOMES, run.outcome), run.done, run.failed, run.held]
+            for run in page.items]
+    log.info("console.runs_exported", token_name=g.token.name, rows=len(rows))
+    return _csv("runs", messages.RUNS_COLUMNS, rows)
+
+
+def _change_filter() -> ChangeFilter:
+    since, until, _, _ = _day_range()
+    department = request.args.get("d", "").strip()[:64]
+    if department and department not in _data().index().snapshot.departments:
+        abort(404)
+    kind = request.args.get("kind", "")
+    state = request.args.get("state", "")
+    return ChangeFilter(request.args.get("e", "").strip()[:64], department,
+                        kind if kind in messages.CHANGE_KINDS else "", state if state in messages.CHANGE_STATES else "",
+                        RunFilter(since=since, until=until))
+
+
+@console.get("/changes")
+@console_requires("hr")
+def changes() -> ResponseReturnValue:
+    """The change log: every change journaled, filtered by person, department, kind, state and date."""
+    filters = _change_filter()
+    if filters.employee_id:
+        log.info("console.person_viewed", employee_id=filters.employee_id, token_name=g.token.name, page="changes")
+    _, _, since, until = _day_range()
+    page = _data().changes(filters, _page_number())
+    return render_template("changes.html", changes=page, filters=filters, since=since, until=until,
+                           reveal_action=None)
+
+
+@console.get("/changes.csv")
+@console_requires("hr")
+def changes_download() -> ResponseReturnValue:
+    """The change log as filtered, as CSV for Excel (field names, never their values)."""
+    lines = _data().change_export(_change_filter())
+    rows = [[_when(line.detected_at), _run_name(line.run_id), messages.label(messages.CHANGE_KINDS, line.kind),
+             line.subject, _department_label(line.subject) if line.is_department else _person_name(line.subject),
+             messages.LIST_SEPARATOR.join(messages.field_label(name, "department" if line.is_department else "person")
+                                          for name in line.fields),
+             messages.label(messages.CHANGE_STATES, line.state), messages.label(messages.ERROR_CATEGORIES,
+                                                                                line.category, ""),
+             str(line.due)] for line in lines]
+    log.info("console.changes_exported", token_name=g.token.name, rows=len(rows))
+    return _csv("changes", messages.CHANGES_COLUMNS, rows)
+
+
+def _person_name(employee_id: str) -> str:
+    person = _data().index().snapshot.people.get(employee_id)
+    return person.name if person is not None else ""
+
+
+def _csv(what: str, header: tuple[str, ...], rows: list[list[Any]]) -> ResponseReturnValue:
+    """A CSV download Excel opens as Chinese text (UTF-8 with BOM); a cell never starts a formula."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([_cell(value) for value in row] for row in rows)
+    stamp = datetime.now(_zone()).strftime("%Y%m%d-%H%M")
+    name = messages.console_text(f"export.{what}", stamp=stamp)
+    return send_file(io.BytesIO(text.getvalue().encode("utf-8-sig")), as_attachment=True, download_name=name,
+                     mimetype="text/csv")
+
+
+def _cell(value: object) -> str:
+    """A cell's text; one a spreadsheet would read as a formula is kept as text (a leading `'`)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @console.get("/runs/<run_id>")
@@ -572,7 +730,10 @@ def _scope(scope: str) -> str:
     """A run's scope as HR reads it."""
     kind, _, subject = scope.partition(" ")
     template = messages.SCOPES.get(kind)
-    return scope if template is None else template.format(subject=subject)
+    if template is None:
+        return scope
+    named = {"department": _department_label, "employee": _person_label}.get(kind)
+    return template.format(subject=named(subject) if named and subject else subject)
 
 
 @console.app_template_filter("seconds")

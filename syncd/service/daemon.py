@@ -332,7 +332,8 @@ class Daemon:
         app = create_api(DaemonControl(self), tokens, self.metrics)
         data = ConsoleData(self.store, self.snapshots, root_department=config.unit.root_department,
                            root_organization_code=config.unit.root_organization_code, today=self.today,
-                           next_cycle=self.next_cycle, code_tables=config.source.code_tables)
+                           next_cycle=self.next_cycle, code_tables=config.source.code_tables,
+                           deactivation_limits=(config.safety.max_deactivations, config.safety.max_deactivation_share))
         # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
         register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                          timezone=config.schedule.timezone, secure_cookies=config.api.secure_cookies)

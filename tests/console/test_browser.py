@@ -8,6 +8,8 @@ directory (`screenshots/`), at the page area of a 1366×768 screen.
 
 from __future__ import annotations
 
+import zipfile
+
 from openpyxl import load_workbook
 
 from tests.conftest import DEPARTMENTS, PEOPLE, person
@@ -106,7 +108,9 @@ def test_hr_filters_the_completeness_report_and_downloads_it_as_xlsx(browser: Br
 
     browser.open("/completeness")
     browser.click("#download-xlsx")
-    downloaded = browser.until(lambda: [p for p in browser.downloads.glob("*.xlsx")], "the XLSX download")
+    # Chromium may show the file under its final name before the last byte is written: wait for a whole workbook.
+    downloaded = browser.until(lambda: [p for p in browser.downloads.glob("*.xlsx") if zipfile.is_zipfile(p)],
+                               "the XLSX download")
     [path] = downloaded
     assert path.name.startswith("信息完整性-全单位-")
     workbook = load_workbook(path)
@@ -199,7 +203,8 @@ def test_hr_looks_at_departments_and_the_run_history(browser: Browser, bureau: B
 
     browser.click("nav a[href='/runs']")
     browser.until(lambda: browser.path == "/runs", "the run history")
-    assert "手动同步" in browser.text("#runs") and "部门 D0003" in browser.text("#runs")
+    runs = browser.text("#runs")
+    assert "手动同步" in runs and "部门 郑州市审计局 / 财政金融审计处（D0003）" in runs
     browser.shot("15-runs")
     browser.click("#runs tbody tr:first-child a")
     browser.until(lambda: browser.finds("#changes"), "a run's page")

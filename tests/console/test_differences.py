@@ -114,3 +114,19 @@ def test_the_browser_shows_a_held_retired_person_as_different(served: Console, b
     browser.open("/departments/D0003")
     assert "赵强（A000004）" in browser.text("#people-findings")
     browser.shots_at_both_sizes("20-retired-held-department")
+
+
+def test_a_department_gone_from_hr_is_different_because_it_is_still_in_the_directory(console: Console,
+                                                                                     bureau: Bureau) -> None:
+    from tests.conftest import DEPARTMENTS
+
+    bureau.write_export(departments=[d for d in DEPARTMENTS if d["部门编号"] != "D0005"],
+                        people=[p for p in PEOPLE if p["部门编号"] != "D0005"])
+    view = console.data.department("D0005")
+    assert view is not None and not view.consistent
+    assert [f.what for f in view.findings] == ["dept_retire"]
+    assert [f.what for f in view.people_findings["A000005"]] == ["leave_absent"]
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["hr"])
+    page = visible_text(client.get("/departments/D0005").text)
+    assert "人事数据中已没有此部门，但通讯录中仍有" in page and "阿依古丽·买买提（A000005）" in page

@@ -72,3 +72,14 @@ def test_run_now_is_for_operators_and_queues_a_whole_unit_resync(console: Consol
     assert (request.scope.kind, request.requested_by) == ("all", "duty-operator")
     assert f"resync={request.id}" in answer.headers["Location"]
     assert 'data-status="queued"' in operator.get(answer.headers["Location"]).text
+
+
+def test_the_held_page_states_the_threshold_and_that_a_decision_covers_a_whole_run(console: Console,
+                                                                                   bureau: Bureau) -> None:
+    operator = console.app.test_client()
+    sign_in(operator, bureau.tokens["operator"])
+    page = visible_text(operator.get("/held").text)
+    safety = bureau.config.safety
+    assert f"超过 {safety.max_deactivations} 个" in page and f"{safety.max_deactivation_share * 100:.1f}%" in page
+    assert "审批以运行为单位" in page and "逐项" not in page
+    assert "下一次同步会再次暂缓" in page  # a rejection does not stick while HR is unchanged

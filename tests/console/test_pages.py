@@ -22,7 +22,8 @@ from tests.console.conftest import csrf_of, sign_in
 from tests.console.harness import Bureau, Console
 
 PAGES = ["/", "/completeness", "/completeness?d=D0003", "/people", "/people/A000002", "/people/A000009",
-         "/departments/D0001", "/departments/D0003", "/runs", "/held", "/no-such-page", "/signin"]
+         "/departments/D0001", "/departments/D0003", "/runs", "/runs?page=999999", "/changes", "/changes?d=D0003",
+         "/held", "/no-such-page", "/signin"]
 # What may stay Latin on a Chinese page: ids, codes, file locations, token names, and these words.
 _LATIN_OK = re.compile(r"\b[0-9a-f]{12}\b|\bG[OE]_\w+|\S+\.csv(:\d+)?|hr-portal|duty-operator"
                        r"|\b(syncd|XLSX|CSV|Excel)\b")
@@ -177,8 +178,9 @@ def test_a_resync_that_did_not_sync_its_subject_says_why(console: Console, burea
 
 def test_run_scopes_and_durations_read_in_chinese(console: Console) -> None:
     filters = console.app.jinja_env.filters
-    assert [filters["scope"](scope) for scope in ("all", "employee A000002", "department D0003", "odd")] == [
-        "全单位", "人员 A000002", "部门 D0003", "odd"]
+    with console.app.test_request_context():
+        scopes = [filters["scope"](scope) for scope in ("all", "employee A000002", "department D0003", "odd")]
+    assert scopes == ["全单位", "人员 李华（A000002）", "部门 郑州市审计局 / 财政审计处（D0003）", "odd"]
     assert [filters["seconds"](value) for value in (None, 3.0, 119.94, 120.0, 4000.0)] == [
         "—", "3.0 秒", "119.9 秒", "2.0 分钟", "66.7 分钟"]
 
