@@ -28,7 +28,7 @@ from syncd.scope import EVERYTHING, Scope, keep_in_scope, narrow
 from syncd.source import Source, change_token
 from syncd.state.store import DECIDED_AT, StateStore, aware
 from syncd.target import Target
-from syncd.validate import CodeTables, build_snapshot
+from syncd.validate import SOURCE_REJECTION, CodeTables, build_snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -163,6 +163,11 @@ def read(config: Config, source: Source) -> Snapshot:
     """Read the HR source to the end and validate it; every rejected record is logged (no names)."""
     snapshot = build_snapshot(source, config.unit.root_department, CodeTables.load(config.source.code_tables))
     for rejection in snapshot.rejections:
+        if rejection.kind == SOURCE_REJECTION:
+            # The one line that says why this read cannot vouch for anyone's absence.
+            log.error("source.incomplete", reason=rejection.reason, departments=len(snapshot.departments),
+                      consequence="no leave, no department retirement, no value from the damaged part")
+            continue
         # A file and line locate a record without naming anyone; a DN may hold a name (cn=…).
         log.warning("record.rejected", kind=rejection.kind, key=rejection.key, field=rejection.field,
                     reason=rejection.reason, location=rejection.location() if rejection.line else rejection.kind)
@@ -251,8 +256,10 @@ def record(store: StateStore, result: CycleResult, guarded: GuardedPlan, subject
         result.outcome = "partial"
     elif guarded.needs_approval:
         result.outcome = "held"
-    counts = {**result.report.counts(), "held": len(guarded.held), "rejected": len(result.snapshot.rejections),
-              "incomplete_people": len({i.key for i in result.snapshot.issues})}
+    rejected = sum(1 for r in result.snapshot.rejections if r.kind != SOURCE_REJECTION)
+    counts = {**result.report.counts(), "held": len(guarded.held), "rejected": rejected,
+              "incomplete_people": len({i.key for i in result.snapshot.issues}),
+              "source_incomplete": int(not result.snapshot.complete)}
     store.finish_run(result.run_id, result.outcome, counts)
 
 

@@ -224,7 +224,7 @@ NOTICE_TITLE_PREFIX = "【郑政钉同步】"
 PROBLEM_TITLES: dict[str, str] = {
     "run_failed": "同步失败", "auth_failed": "接口认证失败", "held": "同步待审批", "records": "人事数据待修正",
     "overdue": "变更逾期未入通讯录", "quarantined": "同步熔断中止", "calendar": "工作日历缺少年份",
-    "digest": "近一周人员调动和离职",
+    "digest": "近一周人员调动和离职", "source_incomplete": "人事数据读取不完整", "state_unwritable": "同步状态无法写入",
 }
 # A person's move, as the weekly digest (Article 11) lists it.
 DIGEST_MOVES: dict[str, str] = {"transfer": "调出", "transfer_out": "调离本单位", "leave": "离职"}
@@ -256,6 +256,11 @@ NOTICES: dict[str, str] = {
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
+    "source_incomplete.what": "{unit}：人事导出文件不完整或在读取时被改动（运行 {run}）："
+                              "文件被截断、某行字段数与表头不符、引号未闭合，或读取前后文件大小、修改时间、内容不一致。",
+    "source_incomplete.affects": "本次同步未处理离职和部门撤销，受损部分的数据未写入通讯录。",
+    "source_incomplete.action": "请查看 syncd 日志中的 source.incomplete 事件（指出文件和行号），"
+                                "请人事部门重新完整导出；下一次同步会自动重新读取。",
     "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（截止 {due}）仍未进入通讯录。",
     "overdue.action": "请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。",
     "calendar.what": "{unit}：工作日历（chinese-calendar）没有 {year} 年的法定节假日和调休，"

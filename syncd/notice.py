@@ -25,7 +25,8 @@ from syncd.config import Admin
 
 log = structlog.get_logger(__name__)
 
-Kind = Literal["run_failed", "auth_failed", "held", "records", "overdue", "quarantined", "calendar", "digest"]
+Kind = Literal["run_failed", "auth_failed", "held", "records", "overdue", "quarantined", "calendar", "digest",
+               "source_incomplete", "state_unwritable"]
 State = Literal["open", "reminder", "resolved"]
 Level = Literal[1, 2]
 
