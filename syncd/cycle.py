@@ -20,8 +20,8 @@ import structlog
 from syncd.apply import Applier, ApplyReport, ApplySettings, DryRunJournal
 from syncd.config import Config
 from syncd.drift import Drift, detect_drift
-from syncd.guard import WAITING, GuardedPlan, Held, Limits, ScopeViolation, check_scope, guard
-from syncd.model import Change, ChangeKind, LinkState, Plan, Snapshot
+from syncd.guard import WAITING, GuardedPlan, Held, InPost, Limits, ScopeViolation, check_scope, guard
+from syncd.model import Change, ChangeKind, LinkState, PersonStatus, Plan, Snapshot
 from syncd.reconcile import reconcile
 from syncd.recovery import recover
 from syncd.scope import EVERYTHING, Scope, keep_in_scope, narrow
@@ -33,6 +33,7 @@ from syncd.validate import SOURCE_REJECTION, CodeTables, build_snapshot
 log = structlog.get_logger(__name__)
 
 SOURCE_TOKEN = "source.change_token"
+IN_POST = "source.in_post"  # in-post people of the last complete whole-unit read let through
 YOUNG_GENERATION = 50_000  # objects allocated between the collector's passes during a cycle (see young_generation)
 
 
@@ -144,6 +145,10 @@ def _steps(config: Config, source: Source, target: Target, store: StateStore, op
             # Only a complete whole-unit read vouches for the token: taken before the read, so a
             # change made during it is seen again next time.
             store.set_value(SOURCE_TOKEN, token)
+        if snapshot.complete and options.scope.everything and not guarded.shrink_held:
+            # The size the sanity floor compares with: only a read let through (or approved) sets it,
+            # or a shrunken export held once would pass on the next cycle.
+            store.set_value(IN_POST, str(in_post_count(snapshot)))
     return result
 
 
@@ -213,8 +218,16 @@ def plan(config: Config, snapshot: Snapshot, store: StateStore, target: Target, 
 def guard_plan(config: Config, planned: Planned, store: StateStore) -> GuardedPlan:
     """Hold mass deactivations and (by configuration) structure changes; let the approved through."""
     safety = config.safety
-    limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold")
-    return guard(planned.plan, planned.links, limits, store.approvals())
+    limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold",
+                    safety.max_shrink_share)
+    before = store.value(IN_POST)
+    in_post = InPost(int(before), in_post_count(planned.snapshot)) if before and planned.snapshot.complete else None
+    return guard(planned.plan, planned.links, limits, store.approvals(), in_post)
+
+
+def in_post_count(snapshot: Snapshot) -> int:
+    """The snapshot's people in post (在职)."""
+    return sum(1 for person in snapshot.people.values() if person.status is PersonStatus.IN_POST)
 
 
 def apply(config: Config, planned: Planned, guarded: GuardedPlan, store: StateStore, target: Target,

@@ -223,7 +223,7 @@ class Bureau:
             "unit": {"operator": "syncd-test"},
             "target": {"rate_limit": 1000, "concurrency": 2},
             "state": {"url": self.state_url},
-            "safety": {"structure_changes": "apply", "max_deactivation_share": 1.0},
+            "safety": {"structure_changes": "apply", "max_deactivation_share": 1.0, "max_shrink_share": 1.0},
             "schedule": {"incremental_every": "2s"},
             "api": {"listen": f"127.0.0.1:{port}", "tokens_file": "tokens.toml"},
             "logging": {"format": "json", "level": "debug"},
