@@ -261,6 +261,9 @@ NOTICES: dict[str, str] = {
     "source_incomplete.affects": "本次同步未处理离职和部门撤销，受损部分的数据未写入通讯录。",
     "source_incomplete.action": "请查看 syncd 日志中的 source.incomplete 事件（指出文件和行号），"
                                 "请人事部门重新完整导出；下一次同步会自动重新读取。",
+    "state_unwritable.what": "{unit}：同步状态数据库无法写入（{error}），同步已暂停，人事变更暂不能进入通讯录。",
+    "state_unwritable.action": "请检查状态数据库：磁盘空间、文件权限、数据库锁，或 PostgreSQL 是否可达；"
+                               "恢复后同步会自动继续。",
     "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（截止 {due}）仍未进入通讯录。",
     "overdue.action": "请运行 syncd status 查看原因：暂缓的变更请审批（syncd approve/reject），同步失败请排除。",
     "calendar.what": "{unit}：工作日历（chinese-calendar）没有 {year} 年的法定节假日和调休，"

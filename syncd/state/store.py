@@ -120,7 +120,11 @@ class StateStore:
 
     def __init__(self, url: str) -> None:
         _private_sqlite_file(url)
-        self.engine: Engine = create_engine(url, future=True)
+        # PostgreSQL may restart under a running daemon: a pooled connection is tested before use (one
+        # that died with the old server is replaced), and a server that does not answer fails in seconds.
+        options: dict[str, Any] = ({"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+                                   if make_url(url).get_backend_name() == "postgresql" else {})
+        self.engine: Engine = create_engine(url, future=True, **options)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
