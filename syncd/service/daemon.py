@@ -478,6 +478,10 @@ class Daemon:
                 log.error("daemon.fenced", trigger=options.trigger, reason=str(exc))
                 return None
             except SQLAlchemyError as exc:
+                if self._lock.shared and not self._leading:
+                    # The lease ended meanwhile, and the new leader ended this cycle's session.
+                    log.error("daemon.fenced", trigger=options.trigger, reason=database_reason(exc))
+                    return None
                 self.alarm.failed(exc, engine.config, engine.notifiers, "running a cycle")
                 self._record(None, "error", time.monotonic() - started)
                 return None
@@ -642,7 +646,7 @@ class Daemon:
         last = self._last
         if self.alarm.reason is not None:
             return Health(False, self._last_success, last.outcome if last else None,
-                          reason=f"the state database cannot be written: {self.alarm.reason}", role=role)
+                          reason=f"the state database cannot be written or reached: {self.alarm.reason}", role=role)
         try:
             if self._lock.shared and not self._leading:
                 return self._standby_health(window)

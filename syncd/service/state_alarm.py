@@ -91,10 +91,14 @@ class StateAlarm:
     def _send(self, config: Config, notifiers: Sequence[Notifier], state: State, text: str) -> bool:
         """Send one notice straight through the channels; whether one delivered it."""
         assert self._since is not None
+        recipients = recipients_of(config.escalation.unit_admins)
+        # As the escalation judges it: work notification and email need recipients, a webhook does not.
+        if not notifiers or not (recipients or any(n.channel == "webhook" for n in notifiers)):
+            return False
         notice = Notice.create(
             unit=config.unit.name, level=1, kind="state_unwritable", key=KEY, state=state,
             # One outage, one id per state: a channel that sees the open notice twice can drop it.
             sequence=int(self._since.timestamp()), title=notice_title(state, KEY), text=text,
             since=self._since.astimezone(ZoneInfo(config.schedule.timezone)),
-            recipients=recipients_of(config.escalation.unit_admins))
+            recipients=recipients)
         return any(delivery.ok for delivery in send_first(notifiers, notice))

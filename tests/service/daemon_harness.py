@@ -264,6 +264,22 @@ class Bureau:
             daemon.wait_serving()
         return daemon
 
+    def leader_and_standby(self) -> tuple[DaemonProcess, DaemonProcess]:
+        """Start two daemons on this (PostgreSQL) state: (leader, standby) once each knows its role."""
+        first = self.start()
+        second = self.start()  # started once the first has migrated the empty schema
+
+        def roles() -> tuple[DaemonProcess, DaemonProcess] | None:
+            leading = [d for d in (first, second) if d.find("daemon.leading")]
+            if not leading:
+                return None
+            [leader] = leading
+            return leader, second if leader is first else first
+
+        leader, standby = poll(roles, 15, "one daemon leading")
+        standby.wait_for("daemon.standby")
+        return leader, standby
+
     def cli(self, *args: str, config: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """`syncd --config … ARGS` as its own process."""
         config = config or (self.daemons[-1].config if self.daemons else self._cli_config())
