@@ -124,3 +124,41 @@ def test_a_frozen_leader_is_replaced_within_60_s_and_thawed_writes_nothing_more(
     code, body = health(leader)
     assert body.get("role") == "standby", body
     assert code in (200, 503) and requests.codes.ok == 200  # a standby: never 500
+
+
+def test_chaos_two_nodes_postgresql_restarted_leader_killed_twice_hr_changing_ends_equal_to_hr(
+        pg_bureau: Bureau) -> None:
+    leader, standby = two_nodes(pg_bureau)
+    nodes = [leader, standby]
+    killed: list[DaemonProcess] = []
+    people = [dict(p) for p in PEOPLE]
+
+    def hr_changes(step: int) -> None:
+        """Three joins and one post change: HR keeps changing whatever happens to the nodes."""
+        people.extend(person(f"A02{step}{i:03d}", f"变动{step}{i}", f"1370{step}{i:06d}", "D0003") for i in range(3))
+        people[1]["职务"] = f"职务{step}"
+        pg_bureau.write_export(people=people)
+
+    def the_leader() -> DaemonProcess | None:
+        alive = [node for node in nodes if node.process.poll() is None]
+        leading = [node for node in alive if health(node)[1].get("role") == "leader"]
+        return leading[0] if len(leading) == 1 else None
+
+    pg_bureau.admin.set_faults(latency=0.3)  # cycles take seconds: a kill lands in the middle of one
+    for step in range(1, 4):
+        current = poll(the_leader, ELECTED_WITHIN, f"a leader before step {step}")
+        mark = current.mark()
+        hr_changes(step)
+        current.wait_for("change.done", timeout=20, after=mark)
+        if step == 2:
+            pg_cluster("restart")
+        else:
+            current.kill()
+            killed.append(current)
+            nodes.append(pg_bureau.start())  # systemd would restart it: two nodes again
+    pg_bureau.admin.set_faults()
+    pg_bureau.wait_directory(lambda d: d == hr_projection(people, DEPARTMENTS), 60, "the directory equal to HR")
+    joins = Counter(entry.subject for entry in pg_bureau.journal() if entry.kind == "join" and entry.state == "done")
+    assert set(joins) == {p["工号"] for p in people if p["人员状态"] == "在职"}
+    assert max(joins.values()) == 1, joins
+    assert all(node.process.poll() is None for node in nodes if node not in killed), "a node exited"
