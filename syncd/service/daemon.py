@@ -40,7 +40,8 @@ from apscheduler.events import (
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import log as logging_setup
 from syncd.config import Config, ConfigError, load
@@ -60,6 +61,7 @@ from syncd.service.state_alarm import StateAlarm, database_reason
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
+from syncd.state import MigrationFailed
 from syncd.state.store import Busy, StateStore, aware
 from syncd.target import DirectoryEntry, Target
 from syncd.version import __version__
@@ -107,6 +109,25 @@ class Engine:
             close = getattr(part, "close", None)
             if close is not None:
                 close()
+
+
+def open_state(url: str) -> StateStore:
+    """The state; a PostgreSQL that cannot be reached yet (it starts after this node, or restarts) is
+    waited for with backoff, not a reason to exit. Any other failure to open the state still is."""
+    retry, said = RECONNECT_FIRST, None
+    while True:
+        try:
+            return StateStore(url)
+        except MigrationFailed as exc:
+            cause = exc.__cause__
+            if make_url(url).get_backend_name() != "postgresql" or not isinstance(cause, OperationalError):
+                raise
+            reason = database_reason(cause)
+            if reason != said:
+                log.error("state.unwritable", reason=reason, error=type(cause).__name__, doing="opening the state")
+                said = reason
+            time.sleep(random.uniform(0.5, 1.0) * retry)
+            retry = min(retry * 2, STANDBY_POLL)
 
 
 class DaemonControl:
@@ -163,7 +184,7 @@ class Daemon:
 
     def __init__(self, config_path: Path, config: Config, notifier: SystemdNotifier | None = None) -> None:
         self.config_path = config_path
-        self.store = StateStore(config.state.url)
+        self.store = open_state(config.state.url)
         self.metrics = Metrics(held_changes=lambda: len(self.store.pending_holds()),
                                overdue_changes=lambda: len(self.store.overdue(self.today())),
                                open_problems=lambda: open_counts(self.store))

@@ -161,3 +161,18 @@ def test_chaos_two_nodes_postgresql_restarted_leader_killed_twice_hr_changing_en
     assert set(joins) == {p["工号"] for p in people if p["人员状态"] == "在职"}
     assert max(joins.values()) == 1, joins
     assert all(node.process.poll() is None for node in nodes if node not in killed), "a node exited"
+
+
+def test_a_node_started_while_postgresql_is_down_waits_for_it_then_leads(pg_bureau: Bureau) -> None:
+    pg_cluster("stop")
+    try:
+        node = pg_bureau.start(wait=False)
+        waiting = node.wait_for("state.unwritable", timeout=20)
+        assert waiting["doing"] == "opening the state" and waiting["reason"], waiting
+        time.sleep(3)  # several tries with the database away
+        assert node.process.poll() is None, node.tail()
+    finally:
+        pg_cluster("start")
+    node.wait_for("daemon.leading", timeout=ELECTED_WITHIN)
+    assert node.wait_for("cycle.finished", trigger="start")["outcome"] == "success"
+    assert pg_bureau.directory() == hr_projection(PEOPLE, DEPARTMENTS)
