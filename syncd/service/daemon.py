@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -98,8 +98,7 @@ class Engine:
         self.config = config
         self.source: Source = build_source(config)
         # Every write to the directory first checks this node still leads (a thawed old leader must not).
-        self.target: Target = FencedTarget(build_target(config, on_call=on_call, interrupt=interrupt),
-                                           fence)  # type: ignore[assignment]
+        self.target = cast(Target, FencedTarget(build_target(config, on_call=on_call, interrupt=interrupt), fence))
         self.notifiers = build_notifiers(config)
         self.escalation = Escalation(store, config, self.notifiers, config.unit.name)
 
