@@ -21,19 +21,20 @@ from syncd.apply import Applier, ApplyReport, ApplySettings, DryRunJournal
 from syncd.config import Config
 from syncd.correlate import find_existing
 from syncd.drift import Drift, detect_drift
-from syncd.guard import WAITING, GuardedPlan, Held, Limits, ScopeViolation, check_scope, guard
-from syncd.model import Change, ChangeKind, LinkState, Plan, Snapshot
+from syncd.guard import WAITING, GuardedPlan, Held, InPost, Limits, ScopeViolation, check_scope, guard
+from syncd.model import Change, ChangeKind, LinkState, PersonStatus, Plan, Snapshot
 from syncd.reconcile import reconcile
 from syncd.recovery import recover
 from syncd.scope import EVERYTHING, Scope, keep_in_scope, narrow
 from syncd.source import Source, change_token
 from syncd.state.store import DECIDED_AT, StateStore, aware
 from syncd.target import Target
-from syncd.validate import CodeTables, build_snapshot
+from syncd.validate import SOURCE_REJECTION, CodeTables, build_snapshot
 
 log = structlog.get_logger(__name__)
 
 SOURCE_TOKEN = "source.change_token"
+IN_POST = "source.in_post"  # in-post people of the last complete whole-unit read let through
 YOUNG_GENERATION = 50_000  # objects allocated between the collector's passes during a cycle (see young_generation)
 
 
@@ -145,6 +146,10 @@ def _steps(config: Config, source: Source, target: Target, store: StateStore, op
             # Only a complete whole-unit read vouches for the token: taken before the read, so a
             # change made during it is seen again next time.
             store.set_value(SOURCE_TOKEN, token)
+        if snapshot.complete and options.scope.everything and not guarded.shrink_held:
+            # The size the sanity floor compares with: only a read let through (or approved) sets it,
+            # or a shrunken export held once would pass on the next cycle.
+            store.set_value(IN_POST, str(in_post_count(snapshot)))
     return result
 
 
@@ -164,6 +169,11 @@ def read(config: Config, source: Source) -> Snapshot:
     """Read the HR source to the end and validate it; every rejected record is logged (no names)."""
     snapshot = build_snapshot(source, config.unit.root_department, CodeTables.load(config.source.code_tables))
     for rejection in snapshot.rejections:
+        if rejection.kind == SOURCE_REJECTION:
+            # The one line that says why this read cannot vouch for anyone's absence.
+            log.error("source.incomplete", reason=rejection.reason, departments=len(snapshot.departments),
+                      consequence="no leave, no department retirement, no value from the damaged part")
+            continue
         # A file and line locate a record without naming anyone; a DN may hold a name (cn=…).
         log.warning("record.rejected", kind=rejection.kind, key=rejection.key, field=rejection.field,
                     reason=rejection.reason, location=rejection.location() if rejection.line else rejection.kind)
@@ -213,8 +223,16 @@ def plan(config: Config, snapshot: Snapshot, store: StateStore, target: Target, 
 def guard_plan(config: Config, planned: Planned, store: StateStore) -> GuardedPlan:
     """Hold mass deactivations and (by configuration) structure changes; let the approved through."""
     safety = config.safety
-    limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold")
-    return guard(planned.plan, planned.links, limits, store.approvals())
+    limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold",
+                    safety.max_shrink_share)
+    before = store.value(IN_POST)
+    in_post = InPost(int(before), in_post_count(planned.snapshot)) if before and planned.snapshot.complete else None
+    return guard(planned.plan, planned.links, limits, store.approvals(), in_post)
+
+
+def in_post_count(snapshot: Snapshot) -> int:
+    """The snapshot's people in post (在职)."""
+    return sum(1 for person in snapshot.people.values() if person.status is PersonStatus.IN_POST)
 
 
 def apply(config: Config, planned: Planned, guarded: GuardedPlan, store: StateStore, target: Target,
@@ -264,8 +282,10 @@ def record(store: StateStore, result: CycleResult, guarded: GuardedPlan, subject
         result.outcome = "partial"
     elif guarded.needs_approval:
         result.outcome = "held"
-    counts = {**result.report.counts(), "held": len(guarded.held), "rejected": len(result.snapshot.rejections),
-              "incomplete_people": len({i.key for i in result.snapshot.issues})}
+    rejected = sum(1 for r in result.snapshot.rejections if r.kind != SOURCE_REJECTION)
+    counts = {**result.report.counts(), "held": len(guarded.held), "rejected": rejected,
+              "incomplete_people": len({i.key for i in result.snapshot.issues}),
+              "source_incomplete": int(not result.snapshot.complete)}
     store.finish_run(result.run_id, result.outcome, counts)
 
 

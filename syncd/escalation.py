@@ -135,6 +135,7 @@ class Facts:
     quarantined: bool = False
     rejected: int = 0
     incomplete: int = 0
+    source_incomplete: bool = False  # the latest run read a damaged or changing export
     held: tuple[HeldRun, ...] = ()
     overdue: tuple[OverdueChange, ...] = ()
     uncovered_years: tuple[int, ...] = ()  # years the working-day calendar does not know
@@ -201,6 +202,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
         quarantined=last.outcome == "failed" and not refusals and not by_signal,
         rejected=int(counts.get("rejected", 0)), incomplete=int(counts.get("incomplete_people", 0)),
+        source_incomplete=bool(counts.get("source_incomplete", 0)),
     )
 
 
@@ -305,6 +307,10 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
                     notice_text("refused.affects", workdays=deadline_workdays), (entry.subject,)))
     if facts.held:
         add(_held(facts.held, unit, limits, console))
+    if facts.source_incomplete:
+        add(Finding("source_incomplete", "source_incomplete", 1,
+                    notice_text("source_incomplete.what", unit=unit, run=run),
+                    notice_text("source_incomplete.action"), notice_text("source_incomplete.affects")))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
                     notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),

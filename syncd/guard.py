@@ -3,6 +3,10 @@ dangerous changes are stopped here, as data, not discovered half-applied.
 
 - Deactivations above `max_deactivations` or `max_deactivation_share` of the active people are
   all held (other changes proceed) until an operator approves or rejects the run.
+- A sanity floor on the size of HR: when a complete read has more than `max_shrink_share` fewer
+  in-post people than the last complete read that was let through, every deactivation is held the
+  same way, whatever their number: a well-formed but wrong export (one department's sheet, last
+  year's file) looks like this.
 - With `structure_changes = "hold"`, department creates, renames, moves and retirements are held
   for approval (Article 7: structure changes are reported to the city bureau beforehand).
 - A change that depends on a held one (a person joining a department whose creation is held)
@@ -38,6 +42,20 @@ class Limits:
     max_deactivations: int
     max_deactivation_share: float
     hold_structure: bool
+    max_shrink_share: float = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class InPost:
+    """The in-post people of the last complete read let through (`before`) and of this one (`now`)."""
+
+    before: int
+    now: int
+
+    @property
+    def drop(self) -> float:
+        """The share of `before` that is gone (0 when HR grew)."""
+        return max(self.before - self.now, 0) / self.before if self.before else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,7 @@ class GuardedPlan:
 
     allowed: Plan
     held: list[Held] = field(default_factory=list)
+    shrink_held: bool = False  # deactivations held because HR shrank past max_shrink_share
 
     @property
     def needs_approval(self) -> bool:
@@ -85,11 +104,13 @@ def _under_root(dept_id: str, snapshot: Snapshot, root: str) -> bool:
     return False
 
 
-def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]) -> GuardedPlan:
+def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str],
+          in_post: InPost | None = None) -> GuardedPlan:
     """Split the plan: held deactivations and structure changes, waiting dependents, the rest allowed.
 
     `approved` holds the fingerprints of changes an operator approved in an earlier held run: exactly
-    those changes pass; the same subject with different values is held again.
+    those changes pass; the same subject with different values is held again. `in_post` compares a
+    complete read's size with the last one let through (None: no such read, or this one incomplete).
     """
     held: dict[int, Held] = {}
 
@@ -105,6 +126,13 @@ def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]
                   f"max_deactivation_share={limits.max_deactivation_share:.1%}")
         for i in deactivations:
             held[i] = Held(plan.changes[i], HOLD_MASS_DEACTIVATION, detail)
+    shrink_held = bool(deactivations) and in_post is not None and in_post.drop > limits.max_shrink_share
+    if shrink_held:
+        assert in_post is not None
+        detail = (f"HR's in-post people fell from {in_post.before} to {in_post.now} ({in_post.drop:.1%}), "
+                  f"more than max_shrink_share={limits.max_shrink_share:.1%}")
+        for i in deactivations:
+            held.setdefault(i, Held(plan.changes[i], HOLD_MASS_DEACTIVATION, detail))
 
     held_kinds: dict[str, ChangeKind] = {}
     for i, change in enumerate(plan.changes):
@@ -125,4 +153,4 @@ def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]
             held[i] = Held(change, WAITING, f"waits for the held change of {change.subject}")
 
     allowed = Plan([c for i, c in enumerate(plan.changes) if i not in held])
-    return GuardedPlan(allowed, [held[i] for i in sorted(held)])
+    return GuardedPlan(allowed, [held[i] for i in sorted(held)], shrink_held)

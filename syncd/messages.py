@@ -310,8 +310,8 @@ PROBLEM_TITLES: dict[str, str] = {
     "run_failed": "同步失败", "auth_failed": "接口认证失败", "held": "同步待审批", "records": "人事数据待修正",
     "refused": "变更被通讯录拒绝",
     "overdue": "变更逾期未入通讯录", "quarantined": "同步熔断中止", "calendar": "工作日历缺少年份",
-    "digest": "近一周人员调动和离职",
-    "test": "测试通知",
+    "digest": "近一周人员调动和离职", "test": "测试通知",
+    "source_incomplete": "人事数据读取不完整", "state_unwritable": "同步状态无法写入",
 }
 # A person's move, as the weekly digest (Article 11) lists it.
 # A leave by the 人员状态 it came from (退休, 离职, 死亡); absent from a complete HR read reads as 离职.
@@ -362,6 +362,14 @@ NOTICES: dict[str, str] = {
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
+    "source_incomplete.what": "{unit}：人事导出文件不完整或在读取时被改动（运行 {run}）："
+                              "文件被截断、某行字段数与表头不符、引号未闭合，或读取前后文件大小、修改时间、内容不一致。",
+    "source_incomplete.affects": "本次同步未处理离职和部门撤销，受损部分的数据未写入通讯录。",
+    "source_incomplete.action": "请查看 syncd 日志中的 source.incomplete 事件（指出文件和行号），"
+                                "请人事部门重新完整导出；下一次同步会自动重新读取。",
+    "state_unwritable.what": "{unit}：同步状态数据库无法写入（{error}），同步已暂停，人事变更暂不能进入通讯录。",
+    "state_unwritable.action": "请检查状态数据库：磁盘空间、文件权限、数据库锁，或 PostgreSQL 是否可达；"
+                               "恢复后同步会自动继续。",
     "overdue.what": "{unit}：{count} 项变更超过 {workdays} 个工作日时限（{detected}截止 {due}）仍未进入通讯录。",
     "overdue.detected": "人事变更发现于 {detected}，",
     "overdue.unknown_calendar": "截止日期涉及工作日历未知的年份，按周一至周五推算，可能有误。",

@@ -28,7 +28,7 @@ from syncd.config import Admin
 log = structlog.get_logger(__name__)
 
 Kind = Literal["run_failed", "auth_failed", "held", "records", "refused", "overdue", "quarantined", "calendar",
-               "digest", "test"]
+               "digest", "test", "source_incomplete", "state_unwritable"]
 State = Literal["open", "reminder", "resolved"]
 Level = Literal[1, 2]
 

@@ -34,6 +34,7 @@ from syncd.source import RawRecord, Source, SourceError
 
 # Package data, found the same way from a checkout, a wheel, the bundle and an editable install.
 BUNDLED_CODE_TABLES: Traversable = files("syncd").joinpath("data", "codes")
+SOURCE_REJECTION = "source"  # the kind of the one rejection an incomplete read records: the read, not a record
 
 # Full-width digits and Latin letters (U+FF10–FF19, FF21–FF3A, FF41–FF5A) and the ideographic
 # space become ASCII; Chinese punctuation such as （） is left alone, it belongs to names.
@@ -255,7 +256,7 @@ def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> S
         people, located = _accept(raw_people, "person", "employee_id", parse, snapshot)
     except SourceError as exc:
         snapshot.complete = False
-        snapshot.rejections.append(Rejection("source", "", "", f"read broke off: {exc}", type(source).__name__,
+        snapshot.rejections.append(Rejection(SOURCE_REJECTION, "", "", f"read broke off: {exc}", type(source).__name__,
                                              code="source.broke_off"))
         return snapshot
     snapshot.people, located = _in_known_departments(people, located, snapshot)

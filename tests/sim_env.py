@@ -64,7 +64,8 @@ def env(tmp_path: Path, export: Callable[..., tuple[Path, Path]], monkeypatch: p
             unit={"operator": "syncd-test"}, target={"rate_limit": 500}, state={"url": "sqlite:///state.db"},
             safety={"structure_changes": options.get("structure", "apply"),
                     "max_deactivations": options.get("max_deactivations", 50),
-                    "max_deactivation_share": options.get("share", 1.0)},
+                    "max_deactivation_share": options.get("share", 1.0),
+                    "max_shrink_share": options.get("shrink", 1.0)},
             logging={"format": "json"}), encoding="utf-8")
         export()
         yield Env(server, config, export)

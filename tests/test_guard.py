@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.guard import HOLD_MASS_DEACTIVATION, HOLD_STRUCTURE, WAITING, Limits, ScopeViolation, check_scope, guard
+from syncd.guard import (
+    HOLD_MASS_DEACTIVATION,
+    HOLD_STRUCTURE,
+    WAITING,
+    InPost,
+    Limits,
+    ScopeViolation,
+    check_scope,
+    guard,
+)
 from syncd.model import Change, ChangeKind, Department, LinkedPerson, LinkState, Plan, Snapshot
 
 APPLY = Limits(max_deactivations=2, max_deactivation_share=0.5, hold_structure=False)
@@ -36,6 +45,18 @@ def test_over_the_share_is_held_even_under_the_count() -> None:
     limits = Limits(max_deactivations=50, max_deactivation_share=0.05, hold_structure=False)
     guarded = guard(Plan(leaves(3)), links(10), limits, frozenset())
     assert len(guarded.held) == 3 and "30.0% of 10" in guarded.held[0].detail
+
+
+def test_hr_shrunk_past_the_floor_holds_every_deactivation_whatever_their_number() -> None:
+    lenient = Limits(max_deactivations=50, max_deactivation_share=1.0, hold_structure=False, max_shrink_share=0.10)
+    guarded = guard(Plan(leaves(2)), links(10), lenient, frozenset(), InPost(before=100, now=89))
+    assert [h.reason for h in guarded.held] == [HOLD_MASS_DEACTIVATION] * 2 and guarded.shrink_held
+    assert "from 100 to 89 (11.0%)" in guarded.held[0].detail
+    within = guard(Plan(leaves(2)), links(10), lenient, frozenset(), InPost(before=100, now=90))
+    assert within.held == [] and not within.shrink_held
+    approved = frozenset(c.fingerprint() for c in leaves(2))
+    decided = guard(Plan(leaves(2)), links(10), lenient, approved, InPost(before=100, now=80))
+    assert decided.held == [] and not decided.shrink_held  # approved: the smaller HR becomes the baseline
 
 
 def test_approved_deactivations_pass_and_do_not_count() -> None:

@@ -50,7 +50,8 @@ def make_config(directory: Path, base_url: str) -> Config:
         "target": {"base_url": base_url, "app_key": TENANT.app_key, "app_secret": TENANT.app_secret,
                    "tenant_id": TENANT.tenant_id, "rate_limit": 1000},
         "state": {"url": f"sqlite:///{directory / 'state.db'}"},
-        "safety": {"structure_changes": "apply", "max_deactivation_share": 1.0, "max_deactivations": 1000},
+        "safety": {"structure_changes": "apply", "max_deactivation_share": 1.0, "max_deactivations": 1000,
+                   "max_shrink_share": 1.0},
     })
 
 

@@ -26,12 +26,19 @@ class Health:
     ok: bool
     last_success: datetime | None
     last_outcome: str | None
+    reason: str | None = None  # why not ok, when the cycles do not tell (the state, a standby's view)
+    role: str | None = None  # leader | standby, when several nodes share the state
 
     def as_json(self) -> dict[str, Any]:
-        """`{"status": "ok"|"failing", "last_success", "last_outcome", "version"}`."""
-        return {"status": "ok" if self.ok else "failing", "version": __version__,
-                "last_success": self.last_success.isoformat() if self.last_success else None,
-                "last_outcome": self.last_outcome}
+        """`{"status": "ok"|"failing", "last_success", "last_outcome", "version"}`, `reason` and `role` when known."""
+        body: dict[str, Any] = {"status": "ok" if self.ok else "failing", "version": __version__,
+                                "last_success": self.last_success.isoformat() if self.last_success else None,
+                                "last_outcome": self.last_outcome}
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.role is not None:
+            body["role"] = self.role
+        return body
 
 
 class Control(Protocol):

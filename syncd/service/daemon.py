@@ -6,11 +6,17 @@ APScheduler runs one cycle at start, an incremental cycle every `schedule.increm
 once: one lock in the process, the store's cycle lock across processes and nodes. The control API
 and metrics are served beside it. SIGTERM finishes the change in flight and exits 0; SIGHUP reloads
 the configuration (a bad one is refused and the old one kept).
+
+The state may fail under the daemon: a full disk (`state.unwritable`, told to level 1 by
+`StateAlarm` without the state's help), or PostgreSQL gone away. No node exits for it: the leader
+stops syncing when its lease session ends, every node retries the database with backoff, and
+`/healthz` answers 503 with the reason until it is back; then the nodes elect a leader again.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sys
 import threading
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -34,7 +40,8 @@ from apscheduler.events import (
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import log as logging_setup
 from syncd.config import Config, ConfigError, load
@@ -48,13 +55,15 @@ from syncd.scope import ResyncRequest, Scope
 from syncd.service.api import create_api
 from syncd.service.control import Health
 from syncd.service.http import WsgiServer, is_loopback, split_listen
-from syncd.service.leader import AlreadyRunning, Holder, InstanceLock, running_daemon
+from syncd.service.leader import AlreadyRunning, FencedTarget, Holder, InstanceLock, LeadershipLost, running_daemon
 from syncd.service.metrics import Metrics
 from syncd.service.notify import SystemdNotifier
 from syncd.service.resyncs import carry_out, cycle_outcome
+from syncd.service.state_alarm import StateAlarm, database_reason
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
+from syncd.state import MigrationFailed
 from syncd.state.store import Busy, StateStore, aware
 from syncd.target import DirectoryEntry, Target
 from syncd.version import __version__
@@ -67,6 +76,9 @@ STANDBY_POLL = 5.0  # seconds between a standby node's tries for leadership (tak
 RESYNC_POLL = 1.0  # a queued resync starts within this (plus the cycle it may wait for)
 FULL_WAITS_FOR_LOCK = 600.0  # the daily full cycle waits this long for a running cycle rather than skip a day
 HEALTHY_INTERVALS = 3
+RECONNECT_FIRST = 0.5  # seconds before the first retry of a database gone away; doubled up to STANDBY_POLL
+# The leader's latest cycle (any outcome, skipped included), in the state: what a standby's health reads.
+LAST_CYCLE = "daemon.last_cycle"
 # A held run is the service doing its job (the guard worked; escalation asks for the decision).
 HEALTHY_OUTCOMES = ("success", "skipped", "held")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -84,10 +96,11 @@ class Engine:
     """The configuration and what is built from it: swapped whole on SIGHUP."""
 
     def __init__(self, config: Config, store: StateStore, on_call: Callable[[str], None],
-                 interrupt: threading.Event) -> None:
+                 interrupt: threading.Event, fence: Callable[[], None]) -> None:
         self.config = config
         self.source: Source = build_source(config)
-        self.target: Target = build_target(config, on_call=on_call, interrupt=interrupt)
+        # Every write to the directory first checks this node still leads (a thawed old leader must not).
+        self.target = cast(Target, FencedTarget(build_target(config, on_call=on_call, interrupt=interrupt), fence))
         self.notifiers = build_notifiers(config)
         self.escalation = Escalation(store, config, self.notifiers, config.unit.name)
 
@@ -97,6 +110,25 @@ class Engine:
             close = getattr(part, "close", None)
             if close is not None:
                 close()
+
+
+def open_state(url: str) -> StateStore:
+    """The state; a PostgreSQL that cannot be reached yet (it starts after this node, or restarts) is
+    waited for with backoff, not a reason to exit. Any other failure to open the state still is."""
+    retry, said = RECONNECT_FIRST, None
+    while True:
+        try:
+            return StateStore(url)
+        except MigrationFailed as exc:
+            cause = exc.__cause__
+            if make_url(url).get_backend_name() != "postgresql" or not isinstance(cause, OperationalError):
+                raise
+            reason = database_reason(cause)
+            if reason != said:
+                log.error("state.unwritable", reason=reason, error=type(cause).__name__, doing="opening the state")
+                said = reason
+            time.sleep(random.uniform(0.5, 1.0) * retry)
+            retry = min(retry * 2, STANDBY_POLL)
 
 
 class DaemonControl:
@@ -154,16 +186,18 @@ class Daemon:
 
     def __init__(self, config_path: Path, config: Config, notifier: SystemdNotifier | None = None) -> None:
         self.config_path = config_path
-        self.store = StateStore(config.state.url)
+        self.store = open_state(config.state.url)
         self.metrics = Metrics(held_changes=lambda: len(self.store.pending_holds()),
                                overdue_changes=lambda: len(self.store.overdue(self.today())),
                                open_problems=lambda: open_counts(self.store))
         self._interrupt = threading.Event()  # set on SIGTERM: cycles finish the change in flight and stop
-        self.engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt)
+        self._lock = InstanceLock(self.store)
+        self.alarm = StateAlarm()
+        self.engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt, self._lock.fence)
         # The console's HR snapshot: every cycle that read HR offers its own; read on demand before the first.
         self.snapshots = SnapshotCache(lambda: read_hr(self.engine.config))
         self._notifier = notifier or SystemdNotifier()
-        self._lock = InstanceLock(self.store)
+        self._leading = False
         self._cycle = threading.Lock()  # never two cycles of this process at once
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -205,7 +239,11 @@ class Daemon:
         self._log_start(config)
         # The last success survives a restart, even behind failed runs: /metrics and /healthz tell
         # how long the unit has gone without one, not how long this process has.
-        last = self.store.last_unit_run(outcomes=HEALTHY_OUTCOMES)
+        try:
+            last = self.store.last_unit_run(outcomes=HEALTHY_OUTCOMES)
+        except SQLAlchemyError as exc:  # the database went away since the start: the nodes wait for it
+            self.alarm.failed(exc, config, self.engine.notifiers, "reading the last run")
+            last = None
         if last is not None and last.finished_at is not None:
             self._last_success = aware(last.finished_at)
             self.metrics.mark_success(self._last_success.timestamp())
@@ -231,23 +269,43 @@ class Daemon:
         """Become the leader; a standby node waits here. False when asked to stop meanwhile."""
         if self._lock.shared:
             announced = False
-            # A standby is alive too: it feeds the watchdog while it waits, or systemd would kill it.
-            tick = min(self._notifier.watchdog_interval() or STANDBY_POLL, STANDBY_POLL)
-            while not self._lock.acquire():
+            retry = RECONNECT_FIRST
+            while True:
+                try:
+                    if self._lock.acquire():
+                        break
+                except SQLAlchemyError as exc:
+                    # PostgreSQL is restarting or gone: never exit for it, try again with backoff.
+                    self.alarm.failed(exc, self.engine.config, self.engine.notifiers, "taking the leader lock")
+                    if self._standby_wait(random.uniform(0.5, 1.0) * retry):
+                        return False
+                    retry = min(retry * 2, STANDBY_POLL)
+                    continue
+                retry = RECONNECT_FIRST
+                self.alarm.succeeded(self.engine.config, self.engine.notifiers)
                 if not announced:
                     log.info("daemon.standby", reason="another node holds the leader lock")
                     self._notifier.ready("standby: another node is the leader")
                     announced = True
-                waited = 0.0
-                while waited < STANDBY_POLL:
-                    if self._wait(tick):
-                        return False
-                    self._notifier.watchdog()
-                    waited += tick
+                if self._standby_wait(STANDBY_POLL):
+                    return False
+        self._leading = True
         log.info("daemon.leading")
         self._orphans_requeued = False
         self._start_scheduler()
         return True
+
+    def _standby_wait(self, seconds: float) -> bool:
+        """Wait between tries for the lock, feeding the watchdog (a standby is alive too, or systemd would
+        kill it); True when the daemon is stopping."""
+        tick = min(self._notifier.watchdog_interval() or STANDBY_POLL, STANDBY_POLL, seconds)
+        waited = 0.0
+        while waited < seconds:
+            if self._wait(tick):
+                return True
+            self._notifier.watchdog()
+            waited += tick
+        return False
 
     def _serve_while_leader(self) -> None:
         """The main thread's loop: signals, reloads, the watchdog, and (PostgreSQL) the leader lock."""
@@ -259,12 +317,15 @@ class Daemon:
                 self.reload()
             if self._lock.shared and not self._lock.alive():
                 # The lock went with the connection: another node may lead now. Stop syncing at once:
-                # the running cycle finishes the change in flight, then this node waits as a standby.
+                # the running cycle finishes the change in flight (its writes are fenced), then this
+                # node waits as a standby.
+                self._leading = False
                 self._stop_scheduler()
                 self._interrupt.set()
                 if self._cycle.acquire(timeout=STOP_WITHIN):
                     self._cycle.release()
                 self._interrupt.clear()
+                self._lock.release()
                 return
             self._notifier.watchdog()
 
@@ -321,6 +382,9 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+        # A file-size limit (systemd LimitFSIZE=, ulimit -f) must fail the state's write with EFBIG, which
+        # the state alarm reports, not kill the daemon with SIGXFSZ.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     def _serve_api(self, config: Config, tokens: TokenStore) -> None:
         host, port = split_listen(config.api.listen)
@@ -438,6 +502,18 @@ class Daemon:
             except Busy as exc:
                 log.info("scheduler.skipped", trigger=options.trigger, reason=str(exc))
                 return None
+            except LeadershipLost as exc:
+                # Left as a crash leaves it: the new leader's recovery finishes what this run began.
+                log.error("daemon.fenced", trigger=options.trigger, reason=str(exc))
+                return None
+            except SQLAlchemyError as exc:
+                if self._lock.shared and not self._leading:
+                    # The lease ended meanwhile, and the new leader ended this cycle's session.
+                    log.error("daemon.fenced", trigger=options.trigger, reason=database_reason(exc))
+                    return None
+                self.alarm.failed(exc, engine.config, engine.notifiers, "running a cycle")
+                self._record(None, "error", time.monotonic() - started)
+                return None
             self._record(result, result.outcome, time.monotonic() - started)
             self.snapshots.offer(result.snapshot)  # the console's HR data; a skipped cycle's empty one is ignored
             return result
@@ -453,6 +529,15 @@ class Daemon:
             self.metrics.mark_success(now.timestamp())
             self._last_success = now
         self._last = LastCycle(outcome, now)
+        engine = self.engine
+        try:
+            # Every cycle writes this, skipped ones too: standbys judge the leader by it, and an
+            # unwritable state is found on a quiet day as well.
+            self.store.set_value(LAST_CYCLE, {"at": now.isoformat(), "outcome": outcome})
+        except SQLAlchemyError as exc:
+            self.alarm.failed(exc, engine.config, engine.notifiers, "recording the cycle")
+        else:
+            self.alarm.succeeded(engine.config, engine.notifiers)
 
     def _escalate(self, cycle_error: str | None = None) -> None:
         """Open, remind, escalate and resolve problems, and send the weekly digest (one caller at a time:
@@ -466,8 +551,9 @@ class Daemon:
                                  root_organization_code=engine.config.unit.root_organization_code,
                                  timezone=engine.config.schedule.timezone)
             deliveries = [*engine.escalation.observe(now, facts), *engine.escalation.weekly_digest(now)]
-        except SQLAlchemyError as exc:  # the state is unreachable: the next cycle records and tells it
+        except SQLAlchemyError as exc:  # the state is unreachable: the alarm tells it without the state
             log.error("escalation.failed", error=type(exc).__name__)
+            self.alarm.failed(exc, self.engine.config, self.engine.notifiers, "escalating")
             return
         finally:
             self._escalating.release()
@@ -500,6 +586,12 @@ class Daemon:
                     return
                 self.snapshots.refresh_soon()  # the resync read HR afresh: the console reads it again too
                 self.metrics.observe_cycle(cycle_outcome(done), time.monotonic() - started, {})
+            except LeadershipLost as exc:
+                log.error("daemon.fenced", trigger="resync", reason=str(exc))
+                return
+            except SQLAlchemyError as exc:  # every second while the database is away: the alarm logs it once
+                self.alarm.failed(exc, self.engine.config, self.engine.notifiers, "polling resyncs")
+                return
             finally:
                 self._close_retired()
                 self._cycle.release()
@@ -530,7 +622,7 @@ class Daemon:
         try:
             config = load(self.config_path)
             TokenStore(config.api.tokens_file)  # a malformed tokens file fails the reload, not the next request
-            engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt)
+            engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt, self._lock.fence)
         except ConfigError as exc:
             log.error("config.reload_refused", problems=[p.key for p in exc.problems], detail=str(exc))
             self._notifier.ready_after_reload("reload refused: configuration kept")
@@ -576,14 +668,38 @@ class Daemon:
         return running_daemon(self.store)
 
     def health(self) -> Health:
-        """Ok while the last cycle succeeded, was skipped or held within three intervals."""
+        """The leader: ok while the last cycle succeeded, was skipped or held within three intervals. A
+        standby: ok while it reaches the state and the leader's last cycle (any outcome) is that recent.
+        Never ok while the state cannot be written or reached; the reason says so."""
         window = timedelta(seconds=HEALTHY_INTERVALS * self.engine.config.schedule.incremental_seconds())
+        role = ("leader" if self._leading else "standby") if self._lock.shared else None
         last = self._last
-        if last is None:  # nothing ran in this process yet (starting, or standby): the store tells
-            run = self.store.last_unit_run()
-            last = None if run is None or run.finished_at is None else LastCycle(run.outcome or "crashed",
-                                                                                  aware(run.finished_at))
+        if self.alarm.reason is not None:
+            return Health(False, self._last_success, last.outcome if last else None,
+                          reason=f"the state database cannot be written or reached: {self.alarm.reason}", role=role)
+        try:
+            if self._lock.shared and not self._leading:
+                return self._standby_health(window)
+            if last is None:  # nothing ran in this process yet (starting): the store tells
+                run = self.store.last_unit_run()
+                last = None if run is None or run.finished_at is None else LastCycle(run.outcome or "crashed",
+                                                                                      aware(run.finished_at))
+        except SQLAlchemyError as exc:
+            return Health(False, self._last_success, None, role=role,
+                          reason=f"the state database cannot be reached: {database_reason(exc)}")
         if last is None:
-            return Health(False, None, None)
+            return Health(False, None, None, reason="no cycle has finished yet", role=role)
         good = last.outcome in HEALTHY_OUTCOMES
-        return Health(good and datetime.now(UTC) - last.at <= window, self._last_success, last.outcome)
+        return Health(good and datetime.now(UTC) - last.at <= window, self._last_success, last.outcome, role=role)
+
+    def _standby_health(self, window: timedelta) -> Health:
+        """A standby's view: the leader's latest cycle as the leader recorded it (skipped ones included)."""
+        recorded = self.store.value(LAST_CYCLE)
+        at = datetime.fromisoformat(recorded["at"]) if isinstance(recorded, dict) and recorded.get("at") else None
+        if at is None:
+            return Health(False, self._last_success, None, reason="no leader has recorded a cycle", role="standby")
+        outcome = str(recorded.get("outcome"))
+        if datetime.now(UTC) - at > window:
+            return Health(False, self._last_success, outcome, role="standby",
+                          reason=f"the leader's last cycle was at {at.isoformat()}, longer ago than {window}")
+        return Health(True, self._last_success, outcome, role="standby")

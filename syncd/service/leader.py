@@ -5,28 +5,47 @@ names the holder (pid, host, since), read from the lock file the holder wrote. P
 may be shared by several nodes: each contends for a session-level advisory lock on a connection
 it keeps open; the holder is the leader and syncs, the others wait. When the leader dies its
 connection drops, the server releases the lock, and a waiting node takes over at its next try.
+
+The lock is a lease. A leader that is frozen (SIGSTOP, a paused VM) keeps its TCP connection, and
+the kernel answers keepalives for it; so its lock session is given server-side timeouts: the
+leader touches it every second, and a session idle for `LEASE` (or whose peer stopped answering
+TCP keepalives) is ended by the server, releasing the lock. The node that takes the lock ends any
+session still holding the cycle lock (the frozen leader's cycle), and the old leader, thawed,
+checks the lease before each write to the directory (`fence`): it finds the session gone and
+writes nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from syncd.state.store import StateStore
 
 log = structlog.get_logger(__name__)
 
 _DAEMON_KEY = 0x73796E6364 + 1  # beside the cycle lock's key: the daemon's leadership
+_CYCLE_KEY = 0x73796E6364  # the store's cycle lock (syncd.state.store._LOCK_KEY)
 LEADER = "daemon.leader"
+LEASE_S = 15  # a leader silent this long loses the lock: a standby takes over within LEASE_S + STANDBY_POLL
+FENCE_FRESH_S = 1.0  # a lease checked this recently is not checked again before a write
+# Server-side settings of the lock session (all settable by an ordinary role, PostgreSQL 14+).
+_LEASE_SETTINGS = {"idle_session_timeout": f"{LEASE_S}s", "tcp_keepalives_idle": "5",
+                   "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +63,10 @@ class Holder:
     def as_json(self) -> dict[str, Any]:
         """For `syncd status` and the API."""
         return {"pid": self.pid, "host": self.host, "since": self.since}
+
+
+class LeadershipLost(Exception):
+    """This node's lease on the state ended: it must write nothing more (another node may lead)."""
 
 
 class AlreadyRunning(Exception):
@@ -75,7 +98,11 @@ class InstanceLock:
         self._sqlite = url.get_backend_name() == "sqlite"
         self._path = f"{url.database}.daemon" if self._sqlite and url.database not in (None, "", ":memory:") else None
         self._fd: int | None = None
+        # Its own connections, never pooled: the lease settings must not reach the store's other sessions.
+        self._engine = None if self._sqlite else create_engine(url, poolclass=NullPool)
         self._connection: Connection | None = None
+        self._guard = threading.Lock()  # the lock session is touched by the main thread and by writers
+        self._checked = 0.0  # time.monotonic() of the last good touch
 
     @property
     def shared(self) -> bool:
@@ -98,18 +125,47 @@ class InstanceLock:
             os.pwrite(fd, json.dumps(me.as_json()).encode(), 0)
             self._fd = fd
             return True
-        connection = self._store.engine.connect()
-        got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _DAEMON_KEY}).scalar()
-        connection.commit()  # a session lock outlives the transaction; never sit idle in one
+        assert self._engine is not None
+        connection = self._engine.connect()
+        try:
+            for name, value in _LEASE_SETTINGS.items():
+                connection.execute(text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value})
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _DAEMON_KEY}).scalar()
+            connection.commit()  # a session lock outlives the transaction; never sit idle in one
+            if got:
+                evicted = _evict_cycle_lock_holders(connection)
+                if evicted:
+                    log.warning("daemon.evicted", sessions=evicted,
+                                reason="a session of the previous leader still held the cycle lock")
+                self._store.set_value(LEADER, me.as_json())
+        except SQLAlchemyError:
+            connection.close()
+            raise
         if not got:
             connection.close()
             return False
-        self._connection = connection
-        self._store.set_value(LEADER, me.as_json())
+        with self._guard:
+            self._connection = connection
+            self._checked = time.monotonic()
         return True
 
     def alive(self) -> bool:
-        """Whether the lock is still ours: a PostgreSQL connection that dropped released it."""
+        """Whether the lock is still ours (touching the lease): a PostgreSQL session that ended released it."""
+        with self._guard:
+            return self._touch()
+
+    def fence(self) -> None:
+        """Before a write to the directory: raise LeadershipLost unless the lease is (still) ours."""
+        if self._sqlite:
+            return
+        with self._guard:
+            # Monotonic time runs on while a process is stopped: a thawed leader always checks again.
+            if self._connection is not None and time.monotonic() - self._checked < FENCE_FRESH_S:
+                return
+            if not self._touch():
+                raise LeadershipLost("the leader lock's session ended: another node may lead now")
+
+    def _touch(self) -> bool:
         if self._connection is None:
             return self._sqlite
         try:
@@ -117,20 +173,68 @@ class InstanceLock:
             self._connection.commit()
         except SQLAlchemyError as exc:  # the session, and the lock with it, is gone
             log.error("daemon.leadership_lost", error=type(exc).__name__)
-            self._connection = None
+            self._drop()
             return False
+        self._checked = time.monotonic()
         return True
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(SQLAlchemyError):  # the session is gone already: nothing left to close
+                connection.close()
 
     def release(self) -> None:
         """Let go (closing the file or the connection is what releases it)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            finally:
-                self._connection = None
+        with self._guard:
+            self._drop()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _evict_cycle_lock_holders(connection: Connection) -> int:
+    """End every other session holding the cycle lock: the new leader's, or a frozen predecessor's cycle.
+
+    Only the leader runs cycles, so such a session belongs to a leader that lost its lease and may
+    thaw at any moment; ending it releases the lock (and its open transaction) now. Nodes share one
+    database role, which may end its own sessions.
+    """
+    ended = connection.execute(text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = :high AND objid = :low AND objsubid = 1 AND pid <> pg_backend_pid()"),
+        {"high": _CYCLE_KEY >> 32, "low": _CYCLE_KEY & 0xFFFFFFFF}).scalar()
+    connection.commit()
+    return int(ended or 0)
+
+
+# The directory's write verbs of a cycle (syncd.target.Target): each waits for the lease check. Not
+# `set_account_frozen`: any node may freeze a lost phone's login at once, leader or not (Article 17).
+_WRITES = frozenset({"create_department", "update_department", "create_person", "update_person", "move_person",
+                     "deactivate_person", "rehire_person", "remove_position", "move_department",
+                     "delete_department"})
+
+
+class FencedTarget:
+    """A target whose writes first check that this node still leads (`fence`); reads pass straight through."""
+
+    def __init__(self, target: Any, fence: Callable[[], None]) -> None:
+        self._target = target
+        self._fence = fence
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if name not in _WRITES:
+            return attribute
+        fence = self._fence
+
+        def fenced(*args: Any, **kwargs: Any) -> Any:
+            fence()
+            return attribute(*args, **kwargs)
+
+        return fenced
 
 
 def sqlite_holder(path: str) -> Holder | None:

@@ -126,7 +126,11 @@ class UnfinishedEntry:
 
 
 def _engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+    # PostgreSQL may restart under a running daemon: a pooled connection is tested before use (one
+    # that died with the old server is replaced), and a server that does not answer fails in seconds.
+    options: dict[str, Any] = ({"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+                               if make_url(url).get_backend_name() == "postgresql" else {})
+    engine = create_engine(url, future=True, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

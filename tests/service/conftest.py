@@ -25,7 +25,7 @@ def bureau(tmp_path: Path) -> Iterator[Bureau]:
 def pg_state() -> Iterator[str]:
     """The URL of an empty schema of its own in the test PostgreSQL (SYNCD_TEST_PG_URL), dropped afterwards."""
     schema = f"syncd_daemon_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(PG_URL)
+    engine = create_engine(PG_URL, pool_pre_ping=True)  # a test may restart PostgreSQL meanwhile
     with engine.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     try:

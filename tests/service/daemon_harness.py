@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -83,7 +84,7 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
 class DaemonProcess:
     """One `syncd run`: its configuration, its log file (stderr, JSON lines) and its API."""
 
-    def __init__(self, name: str, config: Path, port: int, tokens: Mapping[str, str]) -> None:
+    def __init__(self, name: str, config: Path, port: int, tokens: Mapping[str, str], piped: bool = False) -> None:
         self.name = name
         self.config = config
         self.port = port
@@ -91,9 +92,23 @@ class DaemonProcess:
         self.log_path = config.with_suffix(".log")
         self.api = f"http://127.0.0.1:{port}"
         self._http = requests.Session()
+        command = [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)]
+        if piped:
+            # The log through a pipe the test copies to the file: a file-size limit on the daemon
+            # (RLIMIT_FSIZE) then limits its state, not its log.
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, cwd=config.parent)
+            threading.Thread(target=self._copy_log, name=f"{name}-log", daemon=True).start()
+            return
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=config.parent)
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            cwd=config.parent)
+
+    def _copy_log(self) -> None:
+        assert self.process.stdout is not None
+        with self.log_path.open("ab", buffering=0) as log:
+            for line in self.process.stdout:
+                log.write(line)
 
     @property
     def pid(self) -> int:
@@ -223,7 +238,7 @@ class Bureau:
             "unit": {"operator": "syncd-test"},
             "target": {"rate_limit": 1000, "concurrency": 2},
             "state": {"url": self.state_url},
-            "safety": {"structure_changes": "apply", "max_deactivation_share": 1.0},
+            "safety": {"structure_changes": "apply", "max_deactivation_share": 1.0, "max_shrink_share": 1.0},
             "schedule": {"incremental_every": "2s"},
             "api": {"listen": f"127.0.0.1:{port}", "tokens_file": "tokens.toml"},
             "logging": {"format": "json", "level": "debug"},
@@ -235,17 +250,35 @@ class Bureau:
         """Rewrite a running daemon's configuration file (same API port), for a reload."""
         daemon.config.write_text(self.config_text(daemon.port, **sections), encoding="utf-8")
 
-    def start(self, wait: bool = True, extra: str = "", **sections: dict[str, object]) -> DaemonProcess:
-        """Start `syncd run` with its own configuration file and API port; by default wait until it serves."""
+    def start(self, wait: bool = True, extra: str = "", piped: bool = False,
+              **sections: dict[str, object]) -> DaemonProcess:
+        """Start `syncd run` with its own configuration file and API port; by default wait until it serves.
+        `piped`: its log goes through a pipe (see DaemonProcess)."""
         name = f"daemon-{len(self.daemons) + 1}"
         port = free_port()
         config = self.root / f"{name}.toml"
         config.write_text(self.config_text(port, extra, **sections), encoding="utf-8")
-        daemon = DaemonProcess(name, config, port, self.tokens)
+        daemon = DaemonProcess(name, config, port, self.tokens, piped)
         self.daemons.append(daemon)
         if wait:
             daemon.wait_serving()
         return daemon
+
+    def leader_and_standby(self) -> tuple[DaemonProcess, DaemonProcess]:
+        """Start two daemons on this (PostgreSQL) state: (leader, standby) once each knows its role."""
+        first = self.start()
+        second = self.start()  # started once the first has migrated the empty schema
+
+        def roles() -> tuple[DaemonProcess, DaemonProcess] | None:
+            leading = [d for d in (first, second) if d.find("daemon.leading")]
+            if not leading:
+                return None
+            [leader] = leading
+            return leader, second if leader is first else first
+
+        leader, standby = poll(roles, 15, "one daemon leading")
+        standby.wait_for("daemon.standby")
+        return leader, standby
 
     def cli(self, *args: str, config: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """`syncd --config … ARGS` as its own process."""

@@ -14,12 +14,12 @@ from tests.service.test_daemon import started
 SECRET = "escalation-test-secret"
 
 
-def escalation_toml(inbox: NoticeInbox, secret_file: Path) -> str:
+def escalation_toml(inbox: NoticeInbox, secret_file: Path, channels: str = '"work_notification", "webhook"') -> str:
     return f"""
 [escalation]
 unit_admins = [{{ name = "系统管理员", account_id = 1001 }}]
 higher_admins = [{{ name = "市局管理员", account_id = 2001 }}]
-channels = ["work_notification", "webhook"]
+channels = [{channels}]
 
 [escalation.webhook]
 url = "{inbox.url}"

@@ -7,7 +7,7 @@ from collections import Counter
 
 from tests.conftest import DEPARTMENTS, PEOPLE, person
 from tests.projection import hr_projection
-from tests.service.daemon_harness import Bureau, DaemonProcess, people_with, poll
+from tests.service.daemon_harness import Bureau, people_with
 
 TAKEOVER_WITHIN = 30.0  # issue 8: a waiting node takes over within 30 s of the leader's death
 
@@ -15,19 +15,7 @@ TAKEOVER_WITHIN = 30.0  # issue 8: a waiting node takes over within 30 s of the 
 def test_one_daemon_leads_and_a_standby_takes_over_within_30_s_of_its_sigkill_mid_cycle(
         pg_bureau: Bureau) -> None:
     assert pg_bureau.state_url.startswith("postgresql+psycopg://")
-    # The second node starts once the first has migrated the empty schema.
-    first = pg_bureau.start()
-    second = pg_bureau.start()
-
-    def roles() -> tuple[DaemonProcess, DaemonProcess] | None:
-        leading = [d for d in (first, second) if d.find("daemon.leading")]
-        if not leading:
-            return None
-        [leader] = leading
-        return leader, second if leader is first else first
-
-    leader, standby = poll(roles, 15, "one daemon leading")
-    standby.wait_for("daemon.standby")
+    leader, standby = pg_bureau.leader_and_standby()
     finished = leader.wait_for("cycle.finished", trigger="start")
     assert finished["outcome"] == "success", finished
     assert pg_bureau.directory() == hr_projection(PEOPLE, DEPARTMENTS)

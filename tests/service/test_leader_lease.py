@@ -1,0 +1,81 @@
+"""The leader lock on a real PostgreSQL: a lease the server can end, and writes fenced by it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from syncd.service.leader import FENCE_FRESH_S, LEASE_S, FencedTarget, InstanceLock, LeadershipLost
+from syncd.state.store import StateStore
+
+
+class RecordingTarget:
+    """A directory that keeps the writes it receives."""
+
+    def __init__(self) -> None:
+        self.deactivated: list[str] = []
+
+    def deactivate_person(self, employee_code: str) -> None:
+        self.deactivated.append(employee_code)
+
+    def visible_scope(self) -> list[str]:
+        return ["GO_root"]
+
+
+@pytest.fixture
+def store(pg_state: str) -> Iterator[StateStore]:
+    state = StateStore(pg_state)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def end_lock_sessions(store: StateStore) -> int:
+    """What the server's idle_session_timeout does to a frozen leader: end the session holding the lock."""
+    with store.engine.begin() as connection:
+        return int(connection.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = :high AND objid = :low AND pid <> pg_backend_pid()"),
+            {"high": 0x73, "low": 0x796E6365}).scalar() or 0)
+
+
+def test_a_lease_the_server_ended_fences_the_next_write_and_frees_the_lock(store: StateStore) -> None:
+    leader, standby = InstanceLock(store), InstanceLock(store)
+    assert leader.acquire()
+    try:
+        assert not standby.acquire()
+        target = RecordingTarget()
+        fenced = FencedTarget(target, leader.fence)
+        fenced.deactivate_person("GE_1")
+        assert end_lock_sessions(store) == 1
+        time.sleep(FENCE_FRESH_S)  # past the freshness of the last check: the next write checks again
+        with pytest.raises(LeadershipLost):
+            fenced.deactivate_person("GE_2")
+        assert target.deactivated == ["GE_1"]  # the fenced write never reached the directory
+        assert fenced.visible_scope() == ["GO_root"]  # reads are not fenced
+        assert not leader.alive()
+        assert standby.acquire()  # the lock went with the session: another node leads
+    finally:
+        leader.release()
+        standby.release()
+
+
+def test_a_leader_silent_for_the_lease_loses_the_lock_to_the_server(store: StateStore) -> None:
+    leader, standby = InstanceLock(store), InstanceLock(store)
+    assert leader.acquire()
+    try:
+        assert not standby.acquire()
+        # A frozen leader touches nothing: the server's idle_session_timeout ends its session.
+        deadline = time.monotonic() + LEASE_S + 10
+        while not standby.acquire():
+            assert time.monotonic() < deadline, "the server never ended the silent leader's session"
+            time.sleep(1)
+        with pytest.raises(LeadershipLost):
+            leader.fence()
+    finally:
+        leader.release()
+        standby.release()

@@ -1,0 +1,47 @@
+"""The sanity floor on HR's size: a well-formed export with far fewer people holds its deactivations.
+
+End to end: the CLI syncs real files into the bundled simulator over HTTP, with the count and share
+guards opened wide so that only `safety.max_shrink_share` (its default, 10 %) can hold.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import DEPARTMENTS, person
+from tests.test_sync_end_to_end import Env, env, expected  # noqa: F401  (the fixture)
+
+BUREAU = [person(f"A{i:06d}", f"人员{i}", f"138000{i:05d}", "D0003" if i % 2 else "D0005") for i in range(1, 21)]
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}], indirect=True)
+def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env) -> None:  # noqa: F811
+    env.write_export(people=BUREAU)
+    assert env.sync().exit_code == 0
+    kept = BUREAU[:16]  # four of twenty gone: well-formed, complete, and 20 % smaller
+    env.write_export(people=kept)
+    held = env.sync()
+    assert held.exit_code == 3, held.output
+    assert "mass_deactivation" in held.output
+    assert env.directory() == expected(BUREAU, DEPARTMENTS)
+    assert env.sync().exit_code == 3  # held again next cycle: the baseline is still the whole bureau
+    [run_id] = re.findall(r"syncd approve (\w+)", held.output)
+    assert env.cli("approve", run_id).exit_code == 0
+    assert env.sync().exit_code == 0
+    statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
+    assert {m for m, status in statuses.items() if status == "F"} == {p["手机号"] for p in BUREAU[16:]}
+    # The approved, smaller HR is the new baseline: one more leaving (1 of 16, 6 %) passes.
+    env.write_export(people=kept[:15])
+    assert env.sync().exit_code == 0
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}], indirect=True)
+def test_a_drop_within_the_floor_is_applied(env: Env) -> None:  # noqa: F811
+    env.write_export(people=BUREAU)
+    assert env.sync().exit_code == 0
+    env.write_export(people=BUREAU[:18])  # 10 %: not more than the floor
+    assert env.sync().exit_code == 0
+    statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
+    assert sum(status == "F" for status in statuses.values()) == 2
