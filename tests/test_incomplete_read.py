@@ -25,8 +25,8 @@ from syncd.source import RawRecord, SourceError
 from syncd.state.store import StateStore
 from syncd.validate import CodeTables, build_snapshot
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, write_csv
+from tests.sim_env import Env
 from tests.test_escalation import Recorder
-from tests.test_sync_end_to_end import Env, env  # noqa: F401  (the fixture)
 
 # The export HR writes next: person 3's post and office phone changed. Cut inside that row, the old
 # reader pushed the cut cells (`govEmpPosPhoneNo = "0371-6"`) and deactivated everyone after it.
@@ -51,7 +51,7 @@ def incomplete_lines(stderr: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def synced(env: Env) -> Iterator[Env]:  # noqa: F811  (the imported fixture)
+def synced(env: Env) -> Iterator[Env]:
     """The small bureau synced once: every department and person in the directory."""
     assert env.sync().exit_code == 0
     yield env
@@ -168,7 +168,7 @@ def test_a_workbook_rewritten_during_the_read_is_an_incomplete_read(tmp_path: Pa
         list(rows)
 
 
-def test_departments_csv_cut_mid_line_retires_no_department(env: Env, tmp_path: Path) -> None:  # noqa: F811
+def test_departments_csv_cut_mid_line_retires_no_department(env: Env, tmp_path: Path) -> None:
     spare = {"部门编号": "D0006", "部门名称": "审计督查室", "简称": "督查室", "上级部门编号": "D0001", "排序": "7"}
     env.write_export(departments=[*DEPARTMENTS, spare])
     assert env.sync().exit_code == 0

@@ -11,13 +11,14 @@ import re
 import pytest
 
 from tests.conftest import DEPARTMENTS, person
-from tests.test_sync_end_to_end import Env, env, expected  # noqa: F401  (the fixture)
+from tests.projection import hr_projection as expected
+from tests.sim_env import Env
 
 BUREAU = [person(f"A{i:06d}", f"人员{i}", f"138000{i:05d}", "D0003" if i % 2 else "D0005") for i in range(1, 21)]
 
 
 @pytest.mark.parametrize("env", [{"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}], indirect=True)
-def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env) -> None:  # noqa: F811
+def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env) -> None:
     env.write_export(people=BUREAU)
     assert env.sync().exit_code == 0
     kept = BUREAU[:16]  # four of twenty gone: well-formed, complete, and 20 % smaller
@@ -38,7 +39,7 @@ def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env)
 
 
 @pytest.mark.parametrize("env", [{"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}], indirect=True)
-def test_a_drop_within_the_floor_is_applied(env: Env) -> None:  # noqa: F811
+def test_a_drop_within_the_floor_is_applied(env: Env) -> None:
     env.write_export(people=BUREAU)
     assert env.sync().exit_code == 0
     env.write_export(people=BUREAU[:18])  # 10 %: not more than the floor
