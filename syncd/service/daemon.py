@@ -63,7 +63,7 @@ from syncd.service.state_alarm import StateAlarm, database_reason
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
-from syncd.state import MigrationFailed
+from syncd.state import StateUnavailable
 from syncd.state.store import Busy, StateStore, aware
 from syncd.target import DirectoryEntry, Target
 from syncd.version import __version__
@@ -114,14 +114,16 @@ class Engine:
 
 def open_state(url: str) -> StateStore:
     """The state; a PostgreSQL that cannot be reached yet (it starts after this node, or restarts) is
-    waited for with backoff, not a reason to exit. Any other failure to open the state still is."""
+    waited for with backoff, not a reason to exit. A refused password, or any other failure to open
+    the state, still is: retrying cannot mend configuration."""
     retry, said = RECONNECT_FIRST, None
     while True:
         try:
             return StateStore(url)
-        except MigrationFailed as exc:
+        except StateUnavailable as exc:
             cause = exc.__cause__
-            if make_url(url).get_backend_name() != "postgresql" or not isinstance(cause, OperationalError):
+            postgresql = make_url(url).get_backend_name() == "postgresql"
+            if not postgresql or exc.refused or not isinstance(cause, OperationalError):
                 raise
             reason = database_reason(cause)
             if reason != said:

@@ -98,7 +98,7 @@ class StateAlarm:
         notice = Notice.create(
             unit=config.unit.name, level=1, kind="state_unwritable", key=KEY, state=state,
             # One outage, one id per state: a channel that sees the open notice twice can drop it.
-            sequence=int(self._since.timestamp()), title=notice_title(state, KEY), text=text,
+            sequence=str(int(self._since.timestamp())), title=notice_title(state, KEY, config.unit.name), text=text,
             since=self._since.astimezone(ZoneInfo(config.schedule.timezone)),
             recipients=recipients)
         return any(delivery.ok for delivery in send_first(notifiers, notice))

@@ -9,7 +9,7 @@ from tests.console.conftest import PHONE, Browser, sign_in
 from tests.console.harness import Bureau, Console
 from tests.console.test_pages import PAGES
 
-MENU = ["/", "/completeness", "/people", "/departments", "/held", "/runs", "/changes"]
+MENU = ["/", "/completeness", "/people", "/departments", "/held", "/onboard", "/runs", "/changes"]
 
 
 def test_every_page_fits_a_phone_with_the_whole_menu_visible(served: Console, bureau: Bureau,
