@@ -342,7 +342,9 @@ class Applier:
         self._org_code(change.department)  # the parent is in the directory (adopted or linked) first
         self._store.mark_sent(entry_id)
         fields = change.pushed
-        self._target.update_department(code, fields)
+        # An empty HR value cannot clear what the hand-built organisation holds (zzd-api.md §5): only
+        # HR's values are sent, and the link records all of them, so the next plan wants nothing more.
+        self._target.update_department(code, {name: value for name, value in fields.items() if value})
         self._save_department(entry_id, change.subject, LinkedDepartment(code, change.department, dict(fields)))
         return "adopted the organisation of this name under the parent"
 

@@ -379,6 +379,10 @@ def check(rows: Sequence[ConfirmedRow], snapshot: Snapshot, links: LinkState, di
         accepted.rows[("departments", row.hr_id)] = row
         code_of[row.hr_id] = row.code
     hr_of = {code: hr_id for hr_id, code in code_of.items()}
+    for hr_id, link in accepted.departments.items():
+        # Its parent is where the directory has it: under another parent than HR's, the next sync moves it.
+        org = directory.organizations[link.organization_code]
+        accepted.departments[hr_id] = replace(link, parent=hr_of.get(org.parent or "", ""))
     for employee_id, link in links.people.items():
         # Accepted earlier into an organisation no department was confirmed for, which one now is.
         if not link.department and link.organization_code in hr_of and not link.pushed:

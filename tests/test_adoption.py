@@ -77,6 +77,7 @@ def test_a_hand_built_directory_is_adopted_by_a_full_sync_with_nothing_created(e
     counters_before = calls(env)
     result = env.sync("--full")
     assert result.exit_code == 0, result.output
+    assert "zzd.fields_not_cleared" not in result.output  # HR's empty 简称 is not asked to clear anything
     after = env.admin("/_sim/directory")
     made = {path: calls(env).get(path, 0) - counters_before.get(path, 0) for path in CREATES}
     assert made == {path: 0 for path in CREATES}

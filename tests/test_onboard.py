@@ -184,6 +184,33 @@ def test_an_organisation_only_in_the_directory_is_matched_by_typing_the_hr_id_in
     assert len(after["organizations"]) == before and by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
 
 
+def test_a_confirmed_organisation_under_another_parent_than_hrs_is_moved_by_the_next_sync(
+        env: Env, tmp_path: Path) -> None:
+    # 信息中心 typed in under the root, where HR has it under 局属单位.
+    built = build(env, departments=[{**d, "上级部门编号": "D0001"} if d["部门编号"] == "D0005" else d
+                                    for d in DEPARTMENTS])
+    workbook = tmp_path / "review.xlsx"
+    assert env.cli("onboard", "--output", str(workbook)).exit_code == 0
+    loaded = load_workbook(workbook)
+    sheet = loaded["部门"]
+    header = [cell.value for cell in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[header.index("组织编码")].value == built.organizations["D0005"]:
+            row[header.index("部门编号")].value = "D0005"
+            row[header.index("确认")].value = ONBOARD_YES
+    loaded.save(workbook)
+    accepted = env.cli("onboard", "--accept", str(workbook))
+    assert accepted.exit_code == 0, accepted.output
+    assert state(env).links().departments["D0005"].parent == "D0001"  # where the directory has it
+    before = len(env.admin("/_sim/directory")["organizations"])
+    result = env.sync("--full")
+    assert result.exit_code == 0, result.output
+    after = env.admin("/_sim/directory")
+    assert len(after["organizations"]) == before and by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
+    organization = next(o for o in after["organizations"] if o["organizationCode"] == built.organizations["D0005"])
+    assert organization["parentCode"] == built.organizations["D0004"]
+
+
 def test_after_an_accept_the_daemons_next_cycle_reads_hr_again_and_the_onboarding_run_is_no_cycle(
         env: Env, tmp_path: Path) -> None:
     build(env)

@@ -34,6 +34,7 @@ from syncd.model import ARTICLE9_FIELDS
 from syncd.report import REJECTED, ReportRow, summary_lines
 from syncd.scope import ResyncRequest
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
+from syncd.spreadsheet import safe_cell
 from syncd.state.store import aware
 from syncd.target import TargetError
 from syncd.version import __version__
@@ -670,17 +671,11 @@ def _csv(what: str, header: tuple[str, ...], rows: list[list[Any]]) -> ResponseR
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(header)
-    writer.writerows([_cell(value) for value in row] for row in rows)
+    writer.writerows([safe_cell(value) for value in row] for row in rows)
     stamp = datetime.now(_zone()).strftime("%Y%m%d-%H%M")
     name = messages.console_text(f"export.{what}", stamp=stamp)
     return send_file(io.BytesIO(text.getvalue().encode("utf-8-sig")), as_attachment=True, download_name=name,
                      mimetype="text/csv")
-
-
-def _cell(value: object) -> str:
-    """A cell's text; one a spreadsheet would read as a formula is kept as text (a leading `'`)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @console.get("/runs/<run_id>")
