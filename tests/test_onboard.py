@@ -42,6 +42,18 @@ def confirm(path: Path, title: str, column: str, key: str) -> None:
     workbook.save(path)
 
 
+def match_by_hand(path: Path, organization_code: str, hr_id: str) -> None:
+    """Type an HR 部门编号 into the row of an organisation only the directory holds, and confirm it."""
+    workbook = load_workbook(path)
+    sheet = workbook["部门"]
+    header = [cell.value for cell in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[header.index("组织编码")].value == organization_code:
+            row[header.index("部门编号")].value = hr_id
+            row[header.index("确认")].value = ONBOARD_YES
+    workbook.save(path)
+
+
 def state(env: Env) -> StateStore:
     return StateStore("sqlite:///" + str(env.config.parent / "state.db"))
 
@@ -167,14 +179,7 @@ def test_an_organisation_only_in_the_directory_is_matched_by_typing_the_hr_id_in
     rows = sheet_rows(workbook, "部门")
     assert any(row["组织编码"] == built.organizations["D0005"] and row["匹配方式"] == ONBOARD_KINDS["directory_only"]
                for row in rows)
-    loaded = load_workbook(workbook)
-    sheet = loaded["部门"]
-    header = [cell.value for cell in sheet[1]]
-    for row in sheet.iter_rows(min_row=2):
-        if row[header.index("组织编码")].value == built.organizations["D0005"]:
-            row[header.index("部门编号")].value = "D0005"
-            row[header.index("确认")].value = ONBOARD_YES
-    loaded.save(workbook)
+    match_by_hand(workbook, built.organizations["D0005"], "D0005")
     accepted = env.cli("onboard", "--accept", str(workbook))
     assert accepted.exit_code == 0, accepted.output
     assert state(env).links().departments["D0005"].organization_code == built.organizations["D0005"]
@@ -191,14 +196,7 @@ def test_a_confirmed_organisation_under_another_parent_than_hrs_is_moved_by_the_
                                     for d in DEPARTMENTS])
     workbook = tmp_path / "review.xlsx"
     assert env.cli("onboard", "--output", str(workbook)).exit_code == 0
-    loaded = load_workbook(workbook)
-    sheet = loaded["部门"]
-    header = [cell.value for cell in sheet[1]]
-    for row in sheet.iter_rows(min_row=2):
-        if row[header.index("组织编码")].value == built.organizations["D0005"]:
-            row[header.index("部门编号")].value = "D0005"
-            row[header.index("确认")].value = ONBOARD_YES
-    loaded.save(workbook)
+    match_by_hand(workbook, built.organizations["D0005"], "D0005")
     accepted = env.cli("onboard", "--accept", str(workbook))
     assert accepted.exit_code == 0, accepted.output
     assert state(env).links().departments["D0005"].parent == "D0001"  # where the directory has it
