@@ -242,6 +242,14 @@ def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> S
         raw_departments = list(source.departments())
         departments, department_locations = _accept(raw_departments, "department", "id", parse_department, snapshot)
         _check_tree(departments, department_locations, root_department, snapshot)
+        if raw_departments and root_department not in snapshot.departments:
+            # Configuration, not HR data: every record would be rejected as outside the unit. The read
+            # counts as incomplete, so nothing is concluded from it and level 1 is told.
+            snapshot.complete = False
+            snapshot.rejections.append(Rejection(
+                SOURCE_REJECTION, root_department, "root_department",
+                f"unit.root_department {root_department} is not among the {len(raw_departments)} departments HR "
+                "exported", type(source).__name__, code="source.no_root", params=(("id", root_department),)))
         del raw_departments, departments, department_locations
         raw_people = source.people()
         issues: dict[str, list[_Issue]] = {}

@@ -205,3 +205,13 @@ def test_an_incomplete_read_opens_a_level_1_source_incomplete_problem_resolved_b
         assert (1, "source_incomplete", "resolved") in recorder.take()
     finally:
         store.close()
+
+
+def test_a_root_department_missing_from_hr_is_an_incomplete_read_that_says_which_key(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    writes = env.writes()
+    env.write_export(departments=[d for d in DEPARTMENTS if d["部门编号"] != "D0001"])
+    result = env.sync()
+    [line] = incomplete_lines(result.stderr)
+    assert "unit.root_department D0001" in line["reason"]
+    assert env.writes() == writes  # every record outside the unit, and nobody deactivated for it
