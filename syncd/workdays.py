@@ -63,3 +63,17 @@ def uncovered_years(start: date, end: date, complete: Collection[int] = ()) -> t
     """The years from `start` to `end` whose holidays neither chinese-calendar nor a complete override list knows."""
     return tuple(year for year in range(start.year, end.year + 1)
                  if not calendar_covers(year) and year not in complete)
+
+
+def workdays_taken(start: date, end: date, overrides: Mapping[date, bool] | None = None) -> int:
+    """Working days from `start` to `end` (the start day does not count; an `end` on a rest day counts as
+    the next working day), so that `end <= add_workdays(start, n)` exactly when this is at most `n`."""
+    if end <= start:
+        return 0
+    taken = 0
+    current = start
+    while current < end:
+        current += timedelta(days=1)
+        if is_workday(current, overrides):
+            taken += 1
+    return taken if is_workday(end, overrides) else taken + 1
