@@ -12,15 +12,30 @@ back, or an operator rejected, is withdrawn and counts nowhere.
 from __future__ import annotations
 
 import statistics
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from syncd.config import Config
 from syncd.escalation import open_counts
-from syncd.model import ChangeKind
-from syncd.report import CompletenessReport
+from syncd.messages import (
+    COMPLIANCE_HEADER,
+    COMPLIANCE_LABELS,
+    COMPLIANCE_NONE,
+    COMPLIANCE_PERIOD,
+    COMPLIANCE_SHEET,
+    FULL_WIDTH_SPACE,
+)
+from syncd.model import ChangeKind, Snapshot
+from syncd.report import CompletenessReport, completeness
+from syncd.spreadsheet import text_row
 from syncd.state.store import JournaledChange, StateStore
 from syncd.workdays import due_date, local_date, workdays_taken
 
@@ -37,6 +52,11 @@ class Rules:
     deadline_workdays: int = 3
     timezone: str = "Asia/Shanghai"
     overrides: Mapping[date, bool] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: Config) -> Rules:
+        """The rules a unit's configuration sets, the ones its applier journals due dates by."""
+        return cls(config.escalation.deadline_workdays, config.schedule.timezone, config.escalation.workday_overrides)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +144,9 @@ def change_figures(entries: Iterable[JournaledChange], today: date, rules: Rules
 
 
 def compliance(store: StateStore, unit: str, start: date, end: date, today: date, rules: Rules,
-               completeness: CompletenessReport | None) -> Compliance:
+               report: CompletenessReport | None) -> Compliance:
     """A unit's Article 9 figures for changes detected from `start` to `end` (dates in `rules.timezone`),
-    as of `today`; `completeness` the latest HR read's report (`syncd.report.completeness`)."""
+    as of `today`; `report` the latest HR read's completeness report (`syncd.report.completeness`)."""
     if end < start:
         raise ValueError("the period ends before it starts")
     entries = store.journaled_changes(PERSON_KINDS, _midnight(start, rules.timezone),
@@ -135,8 +155,72 @@ def compliance(store: StateStore, unit: str, start: date, end: date, today: date
     for (level, _), count in open_counts(store).items():
         by_level[level] = by_level.get(level, 0) + count
     share = None
-    if completeness is not None and completeness.in_post:
-        share = round(completeness.complete / completeness.in_post, 4)
+    if report is not None and report.in_post:
+        share = round(report.complete / report.in_post, 4)
     return Compliance(unit, start, end, change_figures(entries, today, rules), share,
-                      completeness.in_post if completeness is not None else 0, by_level,
+                      report.in_post if report is not None else 0, by_level,
                       len(store.pending_holds()))
+
+
+class LatestCompleteness:
+    """The completeness report of a snapshot, made once per snapshot (the daemon's latest HR read)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: tuple[Snapshot, CompletenessReport] | None = None
+
+    def of(self, snapshot: Snapshot | None) -> CompletenessReport | None:
+        """The report of `snapshot`; None for no snapshot, or a read that broke off (its share would be wrong)."""
+        if snapshot is None or not snapshot.complete:
+            return None
+        with self._lock:
+            if self._made is None or self._made[0] is not snapshot:
+                self._made = (snapshot, completeness(snapshot))
+            return self._made[1]
+
+
+def _share(value: float | None) -> str:
+    return COMPLIANCE_NONE if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return COMPLIANCE_NONE if value is None else f"{value:g}"
+
+
+def summary_lines(result: Compliance) -> list[tuple[str, str]]:
+    """The figures as (Chinese label, value) rows, in the catalogue's order."""
+    figures = result.figures
+    values = {
+        "unit": result.unit, "period": COMPLIANCE_PERIOD.format(start=result.start, end=result.end),
+        "changes": str(figures.changes), "on_time": str(figures.on_time),
+        "on_time_share": _share(figures.on_time_share),
+        "pending": str(figures.pending), "median_workdays": _number(figures.median_workdays),
+        "max_workdays": _number(figures.max_workdays), "overdue": str(figures.overdue),
+        "completeness_share": _share(result.completeness_share), "in_post": str(result.in_post),
+        "open_problems_1": str(result.open_problems.get(1, 0)), "open_problems_2": str(result.open_problems.get(2, 0)),
+        "held": str(result.held),
+    }
+    return [(label, values[key]) for key, label in COMPLIANCE_LABELS.items()]
+
+
+def format_table(result: Compliance) -> str:
+    """The figures for a terminal: one line per figure."""
+    lines = summary_lines(result)
+    width = max(len(label) for label, _ in lines)
+    # A CJK character takes two columns on a terminal: pad by display width, not by characters.
+    return "\n".join(f"{label}{FULL_WIDTH_SPACE * (width - len(label))}  {value}" for label, value in lines)
+
+
+def write_xlsx(result: Compliance, path: Path | IO[bytes]) -> None:
+    """The figures as an XLSX workbook (file or stream) an office can hand in; text cells only."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = COMPLIANCE_SHEET
+    sheet.append(text_row(sheet, COMPLIANCE_HEADER))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in summary_lines(result):
+        sheet.append(text_row(sheet, row))
+    sheet.column_dimensions["A"].width = 30
+    sheet.column_dimensions["B"].width = 28
+    workbook.save(path)

@@ -156,6 +156,17 @@ def test_the_figures_of_a_period_leave_out_departments_freezes_onboarding_and_ot
     assert longer["on_time"] == 5
 
 
+def test_a_period_is_its_days_in_the_units_zone_not_in_utc(journal: Journal) -> None:
+    # 23:30 UTC on 20 Sep is 07:30 on 21 Sep in Zhengzhou; 16:30 UTC on 21 Sep is already 22 Sep there.
+    for when, subject in ((datetime(2026, 9, 20, 23, 30, tzinfo=UTC), "IN"),
+                          (datetime(2026, 9, 20, 15, 30, tzinfo=UTC), "BEFORE"),
+                          (datetime(2026, 9, 21, 16, 30, tzinfo=UTC), "AFTER")):
+        _, [entry] = journal.run(when, [change(ChangeKind.JOIN, subject)])
+        journal.done(entry, when)
+    result = compliance(journal.store, "示例局", date(2026, 9, 21), date(2026, 9, 21), TODAY, RULES, None).as_json()
+    assert (result["changes"], result["on_time"]) == (1, 1)
+
+
 def test_a_period_without_changes_has_no_share_and_no_delays(journal: Journal) -> None:
     result = compliance(journal.store, "示例局", *PERIOD, TODAY, RULES, None).as_json()
     assert (result["changes"], result["on_time_share"], result["median_workdays"], result["max_workdays"]) == (

@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import log as logging_setup
+from syncd.compliance import Compliance, LatestCompleteness, Rules, compliance
 from syncd.config import Config, ConfigError, load
 from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
 from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
@@ -180,6 +181,10 @@ class DaemonControl:
         """Stop the reminders of an open problem."""
         return acknowledge(self._daemon.store, key, by, datetime.now(UTC))
 
+    def compliance(self, start: date, end: date) -> dict[str, Any]:
+        """The unit's Article 9 figures for the period."""
+        return self._daemon.compliance(start, end).as_json()
+
 
 class Daemon:
     """The service: scheduler, resync poller, control API, signals, systemd notifications."""
@@ -196,6 +201,7 @@ class Daemon:
         self.engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt, self._lock.fence)
         # The console's HR snapshot: every cycle that read HR offers its own; read on demand before the first.
         self.snapshots = SnapshotCache(lambda: read_hr(self.engine.config))
+        self._completeness = LatestCompleteness()
         self._notifier = notifier or SystemdNotifier()
         self._leading = False
         self._cycle = threading.Lock()  # never two cycles of this process at once
@@ -662,6 +668,14 @@ class Daemon:
     def today(self) -> date:
         """Today in the unit's time zone (due dates are calendar days there)."""
         return datetime.now(ZoneInfo(self.engine.config.schedule.timezone)).date()
+
+    def compliance(self, start: date, end: date, read_hr: bool = True) -> Compliance:
+        """The unit's Article 9 figures for changes detected from `start` to `end`; the completeness of the
+        latest HR read (read now when none is held, unless `read_hr` is False: a scrape never waits for HR)."""
+        config = self.engine.config
+        snapshot = self.snapshots() if read_hr else self.snapshots.latest
+        return compliance(self.store, config.unit.name, start, end, self.today(), Rules.of(config),
+                          self._completeness.of(snapshot))
 
     def holder(self) -> Holder | None:
         """Who holds the state (this daemon when it leads)."""

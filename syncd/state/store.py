@@ -537,6 +537,8 @@ class StateStore:
         resyncs (not onboarding, a freeze or a dry run), oldest first; `owed` as `overdue` counts it."""
         last = self.last_unit_run()
         latest = None if last is None else last.id
+        # Bounds in UTC, as the journal keeps its times (SQLite as text without a zone).
+        since, until = since.astimezone(UTC), until.astimezone(UTC)
         with self._session() as session:
             rows = session.execute(
                 select(JournalEntry.kind, JournalEntry.subject, JournalEntry.state, JournalEntry.run_id,
