@@ -194,7 +194,7 @@ class Daemon:
         self.store = open_state(config.state.url)
         self.metrics = Metrics(held_changes=lambda: len(self.store.pending_holds()),
                                overdue_changes=lambda: len(self.store.overdue(self.today())),
-                               open_problems=lambda: open_counts(self.store))
+                               open_problems=lambda: open_counts(self.store), compliance=self._year_shares)
         self._interrupt = threading.Event()  # set on SIGTERM: cycles finish the change in flight and stop
         self._lock = InstanceLock(self.store)
         self.alarm = StateAlarm()
@@ -676,6 +676,12 @@ class Daemon:
         snapshot = self.snapshots() if read_hr else self.snapshots.latest
         return compliance(self.store, config.unit.name, start, end, self.today(), Rules.of(config),
                           self._completeness.of(snapshot))
+
+    def _year_shares(self) -> tuple[float | None, float | None]:
+        """This calendar year's on-time share and the completeness share, for a scrape (HR is never read for it)."""
+        today = self.today()
+        result = self.compliance(date(today.year, 1, 1), today, read_hr=False)
+        return result.figures.on_time_share, result.completeness_share
 
     def holder(self) -> Holder | None:
         """Who holds the state (this daemon when it leads)."""

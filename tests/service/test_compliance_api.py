@@ -140,3 +140,17 @@ def test_the_report_command_refuses_a_period_ending_before_it_starts(unit: tuple
     result = CliRunner().invoke(main, ["--config", str(bureau.config_path), "report", "compliance",
                                        "--from", "2026-10-02", "--to", "2026-10-01"])
     assert result.exit_code == 2 and "--to" in result.output
+
+
+def test_metrics_carry_this_years_on_time_share_and_the_completeness_share(unit: tuple[Bureau, Console]) -> None:
+    bureau, console = unit
+    today = console.daemon.today()
+    console.daemon.snapshots()  # the daemon's own HR read, as its first cycle offers it
+    answered = _get(console, f"/api/v1/compliance?from={today.year}-01-01&to={today.isoformat()}",
+                    bureau.tokens["auditor"]).json()
+    text = requests.get(f"{console.base_url}/metrics", timeout=10).text
+    samples = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+               if line.startswith(("syncd_changes_on_time_ratio ", "syncd_completeness_ratio "))}
+    assert samples == {"syncd_changes_on_time_ratio": answered["on_time_share"],
+                       "syncd_completeness_ratio": answered["completeness_share"]}
+    assert samples["syncd_changes_on_time_ratio"] == 1.0
