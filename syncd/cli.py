@@ -495,6 +495,21 @@ def report_completeness(ctx: click.Context, fmt: str, output: Path | None) -> No
     _warn_partial(ctx, snapshot.complete)
 
 
+def _period_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--from`, `--to`, `--format table|json|xlsx` and `--output` of the Article 9 figures' reports."""
+    for option in reversed((
+            click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True,
+                         help="First day of the period (YYYY-MM-DD, schedule.timezone)."),
+            click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True,
+                         help="Last day of the period, included."),
+            click.option("--format", "fmt", type=click.Choice(["table", "json", "xlsx"]), default="table",
+                         show_default=True),
+            click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+                         help="Write to this file (required for xlsx; default for table/json: standard output)."))):
+        command = option(command)
+    return command
+
+
 def _print_text(text: str, output: Path | None) -> None:
     """A report's text on standard output, or in `output` (UTF-8)."""
     if output is None:
@@ -513,13 +528,7 @@ def _warn_partial(ctx: click.Context, complete: bool) -> None:
 
 
 @report.command("compliance")
-@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="First day of the period (YYYY-MM-DD, schedule.timezone).")
-@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="Last day of the period, included.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "xlsx"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (required for xlsx; default for table/json: standard output).")
+@_period_options
 @click.pass_context
 def report_compliance(ctx: click.Context, start: datetime, end: datetime, fmt: str, output: Path | None) -> None:
     """Article 9 figures: personnel changes of the period on time, completeness, open problems, holds."""
@@ -549,6 +558,43 @@ def report_compliance(ctx: click.Context, start: datetime, end: datetime, fmt: s
         _print_text(json.dumps(result.as_json(), ensure_ascii=False, indent=2) if fmt == "json"
                     else figures.format_table(result), output)
     _warn_partial(ctx, snapshot.complete)
+
+
+@main.group()
+def city() -> None:
+    """The city bureau's view over its units (`--config city.toml`: `[[unit]] name, url, token_file`)."""
+
+
+@city.command("report")
+@_period_options
+@click.pass_context
+def city_report(ctx: click.Context, start: datetime, end: datetime, fmt: str, output: Path | None) -> None:
+    """Every unit's Article 9 figures for the period, worst first (xlsx: the annual assessment); exit 1 when a
+    unit did not answer."""
+    from syncd import city as cities
+
+    if end < start:
+        raise click.BadParameter("must not be before --from", param_hint="--to")
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+    path = config_path(ctx)
+    try:
+        config = cities.load_city(path)
+    except ConfigError as exc:
+        click.echo(f"syncd: city configuration {path} is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    logging_setup.configure("auto", "warning")
+    standings = cities.overview(config, start.date(), end.date())
+    if fmt == "xlsx":
+        assert output is not None
+        cities.write_xlsx(standings, start.date(), end.date(), output)
+    else:
+        _print_text(json.dumps([s.as_json() for s in standings], ensure_ascii=False, indent=2) if fmt == "json"
+                    else cities.format_table(standings), output)
+    if any(s.error is not None for s in standings):
+        ctx.exit(EXIT_FAILED)
 
 
 @main.command()

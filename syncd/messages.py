@@ -315,6 +315,13 @@ COMPLIANCE_LABELS: dict[str, str] = {
 COMPLIANCE_HEADER = ("项目", "数值")
 FULL_WIDTH_SPACE = "\u3000"  # pads a Chinese label to a column: as wide as one of its characters
 COMPLIANCE_NONE = "无"
+# -- the city bureau's overview of its units (`syncd city report`, `syncd.city`) -------------------
+CITY_COLUMNS = ("单位", "状态", "最近成功同步", "人员变动数", "按期同步率", "逾期未同步", "信息完整率",
+                "二级未解决问题", "待审批变更")
+CITY_HEALTH = {True: "正常", False: "异常"}
+CITY_ERRORS = {"unreachable": "无法连接", "refused": "令牌被拒绝（HTTP {status}）",
+               "bad_answer": "应答无法识别（HTTP {status}）"}
+CITY_SHEET = "年度考核 {start} 至 {end}"
 COMPLIANCE_PERIOD = "{start} 至 {end}"
 
 
