@@ -123,12 +123,17 @@ def change_figures(entries: Iterable[JournaledChange], today: date, rules: Rules
         changes.setdefault((entry.kind, entry.subject, entry.detected_at), []).append(entry)
     on_time = pending = overdue = 0
     delays: list[int] = []
+    # Changes come in batches (a first load, a reorganisation): counted once per pair of days.
+    taken_between: dict[tuple[date, date], int] = {}
     counted = 0
     for (_, _, detected), journaled in changes.items():
         detected_on = local_date(detected, rules.timezone)
         done = [entry.updated_at for entry in journaled if entry.state == "done"]
         if done:
-            taken = workdays_taken(detected_on, local_date(min(done), rules.timezone), rules.overrides)
+            days = (detected_on, local_date(min(done), rules.timezone))
+            taken = taken_between.get(days)
+            if taken is None:
+                taken = taken_between[days] = workdays_taken(*days, rules.overrides)
             delays.append(taken)
             on_time += taken <= rules.deadline_workdays
         elif any(entry.owed for entry in journaled):

@@ -77,6 +77,7 @@ STANDBY_POLL = 5.0  # seconds between a standby node's tries for leadership (tak
 RESYNC_POLL = 1.0  # a queued resync starts within this (plus the cycle it may wait for)
 FULL_WAITS_FOR_LOCK = 600.0  # the daily full cycle waits this long for a running cycle rather than skip a day
 HEALTHY_INTERVALS = 3
+YEAR_SHARES_EVERY = 300.0  # seconds between two countings of the year's Article 9 shares for /metrics
 RECONNECT_FIRST = 0.5  # seconds before the first retry of a database gone away; doubled up to STANDBY_POLL
 # The leader's latest cycle (any outcome, skipped included), in the state: what a standby's health reads.
 LAST_CYCLE = "daemon.last_cycle"
@@ -202,6 +203,7 @@ class Daemon:
         # The console's HR snapshot: every cycle that read HR offers its own; read on demand before the first.
         self.snapshots = SnapshotCache(lambda: read_hr(self.engine.config))
         self._completeness = LatestCompleteness()
+        self._year_shares_made: tuple[float, tuple[float | None, float | None]] | None = None
         self._notifier = notifier or SystemdNotifier()
         self._leading = False
         self._cycle = threading.Lock()  # never two cycles of this process at once
@@ -678,10 +680,19 @@ class Daemon:
                           self._completeness.of(snapshot))
 
     def _year_shares(self) -> tuple[float | None, float | None]:
-        """This calendar year's on-time share and the completeness share, for a scrape (HR is never read for it)."""
+        """This calendar year's on-time share and the completeness share, for a scrape (HR is never read for it).
+
+        Worked out at most every YEAR_SHARES_EVERY seconds: a year's journal at a large unit takes a
+        second or two to count, and a yearly share does not move between two scrapes.
+        """
+        made = self._year_shares_made
+        if made is not None and time.monotonic() - made[0] < YEAR_SHARES_EVERY:
+            return made[1]
         today = self.today()
         result = self.compliance(date(today.year, 1, 1), today, read_hr=False)
-        return result.figures.on_time_share, result.completeness_share
+        shares = (result.figures.on_time_share, result.completeness_share)
+        self._year_shares_made = (time.monotonic(), shares)
+        return shares
 
     def holder(self) -> Holder | None:
         """Who holds the state (this daemon when it leads)."""
