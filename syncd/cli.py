@@ -359,8 +359,8 @@ def token() -> None:
 
 @token.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["hr", "operator"]), required=True,
-              help="hr: resync and read status; operator: everything.")
+@click.option("--role", type=click.Choice(["hr", "operator", "auditor"]), required=True,
+              help="auditor: read status and compliance (the city bureau); hr: resync too; operator: everything.")
 @click.pass_context
 def token_add(ctx: click.Context, name: str, role: str) -> None:
     """Create a token for NAME; it is printed once, and only its hash is kept in api.tokens_file."""
@@ -491,15 +491,109 @@ def report_completeness(ctx: click.Context, fmt: str, output: Path | None) -> No
             with output.open("w", encoding="utf-8-sig", newline="") as handle:
                 reports.write_csv(result, handle)
     else:
-        text = reports.format_table(result)
-        if output is None:
-            click.echo(text)
-        else:
-            output.write_text(text + "\n", encoding="utf-8")
-    if not snapshot.complete:
+        _print_text(reports.format_table(result), output)
+    _warn_partial(ctx, snapshot.complete)
+
+
+def _period_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--from`, `--to`, `--format table|json|xlsx` and `--output` of the Article 9 figures' reports."""
+    for option in reversed((
+            click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True,
+                         help="First day of the period (YYYY-MM-DD, schedule.timezone)."),
+            click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True,
+                         help="Last day of the period, included."),
+            click.option("--format", "fmt", type=click.Choice(["table", "json", "xlsx"]), default="table",
+                         show_default=True),
+            click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+                         help="Write to this file (required for xlsx; default for table/json: standard output)."))):
+        command = option(command)
+    return command
+
+
+def _print_text(text: str, output: Path | None) -> None:
+    """A report's text on standard output, or in `output` (UTF-8)."""
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+
+
+def _warn_partial(ctx: click.Context, complete: bool) -> None:
+    """A report from an HR read that broke off says so and fails."""
+    if not complete:
         from syncd.messages import REPORT_PARTIAL
 
         click.echo(REPORT_PARTIAL, err=True)
+        ctx.exit(EXIT_FAILED)
+
+
+@report.command("compliance")
+@_period_options
+@click.pass_context
+def report_compliance(ctx: click.Context, start: datetime, end: datetime, fmt: str, output: Path | None) -> None:
+    """Article 9 figures: personnel changes of the period on time, completeness, open problems, holds."""
+    from zoneinfo import ZoneInfo
+
+    from syncd import compliance as figures
+    from syncd.console.snapshots import read_hr
+    from syncd.state.store import StateStore
+
+    if end < start:
+        raise click.BadParameter("must not be before --from", param_hint="--to")
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+    config = _load_config(ctx)
+    snapshot = read_hr(config)
+    store = StateStore(config.state.url)
+    try:
+        today = datetime.now(ZoneInfo(config.schedule.timezone)).date()
+        result = figures.compliance(store, config.unit.name, start.date(), end.date(), today,
+                                    figures.Rules.of(config), figures.LatestCompleteness().of(snapshot))
+    finally:
+        store.close()
+    if fmt == "xlsx":
+        assert output is not None
+        figures.write_xlsx(result, output)
+    else:
+        _print_text(json.dumps(result.as_json(), ensure_ascii=False, indent=2) if fmt == "json"
+                    else figures.format_table(result), output)
+    _warn_partial(ctx, snapshot.complete)
+
+
+@main.group()
+def city() -> None:
+    """The city bureau's view over its units (`--config city.toml`: `[[unit]] name, url, token_file`)."""
+
+
+@city.command("report")
+@_period_options
+@click.pass_context
+def city_report(ctx: click.Context, start: datetime, end: datetime, fmt: str, output: Path | None) -> None:
+    """Every unit's Article 9 figures for the period, worst first (xlsx: the annual assessment); exit 1 when a
+    unit did not answer."""
+    from syncd import city as cities
+
+    if end < start:
+        raise click.BadParameter("must not be before --from", param_hint="--to")
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+    path = config_path(ctx)
+    try:
+        config = cities.load_city(path)
+    except ConfigError as exc:
+        click.echo(f"syncd: city configuration {path} is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    logging_setup.configure("auto", "warning")
+    standings = cities.overview(config, start.date(), end.date())
+    if fmt == "xlsx":
+        assert output is not None
+        cities.write_xlsx(standings, start.date(), end.date(), output)
+    else:
+        _print_text(json.dumps([s.as_json() for s in standings], ensure_ascii=False, indent=2) if fmt == "json"
+                    else cities.format_table(standings), output)
+    if any(s.error is not None for s in standings):
         ctx.exit(EXIT_FAILED)
 
 

@@ -459,18 +459,28 @@ class ConfigError(Exception):
 def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and validate; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError([Problem("(file)", str(path), "an existing TOML configuration file")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([Problem("(file)", str(path), f"valid TOML ({exc})")]) from exc
+    raw = read_toml(path)
     _apply_env_overrides(raw, environ)
     _resolve_relative_paths(raw, path.parent)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([_problem(error) for error in exc.errors()]) from exc
+        raise problems_of(exc) from exc
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML configuration file's content; ConfigError when it is missing or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([Problem("(file)", str(path), "an existing TOML configuration file")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem("(file)", str(path), f"valid TOML ({exc})")]) from exc
+
+
+def problems_of(exc: ValidationError) -> ConfigError:
+    """A pydantic validation error as a ConfigError, each problem with its key path."""
+    return ConfigError([_problem(error) for error in exc.errors()])
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -268,7 +268,7 @@ CHANGE_STATE_ADVICE: dict[str, str] = {
 # above them) and the page that shows what to do: `runs` the run history, None only the title.
 PROBLEM_PAGES: dict[str, str | None] = {"run_failed": "runs", "quarantined": "runs", "auth_failed": "runs",
                                         "calendar": None}
-ROLES: dict[str, str] = {"hr": "人事", "operator": "运维"}
+ROLES: dict[str, str] = {"hr": "人事", "operator": "运维", "auditor": "审计"}
 
 
 def console_text(key: str, **params: object) -> str:
@@ -301,6 +301,29 @@ REPORT: dict[str, str] = {
 }
 # `syncd report completeness` over a source that broke off (stderr; the report itself is HR's).
 REPORT_PARTIAL = "警告：人事数据源未能读到末尾，本报告不完整。"
+
+# -- the Article 9 figures (`syncd report compliance`, `syncd.compliance`) -------------------------
+
+COMPLIANCE_SHEET = "第九条执行情况"
+# One row per figure, in this order; the value column says 无 where a figure has nothing to count.
+COMPLIANCE_LABELS: dict[str, str] = {
+    "unit": "单位", "period": "统计期间（按发现日期）", "changes": "人员变动数", "on_time": "按期同步数",
+    "on_time_share": "按期同步率", "pending": "尚未到期", "median_workdays": "同步用时中位数（工作日）",
+    "max_workdays": "最长同步用时（工作日）", "overdue": "逾期未同步", "completeness_share": "在职人员信息完整率",
+    "in_post": "在职人数", "open_problems_1": "未解决问题（一级）", "open_problems_2": "未解决问题（二级）",
+    "held": "待审批变更",
+}
+COMPLIANCE_HEADER = ("项目", "数值")
+FULL_WIDTH_SPACE = "\u3000"  # pads a Chinese label to a column: as wide as one of its characters
+COMPLIANCE_NONE = "无"
+# -- the city bureau's overview of its units (`syncd city report`, `syncd.city`) -------------------
+CITY_COLUMNS = ("单位", "状态", "最近成功同步", "人员变动数", "按期同步率", "逾期未同步", "信息完整率",
+                "二级未解决问题", "待审批变更")
+CITY_HEALTH = {True: "正常", False: "异常"}
+CITY_ERRORS = {"unreachable": "无法连接", "refused": "令牌被拒绝（HTTP {status}）",
+               "bad_answer": "应答无法识别（HTTP {status}）"}
+CITY_SHEET = "年度考核 {start} 至 {end}"
+COMPLIANCE_PERIOD = "{start} 至 {end}"
 
 
 # -- the escalation notices (`syncd.escalation`) --------------------------------------------------

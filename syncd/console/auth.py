@@ -137,6 +137,11 @@ def sign_in(presented: str) -> Token | None:
             log.warning("console.signin_limited", remote_addr=address,
                         retry_after_s=round(auth.limiter.retry_after(address)))
         return None
+    if not role_allows(token.role, "hr"):
+        # An auditor's token reads the API (status, compliance), not the unit's people: no session.
+        log.warning("console.signin_refused", reason="role", role=token.role, token_name=token.name,
+                    remote_addr=address)
+        return None
     now = auth.clock()
     session.clear()
     session.permanent = True

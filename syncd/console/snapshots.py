@@ -70,6 +70,11 @@ class SnapshotCache:
         return self._snapshot
 
     @property
+    def latest(self) -> Snapshot | None:
+        """The snapshot held now, never reading HR (None before the first)."""
+        return self._snapshot
+
+    @property
     def read_at(self) -> datetime | None:
         """When the snapshot now held was read (None before the first)."""
         return self._read_at

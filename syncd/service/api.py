@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, TypeVar, cast
 
 import structlog
@@ -43,14 +44,17 @@ EXTENSION = "syncd"
 DIRECTORY_CALLS = 2  # directory calls from requests at once: the other server threads stay free for the rest
 DIRECTORY_BUSY_RETRY_AFTER = 5  # seconds
 QUEUE_FULL_RETRY_AFTER = 30  # seconds: the queue drains by a resync every few seconds
-# What each role may do: operator includes everything hr may.
-ROLE_GRANTS: dict[Role, frozenset[Role]] = {"hr": frozenset({"hr"}), "operator": frozenset({"hr", "operator"})}
+# What each role may do: operator includes everything hr may, hr everything auditor (read-only) may.
+ROLE_GRANTS: dict[Role, frozenset[Role]] = {"auditor": frozenset({"auditor"}), "hr": frozenset({"hr", "auditor"}),
+                                            "operator": frozenset({"hr", "operator", "auditor"})}
 # RFC 6750 b64token; anything else in the header is not a token we could have issued.
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9._~+/-]+=*) *$", re.IGNORECASE)
 _SCOPE_FIELDS: tuple[tuple[str, str], ...] = (("employee_id", "employee"), ("department_id", "department"),
                                               ("all", "all"))
 _ID = re.compile(ID_PATTERN)  # the OpenAPI document's own patterns, so the two cannot disagree
 _BY = re.compile(BY_PATTERN)
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # a period's days: far enough from date.min and date.max to count in
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _RESYNC_FIELDS = frozenset({"employee_id", "department_id", "all", "full"})
 _FREEZE_FIELDS = frozenset({"by"})
 
@@ -264,6 +268,22 @@ def parse_resync(body: dict[str, Any]) -> tuple[ResyncScope, bool]:
     return scope, full
 
 
+def _day(name: str) -> date:
+    """A query parameter that must be a date, YYYY-MM-DD; else a 422 naming it."""
+    value = request.args.get(name)
+    if value is None:
+        raise invalid(name, "required: a date, YYYY-MM-DD")
+    if not _DAY.fullmatch(value):
+        raise invalid(name, "must be a date, YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise invalid(name, "is not a date of the calendar") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise invalid(name, f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day
+
+
 def _requested_by(body: dict[str, Any], token: Token) -> str:
     """The `by` of a freeze body, default the token's name."""
     _reject_unknown(body, _FREEZE_FIELDS)
@@ -358,9 +378,17 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
         return resync.as_json()
 
     @app.get("/api/v1/status")
-    @requires("hr")
+    @requires("auditor")
     def get_status() -> ResponseReturnValue:
         return control.status()
+
+    @app.get("/api/v1/compliance")
+    @requires("auditor")
+    def get_compliance() -> ResponseReturnValue:
+        start, end = _day("from"), _day("to")
+        if end < start:
+            raise invalid("to", "must not be before from")
+        return control.compliance(start, end)
 
     def decide(run_id: str, approve: bool) -> ResponseReturnValue:
         _identifier("run_id", run_id)

@@ -7,7 +7,7 @@ behaviour are the same whichever front end asked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from syncd.scope import ResyncRequest, Scope
@@ -74,3 +74,6 @@ class Control(Protocol):
 
     def acknowledge(self, key: str, by: str) -> bool:
         """Stop the reminders of an open problem (not its level-2 deadline); False when none is open."""
+
+    def compliance(self, start: date, end: date) -> dict[str, Any]:
+        """The Article 9 figures of the changes detected from `start` to `end` (`syncd.compliance`), JSON-ready."""

@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import log as logging_setup
+from syncd.compliance import Compliance, LatestCompleteness, Rules, compliance
 from syncd.config import Config, ConfigError, load
 from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
 from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
@@ -76,6 +77,7 @@ STANDBY_POLL = 5.0  # seconds between a standby node's tries for leadership (tak
 RESYNC_POLL = 1.0  # a queued resync starts within this (plus the cycle it may wait for)
 FULL_WAITS_FOR_LOCK = 600.0  # the daily full cycle waits this long for a running cycle rather than skip a day
 HEALTHY_INTERVALS = 3
+YEAR_SHARES_EVERY = 300.0  # seconds between two countings of the year's Article 9 shares for /metrics
 RECONNECT_FIRST = 0.5  # seconds before the first retry of a database gone away; doubled up to STANDBY_POLL
 # The leader's latest cycle (any outcome, skipped included), in the state: what a standby's health reads.
 LAST_CYCLE = "daemon.last_cycle"
@@ -182,6 +184,10 @@ class DaemonControl:
         """Stop the reminders of an open problem."""
         return acknowledge(self._daemon.store, key, by, datetime.now(UTC))
 
+    def compliance(self, start: date, end: date) -> dict[str, Any]:
+        """The unit's Article 9 figures for the period."""
+        return self._daemon.compliance(start, end).as_json()
+
 
 class Daemon:
     """The service: scheduler, resync poller, control API, signals, systemd notifications."""
@@ -191,13 +197,15 @@ class Daemon:
         self.store = open_state(config.state.url)
         self.metrics = Metrics(held_changes=lambda: len(self.store.pending_holds()),
                                overdue_changes=lambda: len(self.store.overdue(self.today())),
-                               open_problems=lambda: open_counts(self.store))
+                               open_problems=lambda: open_counts(self.store), compliance=self._year_shares)
         self._interrupt = threading.Event()  # set on SIGTERM: cycles finish the change in flight and stop
         self._lock = InstanceLock(self.store)
         self.alarm = StateAlarm()
         self.engine = Engine(config, self.store, self.metrics.count_api_call, self._interrupt, self._lock.fence)
         # The console's HR snapshot: every cycle that read HR offers its own; read on demand before the first.
         self.snapshots = SnapshotCache(lambda: read_hr(self.engine.config))
+        self._completeness = LatestCompleteness()
+        self._year_shares_made: tuple[float, tuple[float | None, float | None]] | None = None
         self._notifier = notifier or SystemdNotifier()
         self._leading = False
         self._cycle = threading.Lock()  # never two cycles of this process at once
@@ -664,6 +672,29 @@ class Daemon:
     def today(self) -> date:
         """Today in the unit's time zone (due dates are calendar days there)."""
         return datetime.now(ZoneInfo(self.engine.config.schedule.timezone)).date()
+
+    def compliance(self, start: date, end: date, read_hr: bool = True) -> Compliance:
+        """The unit's Article 9 figures for changes detected from `start` to `end`; the completeness of the
+        latest HR read (read now when none is held, unless `read_hr` is False: a scrape never waits for HR)."""
+        config = self.engine.config
+        snapshot = self.snapshots() if read_hr else self.snapshots.latest
+        return compliance(self.store, config.unit.name, start, end, self.today(), Rules.of(config),
+                          self._completeness.of(snapshot))
+
+    def _year_shares(self) -> tuple[float | None, float | None]:
+        """This calendar year's on-time share and the completeness share, for a scrape (HR is never read for it).
+
+        Worked out at most every YEAR_SHARES_EVERY seconds: a year's journal at a large unit takes a
+        second or two to count, and a yearly share does not move between two scrapes.
+        """
+        made = self._year_shares_made
+        if made is not None and time.monotonic() - made[0] < YEAR_SHARES_EVERY:
+            return made[1]
+        today = self.today()
+        result = self.compliance(date(today.year, 1, 1), today, read_hr=False)
+        shares = (result.figures.on_time_share, result.completeness_share)
+        self._year_shares_made = (time.monotonic(), shares)
+        return shares
 
     def holder(self) -> Holder | None:
         """Who holds the state (this daemon when it leads)."""

@@ -59,13 +59,38 @@ class _OpenProblems(Collector):
         yield family
 
 
+class _Compliance(Collector):
+    """`syncd_changes_on_time_ratio` and `syncd_completeness_ratio`, both from one reading of the figures."""
+
+    def __init__(self, source: Callable[[], tuple[float | None, float | None]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            on_time, complete = self._source()
+        # As for the gauges above: a store outage must not take the rest of the scrape down.
+        except Exception as exc:
+            log.warning("metrics.source_failed", metric="syncd_changes_on_time_ratio", error=type(exc).__name__)
+            on_time = complete = None
+        # NaN, not 0, when there is nothing to count: no change decided yet is not a unit always late.
+        yield GaugeMetricFamily("syncd_changes_on_time_ratio",
+                                "Share of this year's personnel changes in the directory by their due date "
+                                "(Article 9; of those done or past due)",
+                                value=math.nan if on_time is None else on_time)
+        yield GaugeMetricFamily("syncd_completeness_ratio",
+                                "Share of in-post people with all eleven Article 9 fields valid (latest HR read)",
+                                value=math.nan if complete is None else complete)
+
+
 class Metrics:
     """The daemon's metrics and their exposition."""
 
     def __init__(self, held_changes: Callable[[], float] = lambda: 0, overdue_changes: Callable[[], float] = lambda: 0,
                  version: str | None = None,
-                 open_problems: Callable[[], Mapping[tuple[int, str], int]] = dict) -> None:
-        """`held_changes`, `overdue_changes` and `open_problems` are called at each scrape for the current counts."""
+                 open_problems: Callable[[], Mapping[tuple[int, str], int]] = dict,
+                 compliance: Callable[[], tuple[float | None, float | None]] = lambda: (None, None)) -> None:
+        """`held_changes`, `overdue_changes`, `open_problems` and `compliance` (this year's on-time share and the
+        completeness share, None for nothing to count) are called at each scrape for the current figures."""
         self.registry = CollectorRegistry()
         # process_* (CPU, memory, open files, start time) and python_info, as any Prometheus target has.
         ProcessCollector(registry=self.registry)
@@ -73,6 +98,7 @@ class Metrics:
         self.notices = Counter("syncd_notices", "Escalation notices by channel and result (ok | failed)",
                                ["channel", "result"], registry=self.registry)
         self.registry.register(_OpenProblems(open_problems))
+        self.registry.register(_Compliance(compliance))
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Unix time the last cycle succeeded", registry=self.registry)
         self.cycles = Counter("syncd_cycles", "Cycles by outcome", ["outcome"], registry=self.registry)

@@ -64,6 +64,11 @@ def _path_parameter(name: str, description: str, max_length: int = ID_MAX_LENGTH
             "schema": {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": ID_PATTERN}}
 
 
+def _query_day(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": True, "description": description,
+            "schema": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}}
+
+
 _IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH, "pattern": ID_PATTERN}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -109,6 +114,39 @@ SCHEMAS: dict[str, Any] = {
             "escalations": {"type": "array", "items": {"type": "object"},
                             "description": "open problems (without their notices: GET /api/v1/escalations)"},
             "daemon": {"type": "object"},
+        },
+    },
+    "Compliance": {
+        "type": "object",
+        "description": "Article 9 figures of the unit: the personnel changes HR made in the period (by the day "
+                       "they were detected; departments and freezes not counted), how many reached the directory "
+                       "within escalation.deadline_workdays working days (Chinese holidays and make-up days "
+                       "counted), and the unit's state now.",
+        "required": ["unit", "from", "to", "changes", "on_time", "on_time_share", "pending", "median_workdays",
+                     "max_workdays", "overdue", "completeness_share", "in_post", "open_problems", "held"],
+        "properties": {
+            "unit": {"type": "string", "description": "unit.name"},
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "changes": {"type": "integer", "minimum": 0,
+                        "description": "changes detected in the period, each once however often retried; "
+                                       "withdrawn ones (HR took them back, an operator rejected them) not counted"},
+            "on_time": {"type": "integer", "minimum": 0, "description": "in the directory by their due date"},
+            "on_time_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                              "description": "on_time / (changes - pending); null when none is decided yet"},
+            "pending": {"type": "integer", "minimum": 0, "description": "not in the directory yet, not due yet"},
+            "median_workdays": {"type": ["number", "null"], "minimum": 0,
+                                "description": "median working days from detection to the directory"},
+            "max_workdays": {"type": ["integer", "null"], "minimum": 0, "description": "the longest, in working days"},
+            "overdue": {"type": "integer", "minimum": 0,
+                        "description": "changes of the period still not in the directory past their due date"},
+            "completeness_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                   "description": "in-post people with all eleven fields valid, in the latest "
+                                                  "complete HR read; null when none"},
+            "in_post": {"type": "integer", "minimum": 0},
+            "open_problems": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                              "description": "open escalation problems by level (\"1\", \"2\")"},
+            "held": {"type": "integer", "minimum": 0, "description": "held changes nobody has decided"},
         },
     },
     "Decision": {
@@ -202,7 +240,14 @@ def openapi_document(version: str) -> dict[str, Any]:
             {"200": _json(_ref("ResyncRequest"), "The request"), "404": _error("NotFound"), "422": _error("Invalid")},
             parameters=[_path_parameter("id", "The id returned when the resync was queued")])},
         "/api/v1/status": {"get": _operation(
-            "Last runs, held runs, overdue changes, resyncs", "hr", {"200": _json(_ref("Status"), "Status")})},
+            "Last runs, held runs, overdue changes, resyncs", "auditor", {"200": _json(_ref("Status"), "Status")})},
+        "/api/v1/compliance": {"get": _operation(
+            "Article 9 figures for the changes detected in a period", "auditor",
+            {"200": _json(_ref("Compliance"), "The figures"),
+             "422": _json(_ref("Error"), "`from` or `to` missing, not a date, or `to` before `from` "
+                                         "(named in `field`)")},
+            parameters=[_query_day("from", "First day of the period (in schedule.timezone)"),
+                        _query_day("to", "Last day of the period, included")])},
         "/api/v1/runs/{run_id}/approve": {"post": _operation(
             "Approve the held changes of a run", "operator", decided, parameters=[run])},
         "/api/v1/runs/{run_id}/reject": {"post": _operation(
@@ -235,14 +280,15 @@ def openapi_document(version: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "syncd control API", "version": version,
                  "description": "Manual resyncs, status, held-run decisions and login freezes of the "
-                                "HR → Zhengzhengding directory sync. Roles: hr may resync and read status; "
-                                "operator may do everything."},
+                                "HR → Zhengzhengding directory sync. Roles: auditor may read status and the "
+                                "Article 9 figures; hr may resync too; operator may do everything."},
         "servers": [{"url": "/"}],
         "security": _BEARER,
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "A token from `syncd token add NAME --role hr|operator`"}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "A token from `syncd token add NAME --role auditor|hr|operator`"}},
             "schemas": SCHEMAS,
             "responses": _ERROR_RESPONSES,
         },

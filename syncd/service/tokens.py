@@ -7,7 +7,7 @@ removing a token needs no restart.
 ```toml
 [[token]]
 name = "hr-portal"
-role = "hr"            # hr: resync and read status | operator: everything
+role = "hr"            # auditor: read status and compliance | hr: resync too | operator: everything
 sha256 = "<hex SHA-256 of the token>"
 ```
 """
@@ -36,7 +36,7 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-Role = Literal["hr", "operator"]
+Role = Literal["hr", "operator", "auditor"]
 ROLES: tuple[Role, ...] = get_args(Role)
 _ENTRY_KEYS = frozenset({"name", "role", "sha256", "created"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")

@@ -125,6 +125,19 @@ class UnfinishedEntry:
     department: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class JournaledChange:
+    """One journal entry as the Article 9 figures read it: when detected, due, last updated, and whether still owed."""
+
+    kind: str
+    subject: str
+    state: str
+    detected_at: datetime
+    due_at: date
+    updated_at: datetime
+    owed: bool  # not in the directory yet and still planned (what `StateStore.overdue` counts once past due)
+
+
 def _engine(url: str) -> Engine:
     # PostgreSQL may restart under a running daemon: a pooled connection is tested before use (one
     # that died with the old server is replaced), and a server that does not answer fails in seconds.
@@ -518,6 +531,26 @@ class StateStore:
                 JournalEntry.state.in_(("held", "approved"))
                 | ((JournalEntry.run_id == latest) & JournalEntry.state.not_in(CLOSED_STATES))))
             return list(session.scalars(query.order_by(JournalEntry.due_at, JournalEntry.id)))
+
+    def journaled_changes(self, kinds: Iterable[str], since: datetime, until: datetime) -> list[JournaledChange]:
+        """Every journal entry of these kinds detected in [since, until), by the unit's cycles and
+        resyncs (not onboarding, a freeze or a dry run), oldest first; `owed` as `overdue` counts it."""
+        last = self.last_unit_run()
+        latest = None if last is None else last.id
+        # Bounds in UTC, as the journal keeps its times (SQLite as text without a zone).
+        since, until = since.astimezone(UTC), until.astimezone(UTC)
+        with self._session() as session:
+            rows = session.execute(
+                select(JournalEntry.kind, JournalEntry.subject, JournalEntry.state, JournalEntry.run_id,
+                       JournalEntry.detected_at, JournalEntry.due_at, JournalEntry.updated_at)
+                .join(Run, Run.id == JournalEntry.run_id)
+                .where(JournalEntry.kind.in_(list(kinds)), JournalEntry.detected_at >= since,
+                       JournalEntry.detected_at < until, Run.dry_run.is_(False),
+                       Run.trigger.not_in(_OUTSIDE_CYCLES))
+                .order_by(JournalEntry.id))
+            return [JournaledChange(kind, subject, state, aware(detected), due, aware(updated),
+                                    state in ("held", "approved") or (run_id == latest and state not in CLOSED_STATES))
+                    for kind, subject, state, run_id, detected, due, updated in rows]
 
     def decide(self, run_id: str, approve: bool) -> int:
         """Approve or reject the changes a run held for approval; return how many were decided.

@@ -6,7 +6,7 @@ import inspect
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,10 @@ class FakeControl:
     def acknowledge(self, key: str, by: str) -> bool:
         self.calls.append(("acknowledge", (key, by)))
         return key == "run_failed"
+
+    def compliance(self, start: date, end: date) -> dict[str, Any]:
+        self.calls.append(("compliance", (start, end)))
+        return {"unit": "示例局", "from": start.isoformat(), "to": end.isoformat()}
 
 
 @dataclass
@@ -452,3 +456,9 @@ def test_acknowledging_a_problem_that_is_not_open_is_404(api: Api) -> None:
     response = api.call("POST", "/api/v1/escalations/held:R9/ack", api.operator)
     assert response.status_code == 404
     assert response.json["error"] == "not_found"
+
+
+def test_compliance_passes_the_period_to_the_control(api: Api) -> None:
+    response = api.call("GET", "/api/v1/compliance?from=2026-09-28&to=2026-10-09", api.hr)
+    assert response.status_code == 200
+    assert api.control.calls == [("compliance", (date(2026, 9, 28), date(2026, 10, 9)))]

@@ -116,3 +116,22 @@ def test_open_problems_and_notices_are_exposed() -> None:
     assert 'syncd_open_problems{kind="overdue",level="2"} 3.0' in text
     assert 'syncd_notices_total{channel="work_notification",result="failed"} 1.0' in text
     assert 'syncd_notices_total{channel="webhook",result="ok"} 1.0' in text
+
+
+def test_the_article_9_shares_are_read_at_each_scrape_and_nan_when_nothing_counts() -> None:
+    shares: list[tuple[float | None, float | None]] = [(0.75, 0.9), (None, None)]
+    metrics = Metrics(compliance=lambda: shares[0])
+    get = metrics.registry.get_sample_value
+    assert get("syncd_changes_on_time_ratio") == 0.75 and get("syncd_completeness_ratio") == 0.9
+    shares.pop(0)
+    assert math.isnan(get("syncd_changes_on_time_ratio")) and math.isnan(get("syncd_completeness_ratio"))
+
+
+def test_a_failing_compliance_source_reads_nan_and_the_rest_still_renders() -> None:
+    def broken() -> tuple[float | None, float | None]:
+        raise RuntimeError("state down")
+
+    metrics = Metrics(held_changes=lambda: 1, compliance=broken)
+    text = metrics.render()[0].decode()
+    assert "syncd_changes_on_time_ratio NaN" in text and "syncd_completeness_ratio NaN" in text
+    assert "syncd_held_changes 1.0" in text

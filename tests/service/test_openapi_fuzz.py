@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from syncd.service.openapi import openapi_document
+from syncd.service.tokens import add_token
 from syncd.version import __version__
 from tests.console.harness import Console, build_console, bureau_at, serve
 
@@ -38,10 +39,12 @@ def daemon_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Conso
         # The wrong-token limit would answer the no-token role 429 from its sixth request on: that is
         # documented and tested elsewhere; this pass is about every other answer.
         console.app.extensions["syncd"].limiter.max_failures = 1_000_000
-        yield console, {"operator": bureau.tokens["operator"], "hr": bureau.tokens["hr"], "none": ""}
+        auditor = add_token(root / "tokens.toml", "city-bureau", "auditor")
+        yield console, {"operator": bureau.tokens["operator"], "hr": bureau.tokens["hr"], "auditor": auditor,
+                        "none": ""}
 
 
-@pytest.mark.parametrize("role", ["operator", "hr", "none"])
+@pytest.mark.parametrize("role", ["operator", "hr", "auditor", "none"])
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,

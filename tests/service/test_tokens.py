@@ -95,7 +95,7 @@ GOOD = 'name = "a"\nrole = "hr"\nsha256 = "' + "ab" * 32 + '"\n'
     ("token = 3\n", "array of tables"),
     ("[other]\n", "unknown top-level key"),
     (f"[[token]]\n{GOOD}\n[[token]]\nname = \"b\"\nrole = \"admin\"\nsha256 = \"{'cd' * 32}\"\n",
-     r"entry 2 \('b'\): `role` must be one of hr, operator, got 'admin'"),
+     r"entry 2 \('b'\): `role` must be one of hr, operator, auditor, got 'admin'"),
     ('[[token]]\nname = "a"\nrole = "hr"\nsha256 = "not-hex"\n', r"entry 1 \('a'\): `sha256` must be 64 hex"),
     ('[[token]]\nrole = "hr"\nsha256 = "' + "ab" * 32 + '"\n', r"entry 1: `name` must be"),
     (f"[[token]]\n{GOOD}\n[[token]]\n{GOOD}", r"entry 2 \('a'\): duplicate name"),

@@ -1,0 +1,183 @@
+"""The city bureau's view over its units: each unit's Article 9 figures, read through its own control API.
+
+A unit may run on another server: it is reached at its `url` with an `auditor` token (read-only:
+status and compliance). A unit that does not answer is listed as such, first, never left out.
+The configuration (`city.toml`):
+
+```toml
+timeout = 10                 # seconds per request to a unit
+[[unit]]
+name = "金水区人社局"
+url = "https://syncd.jinshui.example.gov.cn"
+token_file = "/etc/syncd/city/jinshui.token"   # `syncd token add city-bureau --role auditor` on that unit
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+import structlog
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from syncd.config import ConfigError, Problem, problems_of, read_toml
+from syncd.messages import CITY_COLUMNS, CITY_ERRORS, CITY_HEALTH, CITY_SHEET, COMPLIANCE_NONE
+from syncd.spreadsheet import text_row
+
+log = structlog.get_logger(__name__)
+
+MAX_UNITS_AT_ONCE = 8  # requests in flight: enough that one slow unit does not hold the page
+
+
+class CityUnit(BaseModel):
+    """One unit: its name, its control API's address and the file holding its auditor token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    token_file: Path
+
+
+class CityConfig(BaseModel):
+    """The units of the city, and how long to wait for each."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    units: list[CityUnit] = Field(alias="unit", min_length=1)
+    timeout: float = Field(default=10, gt=0, le=120)
+
+
+def load_city(path: Path) -> CityConfig:
+    """Read and check `city.toml`; ConfigError naming every bad key (a token file that cannot be read too)."""
+    raw = read_toml(path)
+    for unit in raw.get("unit", []) if isinstance(raw.get("unit"), list) else []:
+        if isinstance(unit, dict) and isinstance(unit.get("token_file"), str):
+            unit["token_file"] = str(path.parent / unit["token_file"])  # relative to city.toml
+    try:
+        config = CityConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise problems_of(exc) from exc
+    problems = [Problem(f"unit.{number}.token_file", str(unit.token_file), "a readable file holding the "
+                        "unit's auditor token") for number, unit in enumerate(config.units) if not _token(unit)]
+    names = [unit.name for unit in config.units]
+    problems += [Problem(f"unit.{number}.name", name, "a name no other unit has")
+                 for number, name in enumerate(names) if names.index(name) != number]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _token(unit: CityUnit) -> str:
+    """The unit's token, read at each use (a replaced token file takes effect at once); "" when unreadable."""
+    try:
+        return unit.token_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """One unit as the city sees it: whether it answered, its health and its figures."""
+
+    name: str
+    error: str | None  # a CITY_ERRORS key when the unit could not be read
+    status: int | None = None  # the HTTP status of a refused or odd answer
+    healthy: bool | None = None
+    last_success: str | None = None
+    figures: dict[str, Any] | None = None
+
+    @property
+    def open_level_2(self) -> int:
+        """Open level-2 problems."""
+        return int((self.figures or {}).get("open_problems", {}).get("2", 0))
+
+    def worst_first(self) -> tuple[Any, ...]:
+        """The sort key of the overview: unreachable, then failing, overdue, level 2, late, incomplete."""
+        figures = self.figures or {}
+        on_time = figures.get("on_time_share")
+        complete = figures.get("completeness_share")
+        return (self.error is None, bool(self.healthy), -int(figures.get("overdue", 0)), -self.open_level_2,
+                1.0 if on_time is None else on_time, 1.0 if complete is None else complete, self.name)
+
+    def as_json(self) -> dict[str, Any]:
+        """The unit's row as JSON."""
+        return {"name": self.name, "reachable": self.error is None, "error": self.error, "status": self.status,
+                "healthy": self.healthy, "last_success": self.last_success, "figures": self.figures}
+
+
+def read_unit(unit: CityUnit, start: date, end: date, timeout: float) -> Standing:
+    """One unit's standing, read through its control API (`/healthz`, `/api/v1/compliance`)."""
+    headers = {"Authorization": f"Bearer {_token(unit)}", "Accept": "application/json"}
+    base = unit.url.rstrip("/")
+    try:
+        with requests.Session() as session:
+            health = session.get(f"{base}/healthz", timeout=timeout)
+            answer = session.get(f"{base}/api/v1/compliance", params={"from": start.isoformat(),
+                                                                       "to": end.isoformat()},
+                                 headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        log.warning("city.unit_unreachable", unit=unit.name, error=type(exc).__name__)
+        return Standing(unit.name, "unreachable")
+    if answer.status_code in (401, 403):
+        log.warning("city.unit_refused", unit=unit.name, status=answer.status_code)
+        return Standing(unit.name, "refused", answer.status_code)
+    try:
+        figures, healthz = answer.json(), health.json()
+        if answer.status_code != 200 or not isinstance(figures, dict) or not isinstance(healthz, dict):
+            raise ValueError(answer.status_code)
+    except ValueError:
+        log.warning("city.unit_bad_answer", unit=unit.name, status=answer.status_code)
+        return Standing(unit.name, "bad_answer", answer.status_code)
+    return Standing(unit.name, None, None, healthz.get("status") == "ok", healthz.get("last_success"), figures)
+
+
+def overview(config: CityConfig, start: date, end: date) -> list[Standing]:
+    """Every unit's standing for the period, read at once, worst first."""
+    with ThreadPoolExecutor(max_workers=min(MAX_UNITS_AT_ONCE, len(config.units))) as pool:
+        standings = list(pool.map(lambda unit: read_unit(unit, start, end, config.timeout), config.units))
+    return sorted(standings, key=Standing.worst_first)
+
+
+def _share(value: object) -> str:
+    return COMPLIANCE_NONE if not isinstance(value, int | float) else f"{value:.1%}"
+
+
+def row(standing: Standing) -> list[str]:
+    """The unit's cells, as CITY_COLUMNS names them."""
+    if standing.error is not None:
+        text = CITY_ERRORS[standing.error].format(status=standing.status)
+        return [standing.name, text, *[COMPLIANCE_NONE] * (len(CITY_COLUMNS) - 2)]
+    figures = standing.figures or {}
+    return [standing.name, CITY_HEALTH[bool(standing.healthy)], standing.last_success or COMPLIANCE_NONE,
+            str(figures.get("changes", 0)), _share(figures.get("on_time_share")), str(figures.get("overdue", 0)),
+            _share(figures.get("completeness_share")), str(standing.open_level_2), str(figures.get("held", 0))]
+
+
+def format_table(standings: Sequence[Standing]) -> str:
+    """The overview for a terminal: a header and a tab-separated line per unit, worst first."""
+    return "\n".join("\t".join(cells) for cells in [list(CITY_COLUMNS), *(row(s) for s in standings)])
+
+
+def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path | IO[bytes]) -> None:
+    """The period's figures of every unit as one sheet the office can hand in; text cells only."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = CITY_SHEET.format(start=start, end=end)[:31]
+    sheet.append(text_row(sheet, CITY_COLUMNS))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for standing in standings:
+        sheet.append(text_row(sheet, row(standing)))
+    sheet.freeze_panes = "A2"
+    for column, width in zip("ABCDEFGHI", (24, 18, 26, 12, 12, 12, 16, 14, 12), strict=True):
+        sheet.column_dimensions[column].width = width
+    workbook.save(path)
