@@ -49,7 +49,7 @@ REASONS: dict[str, str] = {
     "parent.rejected": "位于被拒绝的部门 {department} 之下",
     "parent.missing": "没有上级部门，且不是本单位的根部门 {root}",
     "source.broke_off": "人事数据读取中断，本次读取不完整",
-    "source.no_root": "人事数据中没有本单位根部门 {id}（配置项 unit.root_department），本次读取不完整",
+    "source.no_root": "人事数据中没有本单位根部门 {id}（同步配置中的根部门编号有误，或导出不全），本次读取不完整",
     "*.missing": "缺少{label}",
     "*.too_long": "{label}超过{limit}个字符",
     "*.unknown": "{label}不是已知的值，应为：{expected}",
