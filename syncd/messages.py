@@ -194,6 +194,7 @@ def label(table: Mapping[str, str], value: str | None, default: str = "—") -> 
 # -- the console's own sentences ------------------------------------------------------------------
 
 CONSOLE: dict[str, str] = {
+    "signin.hint": "请输入管理员发给您的访问令牌（人事或运维角色）。令牌只用于本次登录，登录后 8 小时内有效。",
     "signin.failed": "令牌无效，请检查后重试。",
     "signin.empty": "请输入令牌。",
     "signin.limited": "登录失败次数过多，请 {minutes} 分钟后再试。",

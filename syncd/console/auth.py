@@ -1,6 +1,7 @@
 """Signing in to the console: an API token exchanged once for a session cookie, and the role checks.
 
-A token (role hr or operator, from the API's tokens file) is presented once on the sign-in form and
+A token (from the tokens file; for the unit console role hr or operator, for the city bureau's any
+role) is presented once on the sign-in form and
 never stored: the session, a cookie Flask signs with the daemon's secret key, holds the token's
 name, its role, a fingerprint of its hash, when it was signed in and a random session id. The
 daemon remembers the ids of the sessions it opened (in memory: the key, and so every session, is
@@ -32,11 +33,12 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import structlog
-from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
-from syncd.service.api import EXTENSION, ApiServices, role_allows
+from syncd import messages
+from syncd.service.api import role_allows
 from syncd.service.tokens import ROLES, Role, Token, TokenStore
 from syncd.service.tokens import FailureLimiter as SignInLimiter
 
@@ -91,12 +93,14 @@ class _OpenSessions:
 
 @dataclass
 class ConsoleAuth:
-    """The console's sign-in state on the app: the limiter, the open sessions, the tokens file's grants, the clock."""
+    """A console's sign-in state on the app: the limiter, the open sessions, the tokens file's grants, the clock."""
 
     limiter: SignInLimiter
-    grants: TokenStore  # the API's tokens file, read on its own
+    grants: TokenStore  # the tokens that may sign in (the unit console: the API's tokens file, read on its own)
     clock: Callable[[], float] = time.time  # wall-clock seconds: session ages survive a restart's monotonic reset
     lifetime: timedelta = SESSION_LIFETIME
+    home: str = "console"  # the blueprint of the pages: its `signin` and `overview` views
+    least_role: Role = "hr"  # a token must allow this to sign in (the unit console: no auditor)
     sessions: _OpenSessions = field(default_factory=_OpenSessions)
 
 
@@ -123,10 +127,9 @@ def _auth() -> ConsoleAuth:
 
 def sign_in(presented: str) -> Token | None:
     """Exchange a token for a session; None (and a counted failure) when the token is not valid."""
-    services: ApiServices = current_app.extensions[EXTENSION]
-    token = services.tokens.lookup(presented) if presented else None
-    address = request.remote_addr or "-"
     auth = _auth()
+    token = auth.grants.lookup(presented) if presented else None
+    address = request.remote_addr or "-"
     if token is None or token.role not in ROLES:
         failures = auth.limiter.failed(address)
         if failures <= auth.limiter.max_failures:
@@ -137,8 +140,8 @@ def sign_in(presented: str) -> Token | None:
             log.warning("console.signin_limited", remote_addr=address,
                         retry_after_s=round(auth.limiter.retry_after(address)))
         return None
-    if not role_allows(token.role, "hr"):
-        # An auditor's token reads the API (status, compliance), not the unit's people: no session.
+    if not role_allows(token.role, auth.least_role):
+        # An auditor's token reads a unit's API (status, compliance), not the unit's people: no session.
         log.warning("console.signin_refused", reason="role", role=token.role, token_name=token.name,
                     remote_addr=address)
         return None
@@ -227,7 +230,7 @@ def console_requires(role: Role) -> Callable[[F], F]:
             if token is None:
                 expired = bool(g.get("session_expired"))
                 target = request.full_path.rstrip("?") if request.method == "GET" else None
-                return redirect(url_for("console.signin", next=_safe_next(target),
+                return redirect(url_for(f"{_auth().home}.signin", next=_safe_next(target),
                                         why="expired" if expired else "required"), code=303)
             g.token = token
             if not role_allows(token.role, role):
@@ -248,6 +251,48 @@ def next_path() -> str | None:
 
 
 def new_auth(tokens_file: Path | None, clock: Callable[[], float] = time.time,
-             lifetime: timedelta = SESSION_LIFETIME, limiter: SignInLimiter | None = None) -> ConsoleAuth:
-    """The sign-in state for a tokens file."""
-    return ConsoleAuth(limiter or SignInLimiter(), TokenStore(tokens_file), clock, lifetime)
+             lifetime: timedelta = SESSION_LIFETIME, limiter: SignInLimiter | None = None, *,
+             home: str = "console", least_role: Role = "hr") -> ConsoleAuth:
+    """The sign-in state for a tokens file, for the pages of blueprint `home`."""
+    return ConsoleAuth(limiter or SignInLimiter(), TokenStore(tokens_file), clock, lifetime, home=home,
+                       least_role=least_role)
+
+
+def add_signin_views(pages: Blueprint) -> None:
+    """`/signin` (the form and its post) and `/signout` on `pages`, whose `overview` view follows signing in."""
+    overview = f"{pages.name}.overview"
+
+    def signin() -> ResponseReturnValue:
+        """The sign-in form (already signed in: on to the overview)."""
+        if signed_in_token() is not None:
+            return redirect(next_path() or url_for(overview), code=303)
+        why = request.args.get("why")
+        notice = messages.console_text("signin.expired") if why == "expired" else None
+        return render_template("signin.html", notice=notice, next=next_path())
+
+    def signin_post() -> ResponseReturnValue:
+        """Exchange a token for a session; wrong tokens from an address past its limit are answered 429."""
+        auth = _auth()
+        limited = auth.limiter.retry_after(request.remote_addr or "-") > 0
+        presented = request.form.get("token", "").strip()
+        token = sign_in(presented)  # a right token signs in even while the address is limited
+        if token is not None:
+            return redirect(next_path() or url_for(overview), code=303)
+        if limited:
+            wait = auth.limiter.retry_after(request.remote_addr or "-")
+            minutes = max(1, -(-int(wait) // 60))
+            body = render_template("signin.html", error=messages.console_text("signin.limited", minutes=minutes),
+                                   next=next_path())
+            return body, 429, {"Retry-After": str(int(wait) + 1)}
+        key = "signin.empty" if not presented else "signin.failed"
+        return render_template("signin.html", error=messages.console_text(key), next=next_path()), 401
+
+    def signout() -> ResponseReturnValue:
+        """End the session."""
+        sign_out()
+        flash(messages.console_text("signed_out"))
+        return redirect(url_for(f"{pages.name}.signin"), code=303)
+
+    pages.add_url_rule("/signin", view_func=signin, methods=["GET"])
+    pages.add_url_rule("/signin", endpoint="signin_post", view_func=signin_post, methods=["POST"])
+    pages.add_url_rule("/signout", view_func=signout, methods=["POST"])

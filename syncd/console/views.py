@@ -20,15 +20,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask.typing import ResponseReturnValue
 
 from syncd import messages
-from syncd.console.auth import (
-    CONSOLE_EXTENSION,
-    ConsoleAuth,
-    console_requires,
-    next_path,
-    sign_in,
-    sign_out,
-    signed_in_token,
-)
+from syncd.console.auth import add_signin_views, console_requires
 from syncd.console.data import ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
 from syncd.model import ARTICLE9_FIELDS
 from syncd.report import REJECTED, ReportRow, summary_lines
@@ -50,13 +42,6 @@ console = Blueprint("console", __name__, template_folder="templates", static_fol
                     static_url_path="/static/console")
 
 
-@console.before_request
-def _check_csrf() -> None:
-    """Every form post carries the session's CSRF token (Flask-WTF), the sign-in form too."""
-    if request.method == "POST":
-        current_app.extensions["csrf"].protect()
-
-
 def _data() -> ConsoleData:
     data: ConsoleData = current_app.extensions[DATA_EXTENSION]
     return data
@@ -76,7 +61,8 @@ def _page_number(name: str = "page") -> int:
 def _globals() -> dict[str, Any]:
     token = g.get("token")
     data: ConsoleData | None = current_app.extensions.get(DATA_EXTENSION)
-    return {"m": messages, "me": token, "is_operator": token is not None and token.role == "operator",
+    return {"m": messages, "me": token, "home": "console", "signin_hint": messages.console_text("signin.hint"),
+            "is_operator": token is not None and token.role == "operator",
             "version": __version__, "unit_name": current_app.extensions.get(UNIT_EXTENSION, ""),
             "code_label": data.code_label if data is not None else str, "page_url": _page_url,
             "finding_text": _finding_text, "run_label": _run_label, "department_label": _department_label,
@@ -167,44 +153,10 @@ def _page_url(name: str, number: int) -> str:
     return url_for(request.endpoint or "console.overview", **(request.view_args or {}), **args)
 
 
-# -- sign-in ----------------------------------------------------------------------------------------
+# -- sign-in: the shared views (syncd.console.auth) -------------------------------------------------
 
 
-@console.get("/signin")
-def signin() -> ResponseReturnValue:
-    """The sign-in form (already signed in: on to the overview)."""
-    if signed_in_token() is not None:
-        return redirect(next_path() or url_for("console.overview"), code=303)
-    why = request.args.get("why")
-    notice = messages.console_text("signin.expired") if why == "expired" else None
-    return render_template("signin.html", notice=notice, next=next_path())
-
-
-@console.post("/signin")
-def signin_post() -> ResponseReturnValue:
-    """Exchange a token for a session; wrong tokens from an address past its limit are answered 429."""
-    auth: ConsoleAuth = current_app.extensions[CONSOLE_EXTENSION]
-    limited = auth.limiter.retry_after(request.remote_addr or "-") > 0
-    presented = request.form.get("token", "").strip()
-    token = sign_in(presented)  # a right token signs in even while the address is limited
-    if token is not None:
-        return redirect(next_path() or url_for("console.overview"), code=303)
-    if limited:
-        wait = auth.limiter.retry_after(request.remote_addr or "-")
-        minutes = max(1, -(-int(wait) // 60))
-        body = render_template("signin.html", error=messages.console_text("signin.limited", minutes=minutes),
-                               next=next_path())
-        return body, 429, {"Retry-After": str(int(wait) + 1)}
-    key = "signin.empty" if not presented else "signin.failed"
-    return render_template("signin.html", error=messages.console_text(key), next=next_path()), 401
-
-
-@console.post("/signout")
-def signout() -> ResponseReturnValue:
-    """End the session."""
-    sign_out()
-    flash(messages.console_text("signed_out"))
-    return redirect(url_for("console.signin"), code=303)
+add_signin_views(console)
 
 
 # -- 总览 ---------------------------------------------------------------------------------------------
