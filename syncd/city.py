@@ -2,10 +2,14 @@
 
 A unit may run on another server: it is reached at its `url` with an `auditor` token (read-only:
 status and compliance). A unit that does not answer is listed as such, first, never left out.
-The configuration (`city.toml`):
+`syncd city report` prints the figures; `syncd city` serves them as the city console
+(`syncd.console.city`). The configuration (`city.toml`; relative paths are from its directory):
 
 ```toml
 timeout = 10                 # seconds per request to a unit
+listen = "127.0.0.1:8490"    # the city console (put TLS in front when it is not loopback)
+tokens_file = "tokens.toml"  # who may sign in to the city console: `syncd city token add NAME`
+refresh_seconds = 60         # a reading of every unit serves the pages this long
 [[unit]]
 name = "金水区人社局"
 url = "https://syncd.jinshui.example.gov.cn"
@@ -15,25 +19,30 @@ token_file = "/etc/syncd/city/jinshui.token"   # `syncd token add city-bureau --
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 import structlog
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from syncd.compliance import share_text
 from syncd.config import ConfigError, Problem, problems_of, read_toml
 from syncd.messages import CITY_COLUMNS, CITY_ERRORS, CITY_HEALTH, CITY_SHEET, COMPLIANCE_NONE
 from syncd.spreadsheet import text_row
 
 log = structlog.get_logger(__name__)
 
+CHINA = ZoneInfo("Asia/Shanghai")  # the default of `timezone`, as in every unit's schedule
 MAX_UNITS_AT_ONCE = 8  # requests in flight: enough that one slow unit does not hold the page
 
 
@@ -54,6 +63,26 @@ class CityConfig(BaseModel):
 
     units: list[CityUnit] = Field(alias="unit", min_length=1)
     timeout: float = Field(default=10, gt=0, le=120)
+    title: str = Field(default="全市各单位", min_length=1, max_length=64)  # beside the brand on every page
+    listen: str = Field(default="127.0.0.1:8490", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+    tokens_file: Path | None = None
+    secure_cookies: bool = False
+    timezone: str = "Asia/Shanghai"
+    refresh_seconds: float = Field(default=60, ge=0, le=3600)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as Asia/Shanghai") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone the city's pages and figures are read in."""
+        return ZoneInfo(self.timezone)
 
 
 def load_city(path: Path) -> CityConfig:
@@ -62,6 +91,8 @@ def load_city(path: Path) -> CityConfig:
     for unit in raw.get("unit", []) if isinstance(raw.get("unit"), list) else []:
         if isinstance(unit, dict) and isinstance(unit.get("token_file"), str):
             unit["token_file"] = str(path.parent / unit["token_file"])  # relative to city.toml
+    if isinstance(raw.get("tokens_file"), str):
+        raw["tokens_file"] = str(path.parent / raw["tokens_file"])
     try:
         config = CityConfig.model_validate(raw)
     except ValidationError as exc:
@@ -116,28 +147,43 @@ class Standing:
 
 def read_unit(unit: CityUnit, start: date, end: date, timeout: float) -> Standing:
     """One unit's standing, read through its control API (`/healthz`, `/api/v1/compliance`)."""
+    return read_unit_detail(unit, start, end, timeout, status=False)[0]
+
+
+def read_unit_detail(unit: CityUnit, start: date, end: date, timeout: float,
+                     status: bool = True) -> tuple[Standing, dict[str, Any] | None]:
+    """One unit's standing and (`status`) its `/api/v1/status`: runs, holds, overdue changes, open problems."""
     headers = {"Authorization": f"Bearer {_token(unit)}", "Accept": "application/json"}
     base = unit.url.rstrip("/")
+    state: dict[str, Any] | None = None
     try:
         with requests.Session() as session:
             health = session.get(f"{base}/healthz", timeout=timeout)
             answer = session.get(f"{base}/api/v1/compliance", params={"from": start.isoformat(),
                                                                        "to": end.isoformat()},
                                  headers=headers, timeout=timeout)
+            if status and answer.status_code == 200:
+                state = _json_object(session.get(f"{base}/api/v1/status", headers=headers, timeout=timeout))
     except requests.RequestException as exc:
         log.warning("city.unit_unreachable", unit=unit.name, error=type(exc).__name__)
-        return Standing(unit.name, "unreachable")
+        return Standing(unit.name, "unreachable"), None
     if answer.status_code in (401, 403):
         log.warning("city.unit_refused", unit=unit.name, status=answer.status_code)
-        return Standing(unit.name, "refused", answer.status_code)
-    try:
-        figures, healthz = answer.json(), health.json()
-        if answer.status_code != 200 or not isinstance(figures, dict) or not isinstance(healthz, dict):
-            raise ValueError(answer.status_code)
-    except ValueError:
+        return Standing(unit.name, "refused", answer.status_code), None
+    figures, healthz = _json_object(answer), _json_object(health)
+    if answer.status_code != 200 or figures is None or healthz is None:
         log.warning("city.unit_bad_answer", unit=unit.name, status=answer.status_code)
-        return Standing(unit.name, "bad_answer", answer.status_code)
-    return Standing(unit.name, None, None, healthz.get("status") == "ok", healthz.get("last_success"), figures)
+        return Standing(unit.name, "bad_answer", answer.status_code), None
+    return Standing(unit.name, None, None, healthz.get("status") == "ok", healthz.get("last_success"), figures), state
+
+
+def _json_object(answer: requests.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when it is not one."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def overview(config: CityConfig, start: date, end: date) -> list[Standing]:
@@ -147,27 +193,77 @@ def overview(config: CityConfig, start: date, end: date) -> list[Standing]:
     return sorted(standings, key=Standing.worst_first)
 
 
-def _share(value: object) -> str:
-    return COMPLIANCE_NONE if not isinstance(value, int | float) else f"{value:.1%}"
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Every unit's standing for a period, worst first, and when it was read."""
+
+    standings: list[Standing]
+    read_at: datetime
 
 
-def row(standing: Standing) -> list[str]:
+class CityReader:
+    """The units' standings, read at most once per `refresh_seconds` for each period: page views share a reading.
+
+    Fifty units at a request or two each would otherwise be read again at every click, and a unit that
+    does not answer would cost each click its timeout. Concurrent views of the same period wait for one
+    reading instead of starting their own.
+    """
+
+    def __init__(self, config: CityConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._readings: dict[tuple[date, date], tuple[float, Reading]] = {}
+
+    def overview(self, start: date, end: date) -> Reading:
+        """The standings of `start`–`end`: the last reading while it is fresh, a new one otherwise."""
+        with self._lock:  # one reading at a time; the units are read in parallel inside it
+            kept = self._readings.get((start, end))
+            if kept is not None and self._clock() - kept[0] < self.config.refresh_seconds:
+                return kept[1]
+            reading = Reading(overview(self.config, start, end), datetime.now(UTC))
+            # Only the latest periods are kept: a handful of views, not one per URL anyone typed.
+            while len(self._readings) >= 8:
+                self._readings.pop(next(iter(self._readings)))
+            self._readings[(start, end)] = (self._clock(), reading)
+            return reading
+
+
+def local_time(moment: str | None, zone: ZoneInfo) -> str:
+    """An ISO 8601 time a unit answered, as the city reads it (`2026-12-04 10:31`); 无 when none or unreadable."""
+    try:
+        parsed = datetime.fromisoformat(moment) if moment else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return COMPLIANCE_NONE
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def status_text(standing: Standing) -> str:
+    """The unit's state in a word or two: 正常, 异常, or why it could not be read."""
+    if standing.error is not None:
+        return CITY_ERRORS[standing.error].format(status=standing.status)
+    return CITY_HEALTH[bool(standing.healthy)]
+
+
+def row(standing: Standing, zone: ZoneInfo = CHINA) -> list[str]:
     """The unit's cells, as CITY_COLUMNS names them."""
     if standing.error is not None:
-        text = CITY_ERRORS[standing.error].format(status=standing.status)
-        return [standing.name, text, *[COMPLIANCE_NONE] * (len(CITY_COLUMNS) - 2)]
+        return [standing.name, status_text(standing), *[COMPLIANCE_NONE] * (len(CITY_COLUMNS) - 2)]
     figures = standing.figures or {}
-    return [standing.name, CITY_HEALTH[bool(standing.healthy)], standing.last_success or COMPLIANCE_NONE,
-            str(figures.get("changes", 0)), _share(figures.get("on_time_share")), str(figures.get("overdue", 0)),
-            _share(figures.get("completeness_share")), str(standing.open_level_2), str(figures.get("held", 0))]
+    return [standing.name, status_text(standing), local_time(standing.last_success, zone),
+            str(figures.get("changes", 0)), share_text(figures.get("on_time_share")), str(figures.get("overdue", 0)),
+            share_text(figures.get("completeness_share")), str(standing.open_level_2), str(figures.get("held", 0))]
 
 
-def format_table(standings: Sequence[Standing]) -> str:
+def format_table(standings: Sequence[Standing], zone: ZoneInfo = CHINA) -> str:
     """The overview for a terminal: a header and a tab-separated line per unit, worst first."""
-    return "\n".join("\t".join(cells) for cells in [list(CITY_COLUMNS), *(row(s) for s in standings)])
+    return "\n".join("\t".join(cells) for cells in [list(CITY_COLUMNS), *(row(s, zone) for s in standings)])
 
 
-def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path | IO[bytes]) -> None:
+def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path | IO[bytes],
+               zone: ZoneInfo = CHINA) -> None:
     """The period's figures of every unit as one sheet the office can hand in; text cells only."""
     workbook = Workbook()
     sheet = workbook.active
@@ -176,7 +272,7 @@ def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for standing in standings:
-        sheet.append(text_row(sheet, row(standing)))
+        sheet.append(text_row(sheet, row(standing, zone)))
     sheet.freeze_panes = "A2"
     for column, width in zip("ABCDEFGHI", (24, 18, 26, 12, 12, 12, 16, 14, 12), strict=True):
         sheet.column_dimensions[column].width = width

@@ -560,9 +560,57 @@ def report_compliance(ctx: click.Context, start: datetime, end: datetime, fmt: s
     _warn_partial(ctx, snapshot.complete)
 
 
-@main.group()
-def city() -> None:
-    """The city bureau's view over its units (`--config city.toml`: `[[unit]] name, url, token_file`)."""
+CITY_DEFAULT_PATH = Path("/etc/syncd/city.toml")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def city(ctx: click.Context) -> None:
+    """The city bureau's view over its units: serves the city console; `report` prints the figures.
+
+    `--config city.toml` (default /etc/syncd/city.toml): `[[unit]] name, url, token_file` and, for the
+    console, `listen` and `tokens_file` (who may sign in: `syncd city token add NAME`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from syncd.service.city import serve_city
+    from syncd.service.tokens import TokensError, TokenStore
+
+    config = _load_city(ctx)
+    if config.tokens_file is None:
+        click.echo(f"syncd: city configuration {_city_path(ctx)} is not valid:", err=True)
+        click.echo("  tokens_file: not set; expected the file of the tokens that may sign in "
+                   "(`syncd city token add NAME`)", err=True)
+        ctx.exit(EXIT_CONFIG)
+    logging_setup.configure("auto", "info")
+    try:
+        TokenStore(config.tokens_file)  # a malformed or writable-by-others file stops here, not at a sign-in
+    except TokensError as exc:
+        click.echo(f"syncd: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    try:
+        ctx.exit(serve_city(config))
+    except OSError as exc:
+        click.echo(f"syncd: cannot listen on {config.listen}: {exc.strerror}", err=True)
+        ctx.exit(EXIT_CONFIG)
+
+
+def _city_path(ctx: click.Context) -> Path:
+    """`--config`, or SYNCD_CONFIG, or /etc/syncd/city.toml (never the unit's default configuration)."""
+    return ctx.find_root().ensure_object(dict).get("config_path") or CITY_DEFAULT_PATH
+
+
+def _load_city(ctx: click.Context) -> Any:
+    """The city configuration, or exit 2 naming every bad key."""
+    from syncd import city as cities
+
+    path = _city_path(ctx)
+    try:
+        return cities.load_city(path)
+    except ConfigError as exc:
+        click.echo(f"syncd: city configuration {path} is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        ctx.exit(EXIT_CONFIG)
 
 
 @city.command("report")
@@ -577,24 +625,40 @@ def city_report(ctx: click.Context, start: datetime, end: datetime, fmt: str, ou
         raise click.BadParameter("must not be before --from", param_hint="--to")
     if fmt == "xlsx" and output is None:
         raise click.UsageError("--format xlsx needs --output FILE.xlsx")
-    path = config_path(ctx)
-    try:
-        config = cities.load_city(path)
-    except ConfigError as exc:
-        click.echo(f"syncd: city configuration {path} is not valid:", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        ctx.exit(EXIT_CONFIG)
+    config = _load_city(ctx)
     logging_setup.configure("auto", "warning")
     standings = cities.overview(config, start.date(), end.date())
     if fmt == "xlsx":
         assert output is not None
-        cities.write_xlsx(standings, start.date(), end.date(), output)
+        cities.write_xlsx(standings, start.date(), end.date(), output, config.zone)
     else:
         _print_text(json.dumps([s.as_json() for s in standings], ensure_ascii=False, indent=2) if fmt == "json"
-                    else cities.format_table(standings), output)
+                    else cities.format_table(standings, config.zone), output)
     if any(s.error is not None for s in standings):
         ctx.exit(EXIT_FAILED)
+
+
+@city.group("token")
+def city_token() -> None:
+    """Who may sign in to the city console (the city configuration's `tokens_file`)."""
+
+
+@city_token.command("add")
+@click.argument("name")
+@click.pass_context
+def city_token_add(ctx: click.Context, name: str) -> None:
+    """Create a sign-in token for NAME (read-only); it is printed once, and only its hash is kept."""
+    from syncd.service.tokens import TokensError, add_token
+
+    config = _load_city(ctx)
+    if config.tokens_file is None:
+        raise click.UsageError("tokens_file is not set in the city configuration")
+    try:
+        secret = add_token(config.tokens_file, name, "auditor")
+    except TokensError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"city console token for {name}; shown once, keep it now:", err=True)
+    click.echo(secret)
 
 
 @main.command()

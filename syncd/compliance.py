@@ -184,26 +184,33 @@ class LatestCompleteness:
             return self._made[1]
 
 
-def _share(value: float | None) -> str:
-    return COMPLIANCE_NONE if value is None else f"{value:.1%}"
+def share_text(value: object) -> str:
+    """A share as HR reads it (`97.5%`), 无 when there is nothing to count."""
+    return COMPLIANCE_NONE if not isinstance(value, int | float) else f"{value:.1%}"
 
 
-def _number(value: float | None) -> str:
-    return COMPLIANCE_NONE if value is None else f"{value:g}"
+def _number(value: object) -> str:
+    return COMPLIANCE_NONE if not isinstance(value, int | float) else f"{value:g}"
 
 
 def summary_lines(result: Compliance) -> list[tuple[str, str]]:
     """The figures as (Chinese label, value) rows, in the catalogue's order."""
-    figures = result.figures
+    return figure_lines(result.as_json())
+
+
+def figure_lines(answer: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The figures of a `GET /api/v1/compliance` answer as (Chinese label, value) rows, in the catalogue's order."""
+    problems = answer.get("open_problems") or {}
     values = {
-        "unit": result.unit, "period": COMPLIANCE_PERIOD.format(start=result.start, end=result.end),
-        "changes": str(figures.changes), "on_time": str(figures.on_time),
-        "on_time_share": _share(figures.on_time_share),
-        "pending": str(figures.pending), "median_workdays": _number(figures.median_workdays),
-        "max_workdays": _number(figures.max_workdays), "overdue": str(figures.overdue),
-        "completeness_share": _share(result.completeness_share), "in_post": str(result.in_post),
-        "open_problems_1": str(result.open_problems.get(1, 0)), "open_problems_2": str(result.open_problems.get(2, 0)),
-        "held": str(result.held),
+        "unit": str(answer.get("unit", "")), "period": COMPLIANCE_PERIOD.format(start=answer.get("from"),
+                                                                               end=answer.get("to")),
+        "changes": str(answer.get("changes", 0)), "on_time": str(answer.get("on_time", 0)),
+        "on_time_share": share_text(answer.get("on_time_share")),
+        "pending": str(answer.get("pending", 0)), "median_workdays": _number(answer.get("median_workdays")),
+        "max_workdays": _number(answer.get("max_workdays")), "overdue": str(answer.get("overdue", 0)),
+        "completeness_share": share_text(answer.get("completeness_share")), "in_post": str(answer.get("in_post", 0)),
+        "open_problems_1": str(problems.get("1", 0)), "open_problems_2": str(problems.get("2", 0)),
+        "held": str(answer.get("held", 0)),
     }
     return [(label, values[key]) for key, label in COMPLIANCE_LABELS.items()]
 

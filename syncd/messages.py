@@ -195,6 +195,8 @@ def label(table: Mapping[str, str], value: str | None, default: str = "—") -> 
 
 CONSOLE: dict[str, str] = {
     "signin.hint": "请输入管理员发给您的访问令牌（人事或运维角色）。令牌只用于本次登录，登录后 8 小时内有效。",
+    "city.signin.hint": "请输入市局管理员发给您的访问令牌。本控制台只读取各单位的同步情况，不做任何修改；"
+                        "登录后 8 小时内有效。",
     "signin.failed": "令牌无效，请检查后重试。",
     "signin.empty": "请输入令牌。",
     "signin.limited": "登录失败次数过多，请 {minutes} 分钟后再试。",
@@ -324,6 +326,16 @@ CITY_HEALTH = {True: "正常", False: "异常"}
 CITY_ERRORS = {"unreachable": "无法连接", "refused": "令牌被拒绝（HTTP {status}）",
                "bad_answer": "应答无法识别（HTTP {status}）"}
 CITY_SHEET = "年度考核 {start} 至 {end}"
+CITY_BRAND = "郑政钉通讯录同步 · 市局"
+CITY_ASSESSMENT_FILE = "年度考核-{year}-{stamp}.xlsx"
+# What the city admin can do about a unit it could not read (the unit page, under the reason).
+CITY_ADVICE = {
+    "unreachable": "请确认该单位的同步服务正在运行，且本机能访问其地址；"
+                   "可联系该单位管理员检查 systemctl status syncd。",
+    "refused": "该单位不接受市局的令牌：请该单位管理员执行 syncd token add city-bureau --role auditor，"
+               "把新令牌发给市局，更新 city.toml 中该单位的 token_file。",
+    "bad_answer": "该单位的应答无法识别：可能是地址指向了其他服务，或该单位的 syncd 版本过旧（需支持第九条统计）。",
+}
 COMPLIANCE_PERIOD = "{start} 至 {end}"
 
 

@@ -13,9 +13,9 @@ import csv
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,16 @@ from syncd.config import Config, load
 from syncd.console import ConsoleData, SnapshotCache, read_directory_person, read_hr, register_console
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.model import Change, ChangeKind
 from syncd.service.api import create_api
 from syncd.service.daemon import Daemon, DaemonControl
 from syncd.service.http import WsgiServer
 from syncd.service.resyncs import carry_out
 from syncd.service.tokens import TokenStore, add_token
+from syncd.state.store import StateStore
 from syncd.target import DirectoryEntry
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
+from tests.service.daemon_harness import free_port
 
 TENANT = SimTenant(tenant_id=196729, app_key="console-key", app_secret="console-secret",
                    root_code="GO_" + "0" * 31 + "3", admin_token="console-admin")
@@ -188,3 +191,73 @@ def serve(console: Console) -> Iterator[Console]:
         console.snapshots.wait_refreshed(10)
         console.daemon.engine.close()
         console.daemon.store.close()
+
+
+# -- the city bureau's view: several units' consoles served at once -------------------------------
+
+
+@dataclass
+class City:
+    """city.toml over served units, and a token that may sign in to the city console."""
+
+    config_path: Path
+    token: str
+    urls: dict[str, str]
+
+
+def _overdue_change(bureau: Bureau) -> None:
+    """A join HR made ten days ago that the unit's latest run still could not apply."""
+    store = StateStore(bureau.config.state.url)
+    try:
+        run_id = store.start_run("schedule", "incremental", dry_run=False)
+        detected = datetime.now(UTC) - timedelta(days=10)
+        [(entry, _)] = store.journal_plan(run_id, [Change(ChangeKind.JOIN, "Z000001")], detected,
+                                          (detected + timedelta(days=3)).date())
+        store.mark_failed(entry, "unavailable", "-")
+        store.finish_run(run_id, "partial", {})
+    finally:
+        store.close()
+
+
+@contextmanager
+def city_of_four(root: Path) -> Iterator[City]:
+    """city.toml over A区 (healthy), C区 (nothing listens), B区 (an overdue change) and D区 (a wrong token).
+
+    A and B are real units' API apps (the console's, with its auditor token) served over HTTP, each
+    over its own bureau synced into its own simulator; the city console's tokens are `city-tokens.toml`.
+    """
+    with ExitStack() as stack:
+        urls = {}
+        for name in ("a", "b"):
+            (root / name).mkdir()
+            bureau = stack.enter_context(bureau_at(root / name))
+            (root / f"{name}.token").write_text(add_token(root / name / "tokens.toml", "city-bureau", "auditor") + "\n")
+            if name == "b":
+                _overdue_change(bureau)
+            console: Console = stack.enter_context(serve(build_console(bureau)))
+            urls[name] = console.base_url
+        (root / "wrong.token").write_text("not-a-token-of-that-unit\n")
+        token = add_token(root / "city-tokens.toml", "city-admin", "auditor")
+        (root / "city.toml").write_text(f"""timeout = 5
+title = "郑州市审计局（市局）"
+listen = "127.0.0.1:{free_port()}"
+tokens_file = "city-tokens.toml"
+refresh_seconds = 0
+[[unit]]
+name = "A区"
+url = "{urls['a']}"
+token_file = "a.token"
+[[unit]]
+name = "C区"
+url = "http://127.0.0.1:{free_port()}"
+token_file = "a.token"
+[[unit]]
+name = "B区"
+url = "{urls['b']}/"
+token_file = "b.token"
+[[unit]]
+name = "D区"
+url = "{urls['a']}"
+token_file = "wrong.token"
+""", encoding="utf-8")
+        yield City(root / "city.toml", token, urls)

@@ -6,18 +6,13 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
-from syncd.model import Change, ChangeKind
-from syncd.service.tokens import add_token
-from syncd.state.store import StateStore
-from tests.console.harness import Bureau, Console, build_console, bureau_at, serve
-from tests.service.daemon_harness import free_port
+from tests.console.harness import city_of_four
 
 
 def _city(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
@@ -26,54 +21,11 @@ def _city(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def _overdue_change(bureau: Bureau) -> None:
-    """A join HR made ten days ago that the unit's latest run still could not apply."""
-    store = StateStore(bureau.config.state.url)
-    try:
-        run_id = store.start_run("schedule", "incremental", dry_run=False)
-        detected = datetime.now(UTC) - timedelta(days=10)
-        [(entry, _)] = store.journal_plan(run_id, [Change(ChangeKind.JOIN, "Z000001")], detected,
-                                          (detected + timedelta(days=3)).date())
-        store.mark_failed(entry, "unavailable", "-")
-        store.finish_run(run_id, "partial", {})
-    finally:
-        store.close()
-
-
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """city.toml over A (healthy figures), B (an overdue change), C (nothing listens) and D (a wrong token)."""
-    root: Path = tmp_path_factory.mktemp("city")
-    with ExitStack() as stack:
-        urls = {}
-        for name in ("a", "b"):
-            (root / name).mkdir()
-            bureau = stack.enter_context(bureau_at(root / name))
-            (root / f"{name}.token").write_text(add_token(root / name / "tokens.toml", "city-bureau", "auditor") + "\n")
-            if name == "b":
-                _overdue_change(bureau)
-            console: Console = stack.enter_context(serve(build_console(bureau)))
-            urls[name] = console.base_url
-        (root / "wrong.token").write_text("not-a-token-of-that-unit\n")
-        (root / "city.toml").write_text(f"""timeout = 5
-[[unit]]
-name = "A区"
-url = "{urls['a']}"
-token_file = "a.token"
-[[unit]]
-name = "C区"
-url = "http://127.0.0.1:{free_port()}"
-token_file = "a.token"
-[[unit]]
-name = "B区"
-url = "{urls['b']}/"
-token_file = "b.token"
-[[unit]]
-name = "D区"
-url = "{urls['a']}"
-token_file = "wrong.token"
-""", encoding="utf-8")
-        yield root / "city.toml"
+    with city_of_four(tmp_path_factory.mktemp("city")) as city:
+        yield city.config_path
 
 
 def _period() -> list[str]:
