@@ -162,6 +162,7 @@ def unit(number: int) -> ResponseReturnValue:
     return render_template(
         "city_unit.html", active="overview", number=number, unit=configured, standing=standing,
         status_text=status_text(standing), start=start, end=end,
+        read_at=local_time(datetime.now(UTC).isoformat(), zone),
         figures=figure_lines(standing.figures) if standing.figures else [],
         last_success=local_time(standing.last_success, zone),
         runs=[_run(run, zone) for run in status.get("runs", []) if isinstance(run, dict)],

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from openpyxl import load_workbook
 
+from syncd.service.tokens import add_token
+from tests.console.conftest import csrf_of
 from tests.console.harness import city_of_four
+from tests.service.daemon_harness import bureau_on, free_port, people_with, poll
 
 
 def _city(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
@@ -79,3 +87,75 @@ def test_a_bad_city_configuration_fails_naming_the_key(tmp_path: Path) -> None:
     result = _city("report", "--from", "2026-01-01", "--to", "2026-12-31", config=config)
     assert result.returncode == 2
     assert "unit.0.token_file" in result.stderr and "unit.1.name" in result.stderr
+
+
+# -- `syncd city` served, over three real unit daemons ---------------------------------------------
+
+
+def test_syncd_city_serves_three_real_units_with_the_stopped_one_first_and_only_reads(tmp_path: Path) -> None:
+    """Three `syncd run` processes (one stopped), one `syncd city` process: what the city admin sees."""
+    with ExitStack() as stack:
+        units = []
+        for name, people in (("金水区", None), ("二七区", people_with("A000003", 职级="")), ("中原区", None)):
+            root = tmp_path / name
+            root.mkdir()
+            bureau = stack.enter_context(bureau_on(root, f"sqlite:///{root / 'state.db'}"))
+            bureau.write_export(people)
+            daemon = bureau.start(schedule={"incremental_every": "1h"})
+            daemon.wait_for("cycle.finished", timeout=30)
+            (tmp_path / f"{name}.token").write_text(add_token(root / "tokens.toml", "city-bureau", "auditor") + "\n")
+            units.append((name, bureau, daemon))
+        stopped = units[2][2]
+        stopped.send(signal.SIGTERM)
+        assert stopped.wait_exit(30) == 0
+        token = add_token(tmp_path / "city-tokens.toml", "city-admin", "auditor")
+        port = free_port()
+        (tmp_path / "city.toml").write_text(f'listen = "127.0.0.1:{port}"\ntokens_file = "city-tokens.toml"\n'
+                                            'timeout = 5\n' + "".join(
+            f'[[unit]]\nname = "{name}"\nurl = "{daemon.api}"\ntoken_file = "{name}.token"\n'
+            for name, _, daemon in units), encoding="utf-8")
+        log_path = tmp_path / "city.log"
+        with log_path.open("wb") as log:
+            city = subprocess.Popen([sys.executable, "-m", "syncd.cli", "city", "--config",
+                                     str(tmp_path / "city.toml")], stdout=log, stderr=log, cwd=tmp_path)
+        stack.callback(lambda: city.poll() is None and city.kill())
+        base = f"http://127.0.0.1:{port}"
+        poll(lambda: _answers(f"{base}/healthz"), 15, "syncd city serving")
+        journals_before = [len(bureau.journal()) for _, bureau, _ in units[:2]]
+
+        browser = requests.Session()
+        form = browser.get(f"{base}/signin", timeout=10)
+        signed_in = browser.post(f"{base}/signin", data={"csrf_token": csrf_of(form.text), "token": token},
+                                 timeout=30)
+        assert signed_in.status_code == 200 and signed_in.url == f"{base}/"
+        page = signed_in.text
+        names = re.findall(r'<tr id="unit-\d+"[^>]*>\s*<td><a href="[^"]+">([^<]+)</a>', page)
+        assert names == ["中原区", "二七区", "金水区"]  # stopped first; then the one with an incomplete record
+        stopped_row = page[page.index('id="unit-3"'):].split("</tr>")[0]
+        assert "无法连接" in stopped_row
+        live_row = page[page.index('id="unit-1"'):].split("</tr>")[0]
+        assert "正常" in live_row and "100.0%" in live_row
+        assert re.search(r'<td class="nowrap">\d{4}-\d{2}-\d{2} \d{2}:\d{2}</td>', live_row)  # its last success
+        incomplete_row = page[page.index('id="unit-2"'):].split("</tr>")[0]
+        assert "80.0%" in incomplete_row  # 4 of 5 in post have all 11 fields
+
+        detail = browser.get(f"{base}/unit/1", timeout=30).text
+        assert "金水区" in detail and "成功" in detail[detail.index('id="runs"'):]
+        workbook = browser.get(f"{base}/assessment.xlsx", timeout=30)
+        rows = list(load_workbook(io.BytesIO(workbook.content)).active.iter_rows(values_only=True))
+        assert [r[0] for r in rows[1:]] == ["中原区", "二七区", "金水区"] and rows[1][1] == "无法连接"
+
+        assert [len(bureau.journal()) for _, bureau, _ in units[:2]] == journals_before  # it only read
+        city.send_signal(signal.SIGTERM)
+        assert city.wait(timeout=15) == 0
+    events = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    logged = {event["event"] for event in events}
+    assert {"city.started", "city.unit_unreachable", "console.signed_in", "city.stopped"} <= logged
+    assert token not in log_path.read_text(encoding="utf-8")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
