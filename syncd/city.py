@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from syncd.compliance import share_text
 from syncd.config import ConfigError, Problem, problems_of, read_toml
-from syncd.messages import CITY_COLUMNS, CITY_ERRORS, CITY_HEALTH, CITY_SHEET, COMPLIANCE_NONE
+from syncd.messages import CITY_COLUMNS, CITY_ERRORS, CITY_HEALTH, CITY_SHEET, CITY_TITLE, COMPLIANCE_NONE
 from syncd.spreadsheet import text_row
 
 log = structlog.get_logger(__name__)
@@ -63,7 +63,7 @@ class CityConfig(BaseModel):
 
     units: list[CityUnit] = Field(alias="unit", min_length=1)
     timeout: float = Field(default=10, gt=0, le=120)
-    title: str = Field(default="全市各单位", min_length=1, max_length=64)  # beside the brand on every page
+    title: str = Field(default=CITY_TITLE, min_length=1, max_length=64)  # beside the brand on every page
     listen: str = Field(default="127.0.0.1:8490", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
     tokens_file: Path | None = None
     secure_cookies: bool = False

@@ -327,6 +327,7 @@ CITY_ERRORS = {"unreachable": "无法连接", "refused": "令牌被拒绝（HTTP
                "bad_answer": "应答无法识别（HTTP {status}）"}
 CITY_SHEET = "年度考核 {start} 至 {end}"
 CITY_BRAND = "郑政钉通讯录同步 · 市局"
+CITY_TITLE = "全市各单位"  # beside the brand when city.toml names no `title`
 CITY_ASSESSMENT_FILE = "年度考核-{year}-{stamp}.xlsx"
 # What the city admin can do about a unit it could not read (the unit page, under the reason).
 CITY_ADVICE = {

@@ -13,7 +13,8 @@ import pytest
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 INSTALLED_SYNCD = "/opt/syncd/venv/bin/syncd"
 # (unit file, the name to verify it as): a template is verified through one of its instances.
-CASES = [("syncd.service", "syncd.service"), ("syncd@.service", "syncd@district.service")]
+CASES = [("syncd.service", "syncd.service"), ("syncd@.service", "syncd@district.service"),
+         ("syncd-city.service", "syncd-city.service")]
 # The overall exposure `systemd-analyze security` computes, ×10 (0 is the most locked down); the
 # units score 1.6, so this catches a sandbox line dropped by mistake.
 MAX_EXPOSURE = 20
@@ -70,7 +71,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path, unit: str, verify_as
     # only what names our units is about them. It exits 0 even after "Unknown key" and other
     # parse warnings, so the output has to be read as well.
     about_ours = [line for line in (result.stdout + result.stderr).splitlines()
-                  if str(tmp_path) in line or re.search(r"\bsyncd(@\w*)?\.service\b", line)]
+                  if str(tmp_path) in line or re.search(r"\bsyncd(@\w*|-city)?\.service\b", line)]
     assert result.returncode == 0, result.stdout + result.stderr
     assert about_ours == []
 
@@ -135,3 +136,14 @@ def test_single_unit_and_template_differ_only_in_the_instance() -> None:
 
     assert {key: value for key, value in single.items() if key not in per_instance} == \
         {key: value for key, value in template.items() if key not in per_instance}
+
+
+def test_city_unit_serves_the_city_console_with_the_daemons_sandbox() -> None:
+    city, daemon = directives("syncd-city.service"), directives("syncd.service")
+
+    assert city["ExecStart"] == ["/opt/syncd/venv/bin/syncd --config /etc/syncd/city.toml city"]
+    assert city["RestartPreventExitStatus"] == ["2"] and city["SupplementaryGroups"] == ["syncd"]
+    assert "StateDirectory" not in city and "LoadCredential" not in city  # it keeps nothing and holds no app secret
+    sandbox = {"ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "NoNewPrivileges",
+               "CapabilityBoundingSet", "RestrictAddressFamilies", "SystemCallFilter", "MemoryDenyWriteExecute"}
+    assert {key: city[key] for key in sandbox} == {key: daemon[key] for key in sandbox}

@@ -17,6 +17,7 @@ import pytest
 import requests
 from openpyxl import load_workbook
 
+from syncd.city import load_city
 from syncd.service.tokens import add_token
 from tests.console.conftest import csrf_of
 from tests.console.harness import city_of_four
@@ -159,3 +160,14 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_example_city_configuration_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "city.example.toml"
+    (tmp_path / "city").mkdir()
+    for name in ("jinshui", "erqi"):
+        (tmp_path / "city" / f"{name}.token").write_text("token\n", encoding="utf-8")
+    (tmp_path / "city.toml").write_bytes(example.read_bytes())
+    config = load_city(tmp_path / "city.toml")
+    assert [unit.name for unit in config.units] == ["金水区审计局", "二七区审计局"]
+    assert config.tokens_file == tmp_path / "city-tokens.toml" and config.listen == "127.0.0.1:8490"
