@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -258,8 +259,16 @@ def row(standing: Standing, zone: ZoneInfo = CHINA) -> list[str]:
 
 
 def format_table(standings: Sequence[Standing], zone: ZoneInfo = CHINA) -> str:
-    """The overview for a terminal: a header and a tab-separated line per unit, worst first."""
-    return "\n".join("\t".join(cells) for cells in [list(CITY_COLUMNS), *(row(s, zone) for s in standings)])
+    """The overview for a terminal: a header and a line per unit, worst first, in columns two spaces apart."""
+    lines = [list(CITY_COLUMNS), *(row(s, zone) for s in standings)]
+    widths = [max(_width(line[column]) for line in lines) for column in range(len(CITY_COLUMNS))]
+    return "\n".join("  ".join(cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=True))
+                     .rstrip() for line in lines)
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes on a terminal: a CJK (wide or full-width) character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path | IO[bytes],

@@ -26,6 +26,7 @@ from connectors.zzd.simulator.handbuilt import HandBuilt, build_by_hand
 from syncd import log as logging_setup
 from syncd.config import load
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.demo_city import CityDemo
 from syncd.demo_daemon import WEBHOOK_SECRET, NoticeInbox, free_port, run_daemon_demo
 from syncd.model import ChangeKind
 from syncd.present import print_issues, print_plan, print_rejections
@@ -250,7 +251,8 @@ def run_demo(keep: Path | None = None, serve: bool = False) -> int:
         zero = admin.counters()["writes"] == before
         click.secho(f"\nThird sync made {'zero' if zero else 'SOME'} writes.", bold=True,
                     fg="green" if zero else "red")
-        served = run_daemon_demo(config_path, admin, inbox, serve)
+        served = run_daemon_demo(config_path, admin, inbox, serve, beside=lambda api: CityDemo(
+            DEMO_DATA, config_path, api, tenant, config_path.read_text(encoding="utf-8"), workdir))
     if keep is None:
         shutil.rmtree(workdir, ignore_errors=True)
     expected = {first.outcome, second.outcome, third.outcome} == {"success"}

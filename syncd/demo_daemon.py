@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import click
@@ -66,7 +67,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _until(check: Callable[[], bool], seconds: float = WAIT_SECONDS) -> float | None:
+def wait_until(check: Callable[[], bool], seconds: float = WAIT_SECONDS) -> float | None:
     """Poll until `check` holds; the seconds it took, or None when it never did."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -102,8 +103,13 @@ def _in_post(people: Path, linked: Collection[str], count: int) -> list[str]:
     return [r["工号"] for r in rows[-count:]]
 
 
-def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serve: bool = False) -> bool:
-    """Start `syncd run`, show an HR edit arrive on schedule and a resync through the API, then stop it."""
+def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serve: bool = False,
+                    beside: Callable[[str], AbstractContextManager[Callable[[], bool]]] | None = None) -> bool:
+    """Start `syncd run`, show an HR edit arrive on schedule and a resync through the API, then stop it.
+
+    `beside(api)`: what else to show while the daemon runs (the city's view, reading this API): entered
+    after the resync, left when the daemon stops; what it yields is called to show itself.
+    """
     from syncd.state.store import StateStore
 
     config = load(config_path)
@@ -117,8 +123,9 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serv
     with log_path.open("w", encoding="utf-8") as log_file:
         daemon = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config", str(config_path)],
                                   stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+    stack = contextlib.ExitStack()  # what runs beside the daemon stops before it
     try:
-        if _until(lambda: _healthy(api)) is None:
+        if wait_until(lambda: healthy(api)) is None:
             click.secho(f"  the daemon did not come up; see {log_path}", fg="red")
             return False
         click.echo(f"  running as pid {daemon.pid}; GET {api}/healthz → ok")
@@ -130,7 +137,7 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serv
 
         _set_post(workdir / "people.csv", edited, "二级主任科员（演示）")
         click.echo(f"  HR edits people.csv: {edited} gets a new 职务")
-        took = _until(lambda: _post_of(admin, links[edited].employee_code) == "二级主任科员（演示）")
+        took = wait_until(lambda: _post_of(admin, links[edited].employee_code) == "二级主任科员（演示）")
         click.echo(f"  … in the directory {took:.1f} s later, by the next incremental cycle" if took is not None
                    else "  … did NOT arrive")
 
@@ -157,11 +164,15 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serv
                                       headers={"Authorization": f"Bearer {token}"}, timeout=10).json())
             return final.get("status") in ("done", "failed")
 
-        _until(finished)
+        wait_until(finished)
         arrived = _post_of(admin, links[resynced].employee_code) == "科长（演示）"
         click.echo(f"  … resync {final.get('status')} ({final.get('outcome')}) in "
                    f"{time.monotonic() - started:.1f} s; the directory {'holds' if arrived else 'does NOT hold'} "
                    "the new 职务")
+        shown = True
+        if beside is not None:
+            extra = stack.enter_context(beside(api))
+            shown = extra()
         if serve:
             # SIGTERM ends the look as Ctrl-C does: Python's default would end this process at once and
             # leave the daemon running; the `finally` below stops it.
@@ -170,15 +181,18 @@ def run_daemon_demo(config_path: Path, admin: SimAdmin, inbox: NoticeInbox, serv
                 with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the look; the daemon is stopped below
                     click.secho(f"\n  Serving until Ctrl-C: the console at {api}/ (token {console_token})",
                                 bold=True)
+                    if beside is not None:
+                        click.echo("  … and what runs beside it (above) until then")
                     daemon.wait()
             finally:
                 signal.signal(signal.SIGTERM, previous)
     finally:
+        stack.close()
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=15)
     click.echo(f"  SIGTERM: the daemon finished what was in flight and stopped with exit code {code} "
                f"(its log: {log_path.name}, kept with --keep DIR)")
-    return code == 0 and took is not None and arrived and escalated
+    return code == 0 and took is not None and arrived and escalated and shown
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -192,13 +206,13 @@ def _escalation_demo(people: Path, employee_id: str, admin: SimAdmin, inbox: Not
     admin.set_faults(error_share=1.0)
     _set_post(people, employee_id, "一级主任科员（演示）")
     click.echo("  the gateway starts failing (every call HTTP 500) while HR edits another 职务 …")
-    opened = _until(lambda: any(n["state"] == "open" for n in inbox.notices))
+    opened = wait_until(lambda: any(n["state"] == "open" for n in inbox.notices))
     for notice in inbox.notices:
         click.echo(f"  … level-{notice['level']} notice by webhook: {notice['title']} (key {notice['key']})")
     admin.set_faults(error_share=0.0)
     click.echo("  the gateway recovers …")
     before = len(admin.notifications())
-    resolved = _until(lambda: any(n["state"] == "resolved" for n in inbox.notices)
+    resolved = wait_until(lambda: any(n["state"] == "resolved" for n in inbox.notices)
                       or len(admin.notifications()) > before)
     for message in admin.notifications()[before:]:
         text = json.loads(str(message["msg"]))["text"]["content"]
@@ -206,7 +220,7 @@ def _escalation_demo(people: Path, employee_id: str, admin: SimAdmin, inbox: Not
     return opened is not None and resolved is not None
 
 
-def _healthy(api: str) -> bool:
+def healthy(api: str) -> bool:
     try:
         return requests.get(f"{api}/healthz", timeout=2).status_code == 200
     except requests.RequestException:

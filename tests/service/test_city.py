@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -59,9 +60,10 @@ def test_every_unit_is_listed_worst_first_and_a_unit_that_does_not_answer_is_sho
 def test_the_table_and_the_annual_assessment_workbook_are_chinese(city: Path, tmp_path: Path) -> None:
     table = _city("report", *_period(), config=city)
     lines = table.stdout.splitlines()
-    assert lines[0].split("\t")[:3] == ["单位", "状态", "最近成功同步"]
-    assert lines[1].split("\t")[:2] == ["C区", "无法连接"]
-    assert lines[2].split("\t")[:2] == ["D区", "令牌被拒绝（HTTP 401）"]
+    assert re.split(r"  +", lines[0])[:3] == ["单位", "状态", "最近成功同步"]
+    assert re.split(r"  +", lines[1])[:2] == ["C区", "无法连接"]
+    assert re.split(r"  +", lines[2])[:2] == ["D区", "令牌被拒绝（HTTP 401）"]
+    assert len({_columns_before(line, "  ", 1) for line in lines}) == 1  # the second column starts in one place
     workbook_path = tmp_path / "年度考核.xlsx"
     written = _city("report", *_period(), "--format", "xlsx", "--output", str(workbook_path), config=city)
     assert written.returncode == 1 and workbook_path.exists()
@@ -171,3 +173,9 @@ def test_the_example_city_configuration_is_valid(tmp_path: Path) -> None:
     config = load_city(tmp_path / "city.toml")
     assert [unit.name for unit in config.units] == ["金水区审计局", "二七区审计局"]
     assert config.tokens_file == tmp_path / "city-tokens.toml" and config.listen == "127.0.0.1:8490"
+
+
+def _columns_before(line: str, separator: str, field: int) -> int:
+    """Terminal columns before the `field`-th field of a line (a CJK character takes two)."""
+    head = line[:[m.end() for m in re.finditer(rf"{separator}+", line)][field - 1]]
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in head)
