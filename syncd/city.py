@@ -44,7 +44,8 @@ from syncd.spreadsheet import text_row
 log = structlog.get_logger(__name__)
 
 CHINA = ZoneInfo("Asia/Shanghai")  # the default of `timezone`, as in every unit's schedule
-MAX_UNITS_AT_ONCE = 8  # requests in flight: enough that one slow unit does not hold the page
+CONNECT_TIMEOUT = 3.0  # seconds to reach a unit: a government network answers a SYN well within this
+MAX_UNITS_AT_ONCE = 32  # units read at once: I/O-bound, so a city of 50 takes two rounds, not seven
 
 
 class CityUnit(BaseModel):
@@ -159,12 +160,14 @@ def read_unit_detail(unit: CityUnit, start: date, end: date, timeout: float,
     state: dict[str, Any] | None = None
     try:
         with requests.Session() as session:
-            health = session.get(f"{base}/healthz", timeout=timeout)
+            # A unit behind a firewall that drops packets costs the connect time, not the whole timeout.
+            limits = (min(CONNECT_TIMEOUT, timeout), timeout)
+            health = session.get(f"{base}/healthz", timeout=limits)
             answer = session.get(f"{base}/api/v1/compliance", params={"from": start.isoformat(),
                                                                        "to": end.isoformat()},
-                                 headers=headers, timeout=timeout)
+                                 headers=headers, timeout=limits)
             if status and answer.status_code == 200:
-                state = _json_object(session.get(f"{base}/api/v1/status", headers=headers, timeout=timeout))
+                state = _json_object(session.get(f"{base}/api/v1/status", headers=headers, timeout=limits))
     except requests.RequestException as exc:
         log.warning("city.unit_unreachable", unit=unit.name, error=type(exc).__name__)
         return Standing(unit.name, "unreachable"), None
@@ -203,31 +206,65 @@ class Reading:
 
 
 class CityReader:
-    """The units' standings, read at most once per `refresh_seconds` for each period: page views share a reading.
+    """The units' standings per period, shared by page views: read once, then served and refreshed behind them.
 
-    Fifty units at a request or two each would otherwise be read again at every click, and a unit that
-    does not answer would cost each click its timeout. Concurrent views of the same period wait for one
-    reading instead of starting their own.
+    Fifty units at a request or two each would otherwise be read again at every click, and a unit
+    that does not answer would cost each click its timeout. So a period's reading is reused while it
+    is younger than `refresh_seconds`; after that the page gets it at once and a new reading starts
+    behind it (stale while it revalidates). Only the first view of a period waits for the units, and
+    concurrent first views wait for one reading instead of starting their own. `refresh_seconds = 0`
+    reads every time.
     """
+
+    KEPT_PERIODS = 8  # the latest periods asked for; older ones are forgotten
 
     def __init__(self, config: CityConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
         self._readings: dict[tuple[date, date], tuple[float, Reading]] = {}
+        self._reading: dict[tuple[date, date], threading.Event] = {}  # periods being read now
 
     def overview(self, start: date, end: date) -> Reading:
-        """The standings of `start`–`end`: the last reading while it is fresh, a new one otherwise."""
-        with self._lock:  # one reading at a time; the units are read in parallel inside it
-            kept = self._readings.get((start, end))
-            if kept is not None and self._clock() - kept[0] < self.config.refresh_seconds:
+        """The standings of `start`–`end`: the last reading (a new one started behind it when it is old)."""
+        key = (start, end)
+        with self._lock:
+            kept = self._readings.get(key)
+            if kept is not None and self.config.refresh_seconds > 0:
+                if self._clock() - kept[0] >= self.config.refresh_seconds and key not in self._reading:
+                    self._reading[key] = threading.Event()
+                    threading.Thread(target=self._read, args=(key,), name="city-refresh", daemon=True).start()
                 return kept[1]
-            reading = Reading(overview(self.config, start, end), datetime.now(UTC))
-            # Only the latest periods are kept: a handful of views, not one per URL anyone typed.
-            while len(self._readings) >= 8:
-                self._readings.pop(next(iter(self._readings)))
-            self._readings[(start, end)] = (self._clock(), reading)
+            waiting = self._reading.get(key)
+            if waiting is None:
+                waiting = self._reading[key] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if mine:
+            return self._read(key)
+        waiting.wait()
+        with self._lock:
+            return self._readings[key][1] if key in self._readings else self._read_unshared(key)
+
+    def _read(self, key: tuple[date, date]) -> Reading:
+        """Read every unit for the period, keep the reading, wake whoever waits for it."""
+        try:
+            reading = self._read_unshared(key)
+            with self._lock:
+                self._readings.pop(key, None)
+                while len(self._readings) >= self.KEPT_PERIODS:
+                    self._readings.pop(next(iter(self._readings)))
+                self._readings[key] = (self._clock(), reading)
             return reading
+        finally:
+            with self._lock:
+                event = self._reading.pop(key, None)
+            if event is not None:
+                event.set()
+
+    def _read_unshared(self, key: tuple[date, date]) -> Reading:
+        return Reading(overview(self.config, *key), datetime.now(UTC))
 
 
 def local_time(moment: str | None, zone: ZoneInfo) -> str:

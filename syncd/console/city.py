@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,15 +53,22 @@ class CityPages:
 
 def create_city_app(config: CityConfig, secret_key: bytes, *, reader: CityReader | None = None,
                     clock: Callable[[], float] = time.time, lifetime: timedelta = SESSION_LIFETIME,
-                    limiter: SignInLimiter | None = None) -> Flask:
-    """The city console's Flask app, ready for waitress (`clock`, `lifetime`, `limiter`: for tests)."""
+                    limiter: SignInLimiter | None = None, warm: bool = False) -> Flask:
+    """The city console's Flask app, ready for waitress (`clock`, `lifetime`, `limiter`: for tests).
+
+    `warm`: start reading every unit for the default period now, so the first visitor need not wait.
+    """
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     auth = new_auth(config.tokens_file, clock, lifetime, limiter, home="city", least_role="auditor")
     secure_pages(app, secret_key, config.secure_cookies, auth, lambda path: path == "/healthz")
     zone = config.zone
-    app.extensions[CITY_EXTENSION] = CityPages(config, reader or CityReader(config),
-                                               lambda: datetime.now(zone).date())
+    pages = CityPages(config, reader or CityReader(config), lambda: datetime.now(zone).date())
+    app.extensions[CITY_EXTENSION] = pages
+    if warm:
+        today = pages.today()
+        threading.Thread(target=pages.reader.overview, args=(date(today.year, 1, 1), today), name="city-warm",
+                         daemon=True).start()
     app.register_blueprint(city)
     app.register_error_handler(404, error_page)
     app.register_error_handler(405, error_page)

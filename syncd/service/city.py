@@ -25,7 +25,8 @@ def serve_city(config: CityConfig, ready: threading.Event | None = None) -> int:
     if not is_loopback(host) and not config.secure_cookies:
         log.warning("city.listen_not_loopback", listen=config.listen,
                     advice="put TLS in front (a reverse proxy) and set secure_cookies = true")
-    server = WsgiServer(create_city_app(config, new_secret_key()), host, port, threads=4, ident="syncd-city").start()
+    app = create_city_app(config, new_secret_key(), warm=True)  # the first visitor finds the units read
+    server = WsgiServer(app, host, port, threads=4, ident="syncd-city").start()
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
