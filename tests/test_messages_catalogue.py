@@ -32,6 +32,7 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     # Data: `syncd demo`'s synthetic HR rows, field values and the values its narration names.
     "syncd/demo.py": ANY,
     "syncd/demo_daemon.py": ANY,
+    "syncd/demo_city.py": ANY,
     # Data: the simulator plays the platform; its error messages and tenant name mimic the real one's.
     "connectors/zzd/simulator/": ANY,
     # Data: the HR export's own column headers, the defaults of `source.columns`.
