@@ -28,7 +28,7 @@ TENANT = SimTenant(tenant_id=196729, app_key="it-key", app_secret="it-secret",
 
 @dataclass
 class Env:
-    """A simulator, a configuration pointing at it, and a way to write HR's export."""
+    """A simulator, a configuration pointing at it, a way to write HR's export, and the unit's CLI, cycle and state."""
 
     server: SimulatorServer
     config: Path
