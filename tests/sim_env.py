@@ -1,5 +1,5 @@
 """A running simulator with a unit's configuration and HR export beside it: the `env` fixture of the
-end-to-end tests (registered in conftest.py)."""
+end-to-end tests (registered in conftest.py), and the cycle, CLI and state of that unit."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import requests
 from click.testing import CliRunner, Result
 
 from connectors.zzd.client import ContactsClient
-from connectors.zzd.simulator.server import SimulatorServer
-from connectors.zzd.simulator.tenant import SimTenant
+from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd.cli import main
+from syncd.config import Config, load
+from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.state.store import StateStore
+from syncd.wiring import build_source, build_target
 from tests.conftest import config_toml
 from tests.projection import Projection, directory_projection
 
@@ -25,7 +28,7 @@ TENANT = SimTenant(tenant_id=196729, app_key="it-key", app_secret="it-secret",
 
 @dataclass
 class Env:
-    """A simulator, a configuration pointing at it, and a way to write HR's export."""
+    """A simulator, a configuration pointing at it, a way to write HR's export, and the unit's CLI, cycle and state."""
 
     server: SimulatorServer
     config: Path
@@ -35,6 +38,10 @@ class Env:
         response = requests.get(self.server.base_url + path, headers={"X-Sim-Admin-Token": "it-admin"}, timeout=10)
         response.raise_for_status()
         return response.json()
+
+    def sim_admin(self) -> SimAdmin:
+        """The simulator's admin API: faults, counters, the directory."""
+        return SimAdmin(self.server.base_url, TENANT.admin_token)
 
     def writes(self) -> int:
         return int(self.admin("/_sim/counters")["writes"])
@@ -49,19 +56,56 @@ class Env:
         """What the directory holds, as HR would describe it."""
         return directory_projection(self.admin("/_sim/directory"))
 
+    def posts(self) -> dict[str, str | None]:
+        """Employee code → main position's post, as the directory holds it."""
+        return directory_posts(self.sim_admin())
 
+    def loaded_config(self) -> Config:
+        """The configuration as syncd reads it."""
+        return load(self.config)
+
+    def cycle(self, **options: Any) -> CycleResult:
+        """One real cycle against the simulator, as `syncd sync` runs it (`options`: CycleOptions)."""
+        return run_one_cycle(self.loaded_config(), **options)
+
+    def store(self) -> StateStore:
+        """The unit's state; the caller closes it."""
+        return StateStore(self.loaded_config().state.url)
+
+
+def run_one_cycle(config: Config, **options: Any) -> CycleResult:
+    """One real cycle with the configured source and target, as `syncd sync` runs it."""
+    store = StateStore(config.state.url)
+    try:
+        return run_cycle(config, build_source(config), build_target(config), store, CycleOptions(**options))
+    finally:
+        store.close()
+
+
+def directory_posts(admin: SimAdmin) -> dict[str, str | None]:
+    """Employee code → main position's post of everyone active in the simulated directory."""
+    return {e["employeeCode"]: p.get("govEmpPosJob") for e in admin.directory()["employees"]
+            if e["status"] == "A" for p in e["positions"] if p["mainJob"]}
+
+
+@pytest.fixture
+def env_options() -> dict[str, Any]:
+    """Options of every `env` in a module (a module overrides this fixture); a test's own
+    `parametrize("env", [{...}], indirect=True)` lays its options over them."""
+    return {}
 
 
 @pytest.fixture
 def env(tmp_path: Path, export: Callable[..., tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch,
-        request: pytest.FixtureRequest) -> Iterator[Env]:
+        request: pytest.FixtureRequest, env_options: dict[str, Any]) -> Iterator[Env]:
     monkeypatch.setenv("SYNCD_IT_SECRET", "it-secret")
-    options = getattr(request, "param", {})
+    options = {**env_options, **getattr(request, "param", {})}
     with SimulatorServer(TENANT) as server:
         config = tmp_path / "syncd.toml"
         config.write_text(config_toml(
             server.base_url, TENANT.root_code, "it-key", "env:SYNCD_IT_SECRET", TENANT.tenant_id,
-            unit={"operator": "syncd-test"}, target={"rate_limit": 500}, state={"url": "sqlite:///state.db"},
+            unit={"operator": "syncd-test"}, state={"url": "sqlite:///state.db"},
+            target={"rate_limit": 500, "retry_attempts": options.get("retry_attempts")},  # None: the default
             safety={"structure_changes": options.get("structure", "apply"),
                     "max_deactivations": options.get("max_deactivations", 50),
                     "max_deactivation_share": options.get("share", 1.0),

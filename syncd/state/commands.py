@@ -7,22 +7,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from syncd.config import Config
+from syncd.cli_config import EXIT_CONFIG, EXIT_FAILED, config_path, load_config
 
 if TYPE_CHECKING:
     from syncd.state.admin import AdminError
 
 
-def _config(ctx: click.Context) -> Config:
-    # syncd.cli registers this group, so it is imported here, when a command runs, not at import.
-    from syncd.cli import _load_config
-
-    return _load_config(ctx)
-
-
 def _fail(ctx: click.Context, exc: AdminError) -> NoReturn:
     """Print why, and exit 1 when the state is busy (try again later) or 2 when the request cannot be done."""
-    from syncd.cli import EXIT_CONFIG, EXIT_FAILED
     from syncd.state.admin import StateInUse
 
     click.echo(f"syncd: {exc}", err=True)
@@ -43,7 +35,7 @@ def backup_command(ctx: click.Context, file: Path) -> None:
     A PostgreSQL state is backed up with pg_dump: the command says how."""
     from syncd.state import admin  # SQLAlchemy and Alembic load when a state command runs, not for --help
 
-    config = _config(ctx)
+    config = load_config(ctx)
     try:
         admin.backup(config.state.url, file)
     except admin.AdminError as exc:
@@ -60,7 +52,7 @@ def restore_command(ctx: click.Context, file: Path) -> None:
     The replaced database is kept beside it as <state>.before-restore."""
     from syncd.state import admin
 
-    config = _config(ctx)
+    config = load_config(ctx)
     try:
         kept = admin.restore(config.state.url, file)
     except admin.AdminError as exc:
@@ -82,10 +74,9 @@ def migrate_command(ctx: click.Context, to: str) -> None:
     Stop the daemon first; afterwards point [state] url at the destination and start it."""
     from sqlalchemy.engine import make_url
 
-    from syncd.cli import config_path
     from syncd.state import admin
 
-    config = _config(ctx)
+    config = load_config(ctx)
     destination = admin.state_url(to)
     try:
         copied = admin.migrate(config.state.url, destination)

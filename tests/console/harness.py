@@ -25,7 +25,7 @@ from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd.config import Config, load
 from syncd.console import ConsoleData, SnapshotCache, read_directory_person, read_hr, register_console
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter
-from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.cycle import CycleResult
 from syncd.model import Change, ChangeKind
 from syncd.service.api import create_api
 from syncd.service.daemon import Daemon, DaemonControl
@@ -36,6 +36,7 @@ from syncd.state.store import StateStore
 from syncd.target import DirectoryEntry
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
 from tests.service.daemon_harness import free_port
+from tests.sim_env import directory_posts, run_one_cycle
 
 TENANT = SimTenant(tenant_id=196729, app_key="console-key", app_secret="console-secret",
                    root_code="GO_" + "0" * 31 + "3", admin_token="console-admin")
@@ -110,15 +111,7 @@ class Bureau:
 
     def cycle(self, **options: Any) -> CycleResult:
         """One real cycle against the simulator, as `syncd sync` runs it."""
-        from syncd.state.store import StateStore
-        from syncd.wiring import build_source, build_target
-
-        config = self.config
-        store = StateStore(config.state.url)
-        try:
-            return run_cycle(config, build_source(config), build_target(config), store, CycleOptions(**options))
-        finally:
-            store.close()
+        return run_one_cycle(self.config, **options)
 
     def set_safety(self, **safety: str) -> None:
         text = self.config_path.read_text(encoding="utf-8")
@@ -126,10 +119,9 @@ class Bureau:
             text = text.replace(f'{key} = "apply"', f'{key} = "{value}"')
         self.config_path.write_text(text, encoding="utf-8")
 
-    def posts(self) -> dict[str, str]:
+    def posts(self) -> dict[str, str | None]:
         """Employee code → main position's post, as the directory holds it."""
-        return {e["employeeCode"]: p.get("govEmpPosJob") for e in self.admin.directory()["employees"]
-                if e["status"] == "A" for p in e["positions"] if p["mainJob"]}
+        return directory_posts(self.admin)
 
 
 @contextmanager
