@@ -178,8 +178,9 @@ def test_departments_and_people_are_one_snapshot_though_hr_commits_between_the_q
 
 def many_people(url: str, count: int) -> None:
     """`count` more people in 办公室, so the people query streams in several batches."""
-    hr_write(url, "INSERT INTO hr_person SELECT 'B' || CAST(n AS VARCHAR(8)), '测试人员', '男', NULL, 'D2', '在职', n"
-                  f" FROM (SELECT generate_series(1, {count}) AS n) AS numbers")
+    hr_write(url, f"WITH RECURSIVE numbers(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < {count})"
+                  " INSERT INTO hr_person SELECT 'B' || CAST(n AS VARCHAR(8)), '测试人员', '男', NULL, 'D2', '在职',"
+                  " 100 + n FROM numbers")
 
 
 class BackendTerminatedAfterFirstPerson(HrSource):
@@ -239,3 +240,27 @@ def test_a_query_that_would_lock_hr_rows_is_refused_by_the_read_only_transaction
     finally:
         source.close()
     assert isinstance(info.value.__cause__.orig, psycopg.errors.ReadOnlySqlTransaction)  # type: ignore[union-attr]
+
+
+# A value the database cannot compute in one row far into the table (B2500, sort_no 2600): the statement fails
+# mid-stream.
+FAILS_AT_PERSON_B2500 = {"sqlite": "CASE WHEN sort_no = 2600 THEN json(emp_name) END",
+                     "postgresql": "CASE WHEN sort_no = 2600 THEN CAST(emp_name AS INTEGER) END"}
+
+
+def test_a_query_that_fails_after_thousands_of_rows_is_an_incomplete_read(hr_database: str) -> None:
+    many_people(hr_database, 3000)
+    failing = FAILS_AT_PERSON_B2500[make_url(hr_database).get_backend_name()]
+    query = f"SELECT emp_no, emp_name, sex, phone, dept_no, state, {failing} AS sort_no FROM hr_person"
+    source = SqlSource(hr_database, query, DEPTS_QUERY, PEOPLE_COLUMNS)
+    read = 0
+    try:
+        with pytest.raises(SourceError, match=r"^people query failed: "), source.reading():
+            for _ in source.people():
+                read += 1
+        assert 1000 <= read < 2503  # streamed: rows arrived before the failure, none after it
+        snapshot = build_snapshot(source, "D1", CodeTables.load())
+    finally:
+        source.close()
+    assert snapshot.complete is False and snapshot.people == {}
+    assert snapshot.rejections[-1].code == "source.broke_off"
