@@ -273,8 +273,11 @@ class SafetyConfig(_Section):
 
     max_deactivations: int = Field(default=50, ge=0)
     max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
-    # A complete read with more than this share fewer in-post people than the last one holds its deactivations.
+    # A complete read with more than this share, and more than this count, fewer in-post people than
+    # the last one holds its deactivations. 5: a small unit's ordinary month (a retirement, a
+    # transfer or two) stays below it; a wrong export (one department's sheet) does not.
     max_shrink_share: float = Field(default=0.10, ge=0, le=1)
+    max_shrink_count: int = Field(default=5, ge=0)
     structure_changes: Literal["hold", "apply"] = "hold"
     quarantine_failure_share: float = Field(default=0.4, gt=0, le=1)
     # People in the unit's organisations whom no HR record links to, found by `sync --full`.

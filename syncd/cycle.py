@@ -224,7 +224,7 @@ def guard_plan(config: Config, planned: Planned, store: StateStore) -> GuardedPl
     """Hold mass deactivations and (by configuration) structure changes; let the approved through."""
     safety = config.safety
     limits = Limits(safety.max_deactivations, safety.max_deactivation_share, safety.structure_changes == "hold",
-                    safety.max_shrink_share)
+                    safety.max_shrink_share, safety.max_shrink_count)
     before = store.value(IN_POST)
     in_post = InPost(int(before), in_post_count(planned.snapshot)) if before and planned.snapshot.complete else None
     return guard(planned.plan, planned.links, limits, store.approvals(), in_post)

@@ -3,10 +3,11 @@ dangerous changes are stopped here, as data, not discovered half-applied.
 
 - Deactivations above `max_deactivations` or `max_deactivation_share` of the active people are
   all held (other changes proceed) until an operator approves or rejects the run.
-- A sanity floor on the size of HR: when a complete read has more than `max_shrink_share` fewer
-  in-post people than the last complete read that was let through, every deactivation is held the
-  same way, whatever their number: a well-formed but wrong export (one department's sheet, last
-  year's file) looks like this.
+- A sanity floor on the size of HR: when a complete read has more than `max_shrink_share` and more
+  than `max_shrink_count` fewer in-post people than the last complete read that was let through,
+  every deactivation is held the same way, whatever their number: a well-formed but wrong export
+  (one department's sheet, last year's file) looks like this. The count keeps a small unit's
+  ordinary month (2 of 10 leaving) from being held.
 - With `structure_changes = "hold"`, department creates, renames, moves and retirements are held
   for approval (Article 7: structure changes are reported to the city bureau beforehand).
 - A change that depends on a held one (a person joining a department whose creation is held)
@@ -43,6 +44,7 @@ class Limits:
     max_deactivation_share: float
     hold_structure: bool
     max_shrink_share: float = 0.10
+    max_shrink_count: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,18 @@ class InPost:
     now: int
 
     @property
+    def lost(self) -> int:
+        """How many fewer in-post people (0 when HR grew)."""
+        return max(self.before - self.now, 0)
+
+    @property
     def drop(self) -> float:
         """The share of `before` that is gone (0 when HR grew)."""
-        return max(self.before - self.now, 0) / self.before if self.before else 0.0
+        return self.lost / self.before if self.before else 0.0
+
+    def past(self, limits: Limits) -> bool:
+        """Whether HR shrank by more than both `max_shrink_share` and `max_shrink_count`."""
+        return self.drop > limits.max_shrink_share and self.lost > limits.max_shrink_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +84,7 @@ class GuardedPlan:
 
     allowed: Plan
     held: list[Held] = field(default_factory=list)
-    shrink_held: bool = False  # deactivations held because HR shrank past max_shrink_share
+    shrink_held: bool = False  # deactivations held because HR shrank past max_shrink_share and max_shrink_count
 
     @property
     def needs_approval(self) -> bool:
@@ -126,11 +137,12 @@ def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]
                   f"max_deactivation_share={limits.max_deactivation_share:.1%}")
         for i in deactivations:
             held[i] = Held(plan.changes[i], HOLD_MASS_DEACTIVATION, detail)
-    shrink_held = bool(deactivations) and in_post is not None and in_post.drop > limits.max_shrink_share
+    shrink_held = bool(deactivations) and in_post is not None and in_post.past(limits)
     if shrink_held:
         assert in_post is not None
-        detail = (f"HR's in-post people fell from {in_post.before} to {in_post.now} ({in_post.drop:.1%}), "
-                  f"more than max_shrink_share={limits.max_shrink_share:.1%}")
+        detail = (f"HR's in-post people fell from {in_post.before} to {in_post.now} ({in_post.lost} fewer, "
+                  f"{in_post.drop:.1%}), more than max_shrink_share={limits.max_shrink_share:.1%} and "
+                  f"max_shrink_count={limits.max_shrink_count}")
         for i in deactivations:
             held.setdefault(i, Held(plan.changes[i], HOLD_MASS_DEACTIVATION, detail))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,19 @@ class ChangeDetecting(Protocol):
         """A text that differs whenever the source's records may have changed; None when it cannot tell.
 
         `previous` is the token of the last complete read (a watermark to search from)."""
+
+
+class Snapshotting(Protocol):
+    """A source whose departments and people can be read as one consistent snapshot."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Departments and people read inside are one snapshot; SourceError when it cannot be opened or kept."""
+
+
+def one_read(source: Source) -> AbstractContextManager[None]:
+    """The source's snapshot for one read of departments then people (nothing for a source without one)."""
+    reading = getattr(source, "reading", None)
+    return nullcontext() if reading is None else reading()  # type: ignore[no-any-return]
 
 
 def change_token(source: Source, previous: str | None = None) -> str | None:

@@ -30,7 +30,7 @@ from syncd.model import (
     Rejection,
     Snapshot,
 )
-from syncd.source import RawRecord, Source, SourceError
+from syncd.source import RawRecord, Source, SourceError, one_read
 
 # Package data, found the same way from a checkout, a wheel, the bundle and an editable install.
 BUNDLED_CODE_TABLES: Traversable = files("syncd").joinpath("data", "codes")
@@ -235,33 +235,36 @@ def build_snapshot(source: Source, root_department: str, codes: CodeTables) -> S
     """Read the source to the end, keep the valid records, reject the rest with reasons.
 
     A source that breaks off part-way yields an incomplete snapshot: what was read is kept,
-    but the engine must not conclude that anyone missing has left.
+    but the engine must not conclude that anyone missing has left. A source that can (SQL) reads
+    both in one snapshot, so a department HR creates between the two reads cannot leave its new
+    people looking unplaced.
     """
     snapshot = Snapshot()
     try:
-        raw_departments = list(source.departments())
-        departments, department_locations = _accept(raw_departments, "department", "id", parse_department, snapshot)
-        _check_tree(departments, department_locations, root_department, snapshot)
-        if raw_departments and root_department not in snapshot.departments:
-            # Configuration, not HR data: every record would be rejected as outside the unit. The read
-            # counts as incomplete, so nothing is concluded from it and level 1 is told.
-            snapshot.complete = False
-            snapshot.rejections.append(Rejection(
-                SOURCE_REJECTION, root_department, "root_department",
-                f"unit.root_department {root_department} is not among the {len(raw_departments)} departments HR "
-                "exported", type(source).__name__, code="source.no_root", params=(("id", root_department),)))
-        del raw_departments, departments, department_locations
-        raw_people = source.people()
-        issues: dict[str, list[_Issue]] = {}
-        checks = codes.checks  # built once, not per person
+        with one_read(source):  # departments and people as of one moment, where the source can
+            raw_departments = list(source.departments())
+            departments, department_locations = _accept(raw_departments, "department", "id", parse_department, snapshot)
+            _check_tree(departments, department_locations, root_department, snapshot)
+            if raw_departments and root_department not in snapshot.departments:
+                # Configuration, not HR data: every record would be rejected as outside the unit. The read
+                # counts as incomplete, so nothing is concluded from it and level 1 is told.
+                snapshot.complete = False
+                snapshot.rejections.append(Rejection(
+                    SOURCE_REJECTION, root_department, "root_department",
+                    f"unit.root_department {root_department} is not among the {len(raw_departments)} departments HR "
+                    "exported", type(source).__name__, code="source.no_root", params=(("id", root_department),)))
+            del raw_departments, departments, department_locations
+            raw_people = source.people()
+            issues: dict[str, list[_Issue]] = {}
+            checks = codes.checks  # built once, not per person
 
-        def parse(fields: Mapping[str, str]) -> Person:
-            person, found = parse_person(fields, codes, checks)
-            if found:
-                issues[person.employee_id] = found
-            return person
+            def parse(fields: Mapping[str, str]) -> Person:
+                person, found = parse_person(fields, codes, checks)
+                if found:
+                    issues[person.employee_id] = found
+                return person
 
-        people, located = _accept(raw_people, "person", "employee_id", parse, snapshot)
+            people, located = _accept(raw_people, "person", "employee_id", parse, snapshot)
     except SourceError as exc:
         snapshot.complete = False
         snapshot.rejections.append(Rejection(SOURCE_REJECTION, "", "", f"read broke off: {exc}", type(source).__name__,

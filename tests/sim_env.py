@@ -109,7 +109,8 @@ def env(tmp_path: Path, export: Callable[..., tuple[Path, Path]], monkeypatch: p
             safety={"structure_changes": options.get("structure", "apply"),
                     "max_deactivations": options.get("max_deactivations", 50),
                     "max_deactivation_share": options.get("share", 1.0),
-                    "max_shrink_share": options.get("shrink", 1.0)},
+                    "max_shrink_share": options.get("shrink", 1.0),
+                    "max_shrink_count": options.get("shrink_count")},  # None: the default
             logging={"format": "json"}), encoding="utf-8")
         export()
         yield Env(server, config, export)

@@ -68,6 +68,21 @@ def test_every_problem_is_listed_with_its_key_value_and_expectation(tmp_path: Pa
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize("value", ["-1", "2.5", '"five"'])
+def test_a_bad_shrink_count_fails_at_start_naming_the_key(tmp_path: Path, value: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SECRET", "x")
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, GOOD + f"\n[safety]\nmax_shrink_count = {value}\n"))
+    assert [p.key for p in info.value.problems] == ["safety.max_shrink_count"]
+
+
+def test_the_shrink_count_defaults_to_five_and_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_TEST_SECRET", "x")
+    assert load(write(tmp_path, GOOD)).safety.max_shrink_count == 5
+    assert load(write(tmp_path, GOOD + "\n[safety]\nmax_shrink_count = 0\n")).safety.max_shrink_count == 0
+
+
 def test_check_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("tenant_id = 196729", 'tenant_id = "many"'))
     result = CliRunner().invoke(main, ["--config", str(path), "check-config"])

@@ -51,12 +51,32 @@ def test_hr_shrunk_past_the_floor_holds_every_deactivation_whatever_their_number
     lenient = Limits(max_deactivations=50, max_deactivation_share=1.0, hold_structure=False, max_shrink_share=0.10)
     guarded = guard(Plan(leaves(2)), links(10), lenient, frozenset(), InPost(before=100, now=89))
     assert [h.reason for h in guarded.held] == [HOLD_MASS_DEACTIVATION] * 2 and guarded.shrink_held
-    assert "from 100 to 89 (11.0%)" in guarded.held[0].detail
+    assert "from 100 to 89 (11 fewer, 11.0%)" in guarded.held[0].detail
     within = guard(Plan(leaves(2)), links(10), lenient, frozenset(), InPost(before=100, now=90))
     assert within.held == [] and not within.shrink_held
     approved = frozenset(c.fingerprint() for c in leaves(2))
     decided = guard(Plan(leaves(2)), links(10), lenient, approved, InPost(before=100, now=80))
     assert decided.held == [] and not decided.shrink_held  # approved: the smaller HR becomes the baseline
+
+
+@pytest.mark.parametrize(("before", "now", "held"), [
+    (10, 8, False),  # 20 %, but 2 people: a small unit's ordinary month
+    (10, 5, False),  # 50 %, 5 people: not more than the count
+    (10, 4, True),  # 60 %, 6 people: past both
+    (100, 94, False),  # 6 people, but 6 %: not past the share
+    (100, 89, True),  # 11 people, 11 %: past both
+])
+def test_a_shrink_is_held_only_past_both_the_share_and_the_count(before: int, now: int, held: bool) -> None:
+    lenient = Limits(max_deactivations=50, max_deactivation_share=1.0, hold_structure=False, max_shrink_share=0.10,
+                     max_shrink_count=5)
+    guarded = guard(Plan(leaves(2)), links(10), lenient, frozenset(), InPost(before=before, now=now))
+    assert guarded.shrink_held is held and bool(guarded.held) is held
+    if held:
+        assert f"{before - now} fewer" in guarded.held[0].detail and "max_shrink_count=5" in guarded.held[0].detail
+
+
+def test_the_shrink_count_defaults_to_five() -> None:
+    assert Limits(max_deactivations=50, max_deactivation_share=0.05, hold_structure=False).max_shrink_count == 5
 
 
 def test_approved_deactivations_pass_and_do_not_count() -> None:

@@ -17,7 +17,7 @@ OPS = Path(__file__).resolve().parent.parent / "ops"
 # Words in a PromQL expression that are functions, keywords or labels, not metric names.
 _METRIC = re.compile(r"\b((?:syncd|process|python)_[a-z_]+|up)\b(?!\s*\()")
 ALERTS = {"SyncdDown", "SyncdNoSuccessFor1h", "SyncdOverdueChanges", "SyncdHoldWaiting", "SyncdCyclesFailing",
-          "SyncdGatewayErrors", "SyncdLevel2Problem", "SyncdNoticesFailing"}
+          "SyncdGatewayErrors", "SyncdLevel2Problem", "SyncdNoticesFailing", "SyncdStateUnreachable"}
 
 
 def promtool() -> str:

@@ -1,7 +1,8 @@
 """The sanity floor on HR's size: a well-formed export with far fewer people holds its deactivations.
 
-End to end: the CLI syncs real files into the bundled simulator over HTTP, with the count and share
-guards opened wide so that only `safety.max_shrink_share` (its default, 10 %) can hold.
+End to end: the CLI syncs real files into the bundled simulator over HTTP, with the deactivation
+count and share guards opened wide so that only `safety.max_shrink_share` (its default, 10 %) and
+`safety.max_shrink_count` (its default, 5 people) can hold: a shrink is held past both.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from tests.conftest import DEPARTMENTS, person
 from tests.projection import hr_projection as expected
 from tests.sim_env import Env
 
-BUREAU = [person(f"A{i:06d}", f"人员{i}", f"138000{i:05d}", "D0003" if i % 2 else "D0005") for i in range(1, 21)]
+BUREAU = [person(f"A{i:06d}", f"人员{i}", f"138000{i:05d}", "D0003" if i % 2 else "D0005") for i in range(1, 41)]
 
 
 @pytest.mark.parametrize("env", [{"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}], indirect=True)
 def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env) -> None:
     env.write_export(people=BUREAU)
     assert env.sync().exit_code == 0
-    kept = BUREAU[:16]  # four of twenty gone: well-formed, complete, and 20 % smaller
+    kept = BUREAU[:32]  # eight of forty gone: well-formed, complete, 20 % and more than 5 people fewer
     env.write_export(people=kept)
     held = env.sync()
     assert held.exit_code == 3, held.output
@@ -32,9 +33,9 @@ def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env)
     assert env.cli("approve", run_id).exit_code == 0
     assert env.sync().exit_code == 0
     statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
-    assert {m for m, status in statuses.items() if status == "F"} == {p["手机号"] for p in BUREAU[16:]}
-    # The approved, smaller HR is the new baseline: one more leaving (1 of 16, 6 %) passes.
-    env.write_export(people=kept[:15])
+    assert {m for m, status in statuses.items() if status == "F"} == {p["手机号"] for p in BUREAU[32:]}
+    # The approved, smaller HR is the new baseline: one more leaving (1 of 32, 3 %) passes.
+    env.write_export(people=kept[:31])
     assert env.sync().exit_code == 0
 
 
@@ -42,7 +43,23 @@ def test_an_export_with_20_percent_fewer_people_is_held_until_approved(env: Env)
 def test_a_drop_within_the_floor_is_applied(env: Env) -> None:
     env.write_export(people=BUREAU)
     assert env.sync().exit_code == 0
-    env.write_export(people=BUREAU[:18])  # 10 %: not more than the floor
+    env.write_export(people=BUREAU[:36])  # 10 %: not more than the floor
     assert env.sync().exit_code == 0
     statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
-    assert sum(status == "F" for status in statuses.values()) == 2
+    assert sum(status == "F" for status in statuses.values()) == 4
+
+
+@pytest.mark.parametrize(("env", "held"), [
+    ({"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}, False),  # the default count, 5
+    ({"max_deactivations": 1000, "share": 1.0, "shrink": 0.10, "shrink_count": 1}, True),
+], indirect=["env"])
+def test_a_ten_person_unit_losing_two_people_is_held_only_under_a_lower_count(env: Env, held: bool) -> None:
+    """20 % fewer, but two people: a small unit's ordinary departures, not a wrong export."""
+    env.write_export(people=BUREAU[:10])
+    assert env.sync().exit_code == 0
+    env.write_export(people=BUREAU[:8])
+    result = env.sync()
+    assert result.exit_code == (3 if held else 0), result.output
+    statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
+    left = {m for m, status in statuses.items() if status == "F"}
+    assert left == (set() if held else {p["手机号"] for p in BUREAU[8:10]})

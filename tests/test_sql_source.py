@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg.errors
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from connectors.sources.sql_source import SqlSource, timeout_arguments
 from syncd.config import load
-from syncd.source import SourceError
-from syncd.validate import CodeTables, build_snapshot
+from syncd.source import RawRecord, SourceError
+from syncd.validate import SOURCE_REJECTION, CodeTables, build_snapshot
 from syncd.wiring import build_source
 from tests.conftest import config_toml
 
@@ -39,13 +40,28 @@ PEOPLE_COLUMNS = {"employee_id": "emp_no", "name": "emp_name", "gender": "sex", 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hr_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'hr.db'}" if request.param == "sqlite" else PG_URL
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        for statement in SCHEMA:
-            connection.execute(text(statement))
-    engine.dispose()
-    yield url
+    """The HR tables in a SQLite file (WAL, so HR may write while syncd reads) or a PostgreSQL schema of their own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hr.db'}"
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        schema = None
+    else:
+        schema = f"syncd_hr_{uuid.uuid4().hex[:8]}"
+        engine = create_engine(PG_URL)
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        url = make_url(PG_URL).update_query_dict(
+            {"options": f"-csearch_path={schema}", "application_name": schema}).render_as_string(hide_password=False)
+    try:
+        hr_write(url, *SCHEMA)
+        yield url
+    finally:
+        if schema is not None:
+            with engine.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
 
 
 def test_people_and_departments_are_read_with_column_mapping(hr_database: str) -> None:
@@ -115,3 +131,136 @@ def test_a_statement_that_outlives_the_configured_timeout_is_cancelled_by_the_se
 ])
 def test_the_timeout_becomes_each_drivers_own_arguments(url: str, expected: dict[str, object]) -> None:
     assert timeout_arguments(make_url(url), 2.5) == expected
+
+
+def hr_write(url: str, *statements: str) -> None:
+    """HR's application commits `statements` in a transaction of its own."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+class HrSource(SqlSource):
+    """The SQL source, remembering its URL for the test's own connections."""
+
+    def __init__(self, url: str, *args: object, **kwargs: object) -> None:
+        super().__init__(url, *args, **kwargs)  # type: ignore[arg-type]
+        self.url = url
+
+
+class HrMovesSomeoneBetweenTheQueries(HrSource):
+    """The SQL source, while HR creates a department and moves 王芳 into it after the departments were read."""
+
+    def people(self) -> Iterator[RawRecord]:
+        hr_write(self.url, "INSERT INTO hr_dept VALUES ('D4', '新设处室', 'D1', 3)",
+                 "UPDATE hr_person SET dept_no = 'D4' WHERE emp_no = 'A3'")
+        yield from super().people()
+
+
+def test_departments_and_people_are_one_snapshot_though_hr_commits_between_the_queries(hr_database: str) -> None:
+    """Two reads would see 王芳 in a department they never read: rejected, so missing, so deactivated."""
+    source = HrMovesSomeoneBetweenTheQueries(hr_database, PEOPLE_QUERY, DEPTS_QUERY, PEOPLE_COLUMNS)
+    try:
+        snapshot = build_snapshot(source, "D1", CodeTables.load())
+    finally:
+        source.close()
+    assert snapshot.complete and not snapshot.rejections
+    assert set(snapshot.departments) == {"D1", "D2", "D3"}
+    assert snapshot.people["A3"].department == "D3"  # as of the departments' read, not HR's later commit
+    again = SqlSource(hr_database, PEOPLE_QUERY, DEPTS_QUERY, PEOPLE_COLUMNS)
+    try:
+        assert build_snapshot(again, "D1", CodeTables.load()).people["A3"].department == "D4"  # the next read
+    finally:
+        again.close()
+
+
+def many_people(url: str, count: int) -> None:
+    """`count` more people in 办公室, so the people query streams in several batches."""
+    hr_write(url, f"WITH RECURSIVE numbers(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < {count})"
+                  " INSERT INTO hr_person SELECT 'B' || CAST(n AS VARCHAR(8)), '测试人员', '男', NULL, 'D2', '在职',"
+                  " 100 + n FROM numbers")
+
+
+class BackendTerminatedAfterFirstPerson(HrSource):
+    """The SQL source, whose PostgreSQL backend is terminated (a dropped connection) after the first person."""
+
+    def people(self) -> Iterator[RawRecord]:
+        for number, record in enumerate(super().people()):
+            yield record
+            if number == 0:
+                name = make_url(self.url).query["application_name"]
+                admin: Engine = create_engine(PG_URL)
+                with admin.begin() as connection:
+                    killed = connection.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                                     " WHERE application_name = :name"), {"name": name}).scalar()
+                admin.dispose()
+                assert killed == 1
+
+
+@pytest.mark.parametrize("hr_database", ["postgresql"], indirect=True)
+def test_a_connection_dropped_mid_read_is_an_incomplete_read_not_a_shorter_list(hr_database: str) -> None:
+    many_people(hr_database, 3000)
+    source = BackendTerminatedAfterFirstPerson(hr_database, PEOPLE_QUERY, DEPTS_QUERY, PEOPLE_COLUMNS)
+    try:
+        snapshot = build_snapshot(source, "D1", CodeTables.load())
+    finally:
+        source.close()
+    assert snapshot.complete is False
+    [rejection] = snapshot.rejections
+    assert (rejection.kind, rejection.code) == (SOURCE_REJECTION, "source.broke_off")
+    assert rejection.reason == "read broke off: people query failed: OperationalError"
+    assert snapshot.people == {}
+
+
+@pytest.mark.parametrize("hr_database", ["postgresql"], indirect=True)
+def test_postgresql_reads_in_one_repeatable_read_read_only_transaction(hr_database: str) -> None:
+    probe = ("SELECT current_setting('transaction_isolation') AS emp_no, current_setting('transaction_read_only')"
+             " AS emp_name, txid_current_if_assigned() AS phone, pg_current_snapshot()::text AS dept_no")
+    source = SqlSource(hr_database, probe, probe, {"employee_id": "emp_no", "name": "emp_name", "mobile": "phone",
+                                                   "department": "dept_no"}, {"id": "emp_no", "name": "dept_no"})
+    try:
+        with source.reading():
+            [first] = list(source.departments())
+            [second] = list(source.people())
+    finally:
+        source.close()
+    assert (second.fields["employee_id"], second.fields["name"]) == ("repeatable read", "on")
+    assert second.fields["mobile"] == ""  # no transaction id: nothing was written
+    assert first.fields["name"] == second.fields["department"]  # both queries saw the same snapshot
+
+
+@pytest.mark.parametrize("hr_database", ["postgresql"], indirect=True)
+def test_a_query_that_would_lock_hr_rows_is_refused_by_the_read_only_transaction(hr_database: str) -> None:
+    source = SqlSource(hr_database, PEOPLE_QUERY + " FOR UPDATE", DEPTS_QUERY, PEOPLE_COLUMNS)
+    try:
+        with pytest.raises(SourceError) as info, source.reading():
+            list(source.people())
+    finally:
+        source.close()
+    assert isinstance(info.value.__cause__.orig, psycopg.errors.ReadOnlySqlTransaction)  # type: ignore[union-attr]
+
+
+# A value the database cannot compute in one row far into the table (B2500, sort_no 2600): the statement fails
+# mid-stream.
+FAILS_AT_PERSON_B2500 = {"sqlite": "CASE WHEN sort_no = 2600 THEN json(emp_name) END",
+                     "postgresql": "CASE WHEN sort_no = 2600 THEN CAST(emp_name AS INTEGER) END"}
+
+
+def test_a_query_that_fails_after_thousands_of_rows_is_an_incomplete_read(hr_database: str) -> None:
+    many_people(hr_database, 3000)
+    failing = FAILS_AT_PERSON_B2500[make_url(hr_database).get_backend_name()]
+    query = f"SELECT emp_no, emp_name, sex, phone, dept_no, state, {failing} AS sort_no FROM hr_person"
+    source = SqlSource(hr_database, query, DEPTS_QUERY, PEOPLE_COLUMNS)
+    read = 0
+    try:
+        with pytest.raises(SourceError, match=r"^people query failed: "), source.reading():
+            for _ in source.people():
+                read += 1
+        assert 1000 <= read < 2503  # streamed: rows arrived before the failure, none after it
+        snapshot = build_snapshot(source, "D1", CodeTables.load())
+    finally:
+        source.close()
+    assert snapshot.complete is False and snapshot.people == {}
+    assert snapshot.rejections[-1].code == "source.broke_off"

@@ -1,13 +1,21 @@
-"""An HR database: any SQLAlchemy URL, a people query and a departments query, columns mapped to fields."""
+"""An HR database: any SQLAlchemy URL, a people query and a departments query, columns mapped to fields.
+
+A read is complete only when both queries ran to their last row in one snapshot. Inside `reading()`
+both run in one read-only transaction (PostgreSQL `REPEATABLE READ READ ONLY`, MySQL/MariaDB
+`REPEATABLE READ`, SQLite one deferred transaction), so a department HR creates and fills between
+the two queries is seen by both or by neither. Any database error, at the start, during the rows
+or at the end, is a SourceError: the snapshot is incomplete, never a shorter list.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sources.xlsx_source import cell_text
@@ -32,6 +40,7 @@ class SqlSource:
         self._queries = {"people": people_query, "departments": departments_query}
         self._columns = {"people": dict(people_columns or {}), "departments": dict(department_columns or {})}
         self._changed_query = changed_query
+        self._snapshot: Connection | None = None  # the connection of the read under way (`reading`)
 
     def change_token(self, previous: str | None = None) -> str | None:
         """The first row of `changed_query` as text (None without one: every cycle reads)."""
@@ -52,12 +61,39 @@ class SqlSource:
         """Every row of the people query."""
         return self._rows("people")
 
-    def _rows(self, which: str) -> Iterator[RawRecord]:
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Departments and people read inside are one snapshot: one read-only transaction on one connection."""
         try:
             with self._engine.connect() as connection:
+                connection.execution_options(**snapshot_options(self._engine.url))
+                with connection.begin():  # nothing is written: its commit only ends the snapshot
+                    if self._engine.url.get_backend_name() == "sqlite":
+                        # pysqlite opens a transaction before writes only; reads would each see the latest.
+                        connection.exec_driver_sql("BEGIN")
+                    self._snapshot = connection
+                    try:
+                        yield
+                    finally:
+                        self._snapshot = None
+        except SQLAlchemyError as exc:
+            raise SourceError(f"the read's transaction failed: {type(exc).__name__}") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """The read's connection inside `reading()`, else one of its own."""
+        if self._snapshot is not None:
+            yield self._snapshot
+            return
+        with self._engine.connect() as connection:
+            yield connection
+
+    def _rows(self, which: str) -> Iterator[RawRecord]:
+        try:
+            with self._connection() as connection:
                 # Streamed in batches, so a million-row HR table never sits in memory at once.
-                result = connection.execution_options(stream_results=True, yield_per=_BATCH).execute(
-                    text(self._queries[which]))
+                result = connection.execute(text(self._queries[which]),
+                                            execution_options={"stream_results": True, "yield_per": _BATCH})
                 names = list(result.keys())
                 fields_of = PERSON_FIELDS if which == "people" else DEPARTMENT_FIELDS
                 mapping = _mapping(names, self._columns[which], fields_of)
@@ -93,6 +129,22 @@ def timeout_arguments(url: URL, seconds: float) -> dict[str, Any]:
         return {"connect_timeout": whole, "read_timeout": whole}
     if backend == "sqlite":
         return {"timeout": seconds}  # how long to wait for a writer's lock
+    return {}
+
+
+def snapshot_options(url: URL) -> dict[str, Any]:
+    """The execution options that make one transaction a consistent, read-only snapshot on this database.
+
+    PostgreSQL's REPEATABLE READ sees the database as of the transaction's first query, and READ
+    ONLY refuses a query that would write. MySQL's (InnoDB's) REPEATABLE READ is a snapshot too.
+    SQLite needs none: one transaction is one snapshot. Other databases get one transaction at
+    their default isolation (README, `source.sql`).
+    """
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    if backend in ("mysql", "mariadb"):
+        return {"isolation_level": "REPEATABLE READ"}
     return {}
 
 

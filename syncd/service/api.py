@@ -22,7 +22,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from syncd.service.control import Control, ResyncScope
+from syncd.service.control import Control, ResyncScope, StateUnavailable
 from syncd.service.http import MAX_BODY_BYTES
 from syncd.service.metrics import Metrics
 from syncd.service.openapi import (
@@ -44,6 +44,7 @@ EXTENSION = "syncd"
 DIRECTORY_CALLS = 2  # directory calls from requests at once: the other server threads stay free for the rest
 DIRECTORY_BUSY_RETRY_AFTER = 5  # seconds
 QUEUE_FULL_RETRY_AFTER = 30  # seconds: the queue drains by a resync every few seconds
+STATE_RETRY_AFTER = 10  # seconds: the daemon tries the database every few seconds; a restart takes about that
 # What each role may do: operator includes everything hr may, hr everything auditor (read-only) may.
 ROLE_GRANTS: dict[Role, frozenset[Role]] = {"auditor": frozenset({"auditor"}), "hr": frozenset({"hr", "auditor"}),
                                             "operator": frozenset({"hr", "operator", "auditor"})}
@@ -317,6 +318,15 @@ def queue_full(exc: ResyncQueueFull) -> ApiError:
     return ApiError(429, "queue_full", f"{exc}; ask again later", headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER)})
 
 
+def state_unavailable(exc: StateUnavailable) -> ApiError:
+    """The 503 of a request whose state database is out of reach (PostgreSQL down or restarting)."""
+    # A line, not a traceback: the state's outage is told by state.unwritable and /healthz; an
+    # identical line per poll is limited to one a minute by the logging setup.
+    log.warning("api.state_unavailable", route=_route(), reason=str(exc))
+    return ApiError(503, "state_unavailable", "the state database cannot be reached now; ask again later",
+                    headers={"Retry-After": str(STATE_RETRY_AFTER)})
+
+
 def _internal_error(exc: Exception) -> Response:
     """Anything unexpected: a 500 without details; the class alone is logged (messages may hold personal data)."""
     log.error("api.error", error=type(exc).__name__, method=request.method, route=_route())
@@ -345,6 +355,7 @@ def create_api(control: Control, tokens: TokenStore, metrics: Metrics, limiter: 
     app.extensions[EXTENSION] = ApiServices(control, tokens, metrics, limiter or FailureLimiter())
     app.register_error_handler(ApiError, lambda exc: exc.response())
     app.register_error_handler(ResyncQueueFull, lambda exc: queue_full(exc).response())
+    app.register_error_handler(StateUnavailable, lambda exc: state_unavailable(exc).response())
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     document = openapi_document(__version__)

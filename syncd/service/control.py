@@ -11,12 +11,13 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from syncd.scope import ResyncRequest, Scope
+from syncd.state import StateUnavailable
 from syncd.target import DirectoryEntry
 from syncd.version import __version__
 
-# The scope and the request are the engine's and the store's; re-exported for the API.
+# The scope, the request and the state's outage are the engine's and the store's; re-exported for the API.
 ResyncScope = Scope
-__all__ = ["Control", "Health", "ResyncRequest", "ResyncScope"]
+__all__ = ["Control", "Health", "ResyncRequest", "ResyncScope", "StateUnavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,8 @@ class Health:
 
 
 class Control(Protocol):
-    """Every action the API offers; implemented by `syncd.service.daemon.DaemonControl`."""
+    """Every action the API offers; implemented by `syncd.service.daemon.DaemonControl`. Any of them but
+    `health` raises StateUnavailable while the state database is out of reach."""
 
     def request_resync(self, scope: ResyncScope, full: bool, requested_by: str) -> ResyncRequest:
         """Queue a resync (an identical one still waiting is returned instead); the daemon starts it within

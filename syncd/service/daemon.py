@@ -15,6 +15,7 @@ stops syncing when its lease session ends, every node retries the database with 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -60,7 +61,7 @@ from syncd.service.leader import AlreadyRunning, FencedTarget, Holder, InstanceL
 from syncd.service.metrics import Metrics
 from syncd.service.notify import SystemdNotifier
 from syncd.service.resyncs import carry_out, cycle_outcome
-from syncd.service.state_alarm import StateAlarm, database_reason
+from syncd.service.state_alarm import OUT_OF_REACH, StateAlarm, database_reason
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
@@ -135,12 +136,29 @@ def open_state(url: str) -> StateStore:
             retry = min(retry * 2, STANDBY_POLL)
 
 
+M = TypeVar("M", bound=Callable[..., Any])
+
+
+def reaching_state(method: M) -> M:
+    """A `Control` method whose state database, out of reach, is StateUnavailable (the API's 503), not a 500."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OUT_OF_REACH as exc:
+            raise StateUnavailable(database_reason(exc), refused=False) from exc
+
+    return cast(M, call)
+
+
 class DaemonControl:
     """What the API may do, carried out on the daemon's state and directory (`syncd.service.control.Control`)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
 
+    @reaching_state
     def request_resync(self, scope: Scope, full: bool, requested_by: str) -> ResyncRequest:
         """Queue a resync and wake the poller."""
         request = self._daemon.store.queue_resync(scope, full, requested_by)
@@ -148,21 +166,25 @@ class DaemonControl:
         self._daemon.wake_resyncs()
         return request
 
+    @reaching_state
     def resync(self, request_id: str) -> ResyncRequest | None:
         """One resync request."""
         return self._daemon.store.resync(request_id)
 
+    @reaching_state
     def status(self) -> dict[str, Any]:
         """Runs, holds, overdue changes, resyncs and this daemon."""
         daemon = self._daemon
         return gather_status(daemon.store, daemon.today(), daemon.holder(), daemon.next_cycle())
 
+    @reaching_state
     def decide(self, run_id: str, approve: bool, by: str) -> int:
         """Approve or reject a held run."""
         decided = self._daemon.store.decide(run_id, approve)
         log.info("run.decided", decided_run=run_id, approved=approve, changes=decided, by=by)
         return decided
 
+    @reaching_state
     def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
         """Freeze or unfreeze a login now, beside any running cycle (a lost phone cannot wait)."""
         engine = self._daemon.engine
@@ -172,18 +194,22 @@ class DaemonControl:
         """Ok while the last cycle succeeded (or was skipped, or held for a decision) within three intervals."""
         return self._daemon.health()
 
+    @reaching_state
     def directory_person(self, employee_id: str) -> DirectoryEntry | None:
         """A live read of one linked person for the console, beside any running cycle."""
         return read_directory_person(self._daemon.engine.target, self._daemon.store, employee_id)
 
+    @reaching_state
     def escalations(self) -> dict[str, Any]:
         """Open and recently resolved problems, with their notices."""
         return problems_json(self._daemon.store)
 
+    @reaching_state
     def acknowledge(self, key: str, by: str) -> bool:
         """Stop the reminders of an open problem."""
         return acknowledge(self._daemon.store, key, by, datetime.now(UTC))
 
+    @reaching_state
     def compliance(self, start: date, end: date) -> dict[str, Any]:
         """The unit's Article 9 figures for the period."""
         return self._daemon.compliance(start, end).as_json()

@@ -7,7 +7,9 @@ several instances in one process never collide over metric names.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
@@ -15,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from syncd.service.state_alarm import OUT_OF_REACH, database_reason
 from syncd.version import __version__
 
 log = structlog.get_logger(__name__)
@@ -24,54 +27,61 @@ CYCLE_OUTCOMES = ("success", "partial", "failed", "held", "skipped", "error")
 CYCLE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 
-def _scraped(name: str, source: Callable[[], float]) -> Callable[[], float]:
-    """`source` for a gauge read at scrape time; NaN, logged, when it fails."""
+class _StateFigures(Collector):
+    """The figures read from the state at each scrape, and `syncd_state_up`: whether this scrape could read it.
 
-    def value() -> float:
-        try:
-            return float(source())
-        # The source usually queries the state store; a store outage must not take every other
-        # metric (last success, cycle outcomes) off the scrape, which is what would tell about it.
-        except Exception as exc:
-            log.warning("metrics.source_failed", metric=name, error=type(exc).__name__)
-            return math.nan
+    While the state cannot be read (PostgreSQL down or restarting) the scrape still answers 200, with
+    `syncd_state_up 0` and each figure as last read. A 503 would make Prometheus mark the whole
+    target down (`up 0`) and drop every series, the last success and the cycle counts among them,
+    which are what tell about the outage; and NaN figures would resolve, then fire again, every
+    alert on them (held, overdue). The outage is logged once, not per scrape.
+    """
 
-    return value
+    def __init__(self, held: Callable[[], float], overdue: Callable[[], float],
+                 problems: Callable[[], Mapping[tuple[int, str], int]],
+                 compliance: Callable[[], tuple[float | None, float | None]]) -> None:
+        self._sources: dict[str, Callable[[], Any]] = {"syncd_held_changes": held, "syncd_overdue_changes": overdue,
+                                                      "syncd_open_problems": problems,
+                                                      "syncd_changes_on_time_ratio": compliance}
+        # NaN / nothing until read once: no figure is better than a made-up one.
+        self._last: dict[str, Any] = {"syncd_held_changes": math.nan, "syncd_overdue_changes": math.nan,
+                                      "syncd_open_problems": {}, "syncd_changes_on_time_ratio": (None, None)}
+        self._lock = threading.Lock()  # two scrapes at once must not interleave their reads
+        self._down = False
 
-
-class _OpenProblems(Collector):
-    """`syncd_open_problems{level,kind}`, read from the escalation records at scrape time."""
-
-    def __init__(self, source: Callable[[], Mapping[tuple[int, str], int]]) -> None:
-        self._source = source
+    def _read(self) -> tuple[dict[str, Any], bool]:
+        """Each figure (the last good one where it cannot be read now) and whether the state could be read."""
+        figures, up = dict(self._last), True
+        for name, source in self._sources.items():
+            if not up:
+                break  # one try per scrape: a database out of reach may take seconds to say so
+            try:
+                figures[name] = self._last[name] = source()
+            except OUT_OF_REACH as exc:
+                up = False
+                if not self._down:
+                    log.warning("metrics.state_unavailable", reason=database_reason(exc), error=type(exc).__name__)
+            # A figure that fails for another reason (a bug) must not take the rest of the scrape down.
+            except Exception as exc:
+                log.warning("metrics.source_failed", metric=name, error=type(exc).__name__)
+        self._down = not up
+        return figures, up
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("syncd_open_problems", "Open escalation problems by level and kind",
-                                   labels=["level", "kind"])
-        try:
-            counts = dict(self._source())
-        # As for the gauges above: a store outage must not take the rest of the scrape down.
-        except Exception as exc:
-            log.warning("metrics.source_failed", metric="syncd_open_problems", error=type(exc).__name__)
-            counts = {}
-        for (level, kind), count in sorted(counts.items()):
-            family.add_metric([str(level), kind], count)
-        yield family
-
-
-class _Compliance(Collector):
-    """`syncd_changes_on_time_ratio` and `syncd_completeness_ratio`, both from one reading of the figures."""
-
-    def __init__(self, source: Callable[[], tuple[float | None, float | None]]) -> None:
-        self._source = source
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            on_time, complete = self._source()
-        # As for the gauges above: a store outage must not take the rest of the scrape down.
-        except Exception as exc:
-            log.warning("metrics.source_failed", metric="syncd_changes_on_time_ratio", error=type(exc).__name__)
-            on_time = complete = None
+        with self._lock:
+            figures, up = self._read()
+        yield GaugeMetricFamily("syncd_state_up", "Whether this scrape could read the state database (1) or not (0: "
+                                "the state's figures are the last ones read)", value=int(up))
+        yield GaugeMetricFamily("syncd_held_changes", "Changes held by a guard, waiting for a decision",
+                                value=float(figures["syncd_held_changes"]))
+        yield GaugeMetricFamily("syncd_overdue_changes", "Changes not applied by their due date",
+                                value=float(figures["syncd_overdue_changes"]))
+        problems = GaugeMetricFamily("syncd_open_problems", "Open escalation problems by level and kind",
+                                     labels=["level", "kind"])
+        for (level, kind), count in sorted(dict(figures["syncd_open_problems"]).items()):
+            problems.add_metric([str(level), kind], count)
+        yield problems
+        on_time, complete = figures["syncd_changes_on_time_ratio"]
         # NaN, not 0, when there is nothing to count: no change decided yet is not a unit always late.
         yield GaugeMetricFamily("syncd_changes_on_time_ratio",
                                 "Share of this year's personnel changes in the directory by their due date "
@@ -90,15 +100,14 @@ class Metrics:
                  open_problems: Callable[[], Mapping[tuple[int, str], int]] = dict,
                  compliance: Callable[[], tuple[float | None, float | None]] = lambda: (None, None)) -> None:
         """`held_changes`, `overdue_changes`, `open_problems` and `compliance` (this year's on-time share and the
-        completeness share, None for nothing to count) are called at each scrape for the current figures."""
+        completeness share, None for nothing to count) are read from the state at each scrape (`_StateFigures`)."""
         self.registry = CollectorRegistry()
         # process_* (CPU, memory, open files, start time) and python_info, as any Prometheus target has.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.notices = Counter("syncd_notices", "Escalation notices by channel and result (ok | failed)",
                                ["channel", "result"], registry=self.registry)
-        self.registry.register(_OpenProblems(open_problems))
-        self.registry.register(_Compliance(compliance))
+        self.registry.register(_StateFigures(held_changes, overdue_changes, open_problems, compliance))
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Unix time the last cycle succeeded", registry=self.registry)
         self.cycles = Counter("syncd_cycles", "Cycles by outcome", ["outcome"], registry=self.registry)
@@ -108,12 +117,6 @@ class Metrics:
                                  ["category"], registry=self.registry)
         self.cycle_duration = Histogram("syncd_cycle_duration_seconds", "Duration of a cycle",
                                         buckets=CYCLE_BUCKETS, registry=self.registry)
-        self.held = Gauge("syncd_held_changes", "Changes held by a guard, waiting for a decision",
-                          registry=self.registry)
-        self.held.set_function(_scraped("syncd_held_changes", held_changes))
-        self.overdue = Gauge("syncd_overdue_changes", "Changes not applied by their due date",
-                             registry=self.registry)
-        self.overdue.set_function(_scraped("syncd_overdue_changes", overdue_changes))
         self.build_info = Gauge("syncd_build_info", "The running syncd version (always 1)", ["version"],
                                 registry=self.registry)
         self.build_info.labels(version=version or __version__).set(1)

@@ -54,7 +54,8 @@ def _operation(summary: str, role: str | None, responses: dict[str, Any], *,
         operation["security"] = _BEARER
         operation["x-syncd-role"] = role
         responses = {**responses, "401": _error("Unauthorized"), "403": _error("Forbidden"),
-                     "429": responses.get("429", _error("TooManyFailures"))}
+                     "429": responses.get("429", _error("TooManyFailures")),
+                     "503": responses.get("503", _error("StateUnavailable"))}
     operation["responses"] = {**responses, "500": _error("Internal")}
     return operation
 
@@ -189,7 +190,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["error"],
         "properties": {
             "error": {"type": "string", "description": "stable code: unauthorized, forbidden, invalid_request, "
-                                                       "not_found, conflict, directory_refused, internal, …"},
+                                                       "not_found, conflict, directory_refused, directory_busy, "
+                                                       "queue_full, state_unavailable, internal, …"},
             "message": {"type": "string"},
             "field": {"type": "string",
                       "description": "invalid_request: the field at fault (`body` for the whole body)"},
@@ -207,6 +209,10 @@ _ERROR_RESPONSES: dict[str, Any] = {
                         "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     "Invalid": _json(_ref("Error"), "The body is not JSON, not an object, or a field is wrong (named in `field`)"),
     "NotFound": _json(_ref("Error"), "Unknown id"),
+    "StateUnavailable": {**_json(_ref("Error"), "The state database cannot be reached now (`state_unavailable`: "
+                                                "PostgreSQL down or restarting); ask again after `Retry-After` "
+                                                "seconds"),
+                         "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     "Internal": _json(_ref("Error"), "Unexpected error; details are in the daemon's log"),
 }
 
@@ -222,7 +228,8 @@ def openapi_document(version: str) -> dict[str, Any]:
               "404": _error("NotFound"), "422": _error("Invalid"),
               "502": _json(_ref("Error"), "The directory refused or did not answer (`category` says why)"),
               "503": {**_json(_ref("Error"), "Other directory calls are still waiting for the directory "
-                                             "(`directory_busy`); ask again after `Retry-After` seconds"),
+                                             "(`directory_busy`), or the state database cannot be reached now "
+                                             "(`state_unavailable`); ask again after `Retry-After` seconds"),
                       "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
     paths: dict[str, Any] = {
         "/api/v1/resync": {"post": _operation(

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from syncd.config import Config
 from syncd.escalation import _duration
@@ -27,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 KEY = "state_unwritable"
 RETRY_S = 60.0  # an open notice no channel delivered is tried again after this
+# The database out of reach (down, restarting, a dropped connection, no pooled connection free), as
+# opposed to a statement it refused: asking again later may succeed.
+OUT_OF_REACH = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def database_reason(exc: SQLAlchemyError) -> str:

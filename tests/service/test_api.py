@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from syncd.freeze import NotLinked
 from syncd.service.api import create_api, required_role
-from syncd.service.control import Control, Health, ResyncRequest, ResyncScope
+from syncd.service.control import Control, Health, ResyncRequest, ResyncScope, StateUnavailable
 from syncd.service.metrics import Metrics
 from syncd.service.tokens import TokenStore, add_token
 from syncd.target import DirectoryEntry, TargetError
@@ -345,6 +345,26 @@ def test_healthz_is_200_when_ok_and_503_when_failing(api: Api) -> None:
     assert response.status_code == 503
     assert response.json == {"status": "failing", "last_success": None, "last_outcome": "failed",
                              "version": __version__}
+
+
+def test_status_answers_503_state_unavailable_with_retry_after_while_the_state_is_out_of_reach(api: Api) -> None:
+    api.control.status_error = StateUnavailable("connection refused", refused=False)
+    with capture_logs() as logs:
+        response = api.call("GET", "/api/v1/status", api.hr)
+    assert response.status_code == 503
+    assert response.json["error"] == "state_unavailable" and "connection refused" not in response.json["message"]
+    assert int(response.headers["Retry-After"]) > 0
+    assert [(e["event"], e["log_level"]) for e in logs if e["log_level"] != "debug"] == [
+        ("api.state_unavailable", "warning")]
+    assert logs[0]["reason"] == "connection refused" and logs[0]["route"] == "/api/v1/status"
+
+
+def test_the_openapi_document_lists_the_503_of_an_unreachable_state_for_status(api: Api) -> None:
+    document = api.client.get("/api/v1/openapi.json").json
+    answer = document["paths"]["/api/v1/status"]["get"]["responses"]["503"]
+    assert answer == {"$ref": "#/components/responses/StateUnavailable"}
+    described = document["components"]["responses"]["StateUnavailable"]
+    assert "state_unavailable" in described["description"] and "Retry-After" in described["headers"]
 
 
 def test_metrics_are_served_without_a_token(api: Api) -> None:

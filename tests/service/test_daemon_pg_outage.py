@@ -176,3 +176,46 @@ def test_a_node_started_while_postgresql_is_down_waits_for_it_then_leads(pg_bure
     node.wait_for("daemon.leading", timeout=ELECTED_WITHIN)
     assert node.wait_for("cycle.finished", trigger="start")["outcome"] == "success"
     assert pg_bureau.directory() == hr_projection(PEOPLE, DEPARTMENTS)
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled series in a Prometheus text exposition."""
+    [value] = [line.split()[-1] for line in text.splitlines() if line.split(" ")[0] == name]
+    return float(value)
+
+
+def test_status_answers_503_and_metrics_keep_their_figures_with_state_up_0_while_postgresql_is_down(
+        pg_bureau: Bureau) -> None:
+    node = pg_bureau.start()
+    assert node.wait_for("cycle.finished", trigger="start")["outcome"] == "success"
+    assert node.call("GET", "/api/v1/status", token="hr").status_code == 200
+    before = node.call("GET", "/metrics")
+    assert before.status_code == 200 and metric(before.text, "syncd_state_up") == 1
+    held, overdue = metric(before.text, "syncd_held_changes"), metric(before.text, "syncd_overdue_changes")
+    mark = node.mark()
+    pg_cluster("stop")
+    try:
+        node.wait_for("state.unwritable", timeout=20, after=mark)
+        for _ in range(3):  # several scrapes and polls: each answered, one log line in all
+            status = node.call("GET", "/api/v1/status", token="hr")
+            assert status.status_code == 503, status.text
+            assert status.json()["error"] == "state_unavailable" and status.json()["message"]
+            assert int(status.headers["Retry-After"]) > 0
+            scraped = node.call("GET", "/metrics")
+            assert scraped.status_code == 200, scraped.text
+            assert metric(scraped.text, "syncd_state_up") == 0
+            # The last good figures, so that alerts on them neither resolve nor flap during the outage.
+            assert (metric(scraped.text, "syncd_held_changes"), metric(scraped.text, "syncd_overdue_changes")) == (
+                held, overdue)
+            assert metric(scraped.text, "syncd_last_success_timestamp_seconds") > 0
+        assert not node.find("api.error", after=mark), node.tail()
+        assert "Traceback" not in node.log_text()
+        assert len(node.find("api.state_unavailable", after=mark)) == 1
+        assert len(node.find("metrics.state_unavailable", after=mark)) == 1
+    finally:
+        pg_cluster("start")
+    poll(lambda: node.call("GET", "/api/v1/status", token="hr").status_code == 200, ELECTED_WITHIN,
+         "the status answered again")
+    poll(lambda: metric(node.call("GET", "/metrics").text, "syncd_state_up") == 1, ELECTED_WITHIN,
+         "the state up again on /metrics")
+    assert node.process.poll() is None

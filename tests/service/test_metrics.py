@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 import prometheus_client
 import pytest
+from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
 from syncd.service.metrics import CYCLE_OUTCOMES, Metrics
 
@@ -135,3 +138,42 @@ def test_a_failing_compliance_source_reads_nan_and_the_rest_still_renders() -> N
     text = metrics.render()[0].decode()
     assert "syncd_changes_on_time_ratio NaN" in text and "syncd_completeness_ratio NaN" in text
     assert "syncd_held_changes 1.0" in text
+
+
+def test_while_the_state_cannot_be_read_the_last_figures_stay_with_state_up_0_and_one_log_line() -> None:
+    state = {"up": True}
+
+    def read(value: object) -> Callable[[], object]:
+        def source() -> object:
+            if not state["up"]:
+                raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+            return value
+        return source
+
+    metrics = Metrics(held_changes=read(3), overdue_changes=read(2),  # type: ignore[arg-type]
+                      open_problems=read({(1, "run_failed"): 1}), compliance=read((0.5, 0.9)))  # type: ignore[arg-type]
+    get = metrics.registry.get_sample_value
+    assert get("syncd_state_up") == 1 and get("syncd_held_changes") == 3
+    with capture_logs() as logs:
+        state["up"] = False
+        for _ in range(3):  # three scrapes of an outage
+            text = metrics.render()[0].decode()
+            assert "syncd_state_up 0.0" in text
+            assert "syncd_held_changes 3.0" in text and "syncd_overdue_changes 2.0" in text
+            assert 'syncd_open_problems{kind="run_failed",level="1"} 1.0' in text
+            assert "syncd_changes_on_time_ratio 0.5" in text and "syncd_completeness_ratio 0.9" in text
+        state["up"] = True
+        assert get("syncd_state_up") == 1
+        state["up"] = False
+        assert get("syncd_state_up") == 0  # a second outage
+    assert [entry["event"] for entry in logs] == ["metrics.state_unavailable"] * 2
+    assert logs[0]["reason"] == "connection refused" and logs[0]["error"] == "OperationalError"
+
+
+def test_before_the_state_was_ever_read_an_outage_shows_nan_not_zero() -> None:
+    def down() -> float:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    metrics = Metrics(held_changes=down, overdue_changes=down)
+    assert metrics.registry.get_sample_value("syncd_state_up") == 0
+    assert math.isnan(metrics.registry.get_sample_value("syncd_held_changes") or 0.0)
