@@ -19,15 +19,17 @@ token_file = "/etc/syncd/city/jinshui.token"   # `syncd token add city-bureau --
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -35,6 +37,7 @@ import structlog
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from syncd.compliance import share_text
 from syncd.config import ConfigError, Problem, problems_of, read_toml
@@ -42,9 +45,11 @@ from syncd.messages import CITY_COLUMNS, CITY_ERRORS, CITY_HEALTH, CITY_SHEET, C
 from syncd.spreadsheet import text_row
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 CHINA = ZoneInfo("Asia/Shanghai")  # the default of `timezone`, as in every unit's schedule
 CONNECT_TIMEOUT = 3.0  # seconds to reach a unit: a government network answers a SYN well within this
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # larger than any answer syncd writes: not read further
 MAX_UNITS_AT_ONCE = 32  # units read at once: I/O-bound, so a city of 50 takes two rounds, not seven
 
 
@@ -154,7 +159,38 @@ def read_unit(unit: CityUnit, start: date, end: date, timeout: float) -> Standin
 
 def read_unit_detail(unit: CityUnit, start: date, end: date, timeout: float,
                      status: bool = True) -> tuple[Standing, dict[str, Any] | None]:
-    """One unit's standing and (`status`) its `/api/v1/status`: runs, holds, overdue changes, open problems."""
+    """One unit's standing and (`status`) its `/api/v1/status`: runs, holds, overdue changes, open problems.
+
+    Whatever the unit answers, the city's pages go on: an answer that is not syncd's (too large, not
+    JSON, figures of the wrong type) is a `bad_answer`; one still arriving past `unit_deadline` is `slow`.
+    """
+    found = _bounded([lambda: _read(unit, start, end, timeout, status)], unit_deadline(timeout))[0]
+    if found is None:
+        log.warning("city.unit_slow", unit=unit.name, deadline_s=unit_deadline(timeout))
+        return Standing(unit.name, "slow"), None
+    return found
+
+
+def unit_deadline(timeout: float) -> float:
+    """How long one unit may take in all: its three requests, each within `timeout`."""
+    return 3 * timeout + CONNECT_TIMEOUT
+
+
+def _bounded(calls: Sequence[Callable[[], T]], deadline: float) -> list[T | None]:
+    """Run `calls` at most MAX_UNITS_AT_ONCE at a time; each result, or None for a call not done by its turn's
+    deadline (a unit trickling its answer byte by byte resets every socket timeout, never this one)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_UNITS_AT_ONCE, len(calls))), thread_name_prefix="city-read")
+    try:
+        futures = [pool.submit(call) for call in calls]
+        rounds = -(-len(calls) // MAX_UNITS_AT_ONCE)
+        wait(futures, timeout=deadline * rounds)
+        return [future.result() if future.done() else None for future in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a unit still trickling keeps only its own thread
+
+
+def _read(unit: CityUnit, start: date, end: date, timeout: float,
+          status: bool) -> tuple[Standing, dict[str, Any] | None]:
     headers = {"Authorization": f"Bearer {_token(unit)}", "Accept": "application/json"}
     base = unit.url.rstrip("/")
     state: dict[str, Any] | None = None
@@ -162,38 +198,72 @@ def read_unit_detail(unit: CityUnit, start: date, end: date, timeout: float,
         with requests.Session() as session:
             # A unit behind a firewall that drops packets costs the connect time, not the whole timeout.
             limits = (min(CONNECT_TIMEOUT, timeout), timeout)
-            health = session.get(f"{base}/healthz", timeout=limits)
-            answer = session.get(f"{base}/api/v1/compliance", params={"from": start.isoformat(),
-                                                                       "to": end.isoformat()},
-                                 headers=headers, timeout=limits)
-            if status and answer.status_code == 200:
-                state = _json_object(session.get(f"{base}/api/v1/status", headers=headers, timeout=limits))
-    except requests.RequestException as exc:
+            _, healthz = _get_json(session, f"{base}/healthz", limits)
+            code, figures = _get_json(session, f"{base}/api/v1/compliance", limits, headers,
+                                      {"from": start.isoformat(), "to": end.isoformat()})
+            if status and code == 200:
+                state = _get_json(session, f"{base}/api/v1/status", limits, headers)[1]
+    except (requests.RequestException, Urllib3Error) as exc:  # the body is read from urllib3 directly
         log.warning("city.unit_unreachable", unit=unit.name, error=type(exc).__name__)
         return Standing(unit.name, "unreachable"), None
-    if answer.status_code in (401, 403):
-        log.warning("city.unit_refused", unit=unit.name, status=answer.status_code)
-        return Standing(unit.name, "refused", answer.status_code), None
-    figures, healthz = _json_object(answer), _json_object(health)
-    if answer.status_code != 200 or figures is None or healthz is None:
-        log.warning("city.unit_bad_answer", unit=unit.name, status=answer.status_code)
-        return Standing(unit.name, "bad_answer", answer.status_code), None
-    return Standing(unit.name, None, None, healthz.get("status") == "ok", healthz.get("last_success"), figures), state
+    if code in (401, 403):
+        log.warning("city.unit_refused", unit=unit.name, status=code)
+        return Standing(unit.name, "refused", code), None
+    if code != 200 or figures is None or healthz is None or not _well_formed(figures):
+        log.warning("city.unit_bad_answer", unit=unit.name, status=code)
+        return Standing(unit.name, "bad_answer", code), None
+    return Standing(unit.name, None, None, healthz.get("status") == "ok", _text(healthz.get("last_success")),
+                    figures), state
 
 
-def _json_object(answer: requests.Response) -> dict[str, Any] | None:
-    """The answer's JSON object, or None when it is not one."""
+def _get_json(session: requests.Session, url: str, limits: tuple[float, float], headers: dict[str, str] | None = None,
+              params: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None]:
+    """GET `url`: the status and the JSON object answered, None when it is not one or is larger than syncd writes."""
+    with session.get(url, params=params, headers=headers, timeout=limits, stream=True) as answer:
+        body = answer.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+        code = answer.status_code
+    if len(body) > MAX_ANSWER_BYTES:
+        return code, None
     try:
-        body = answer.json()
+        parsed = json.loads(body)
     except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+        return code, None
+    return code, parsed if isinstance(parsed, dict) else None
+
+
+_COUNTS = ("changes", "on_time", "pending", "overdue", "in_post", "held")
+_MEASURES = ("on_time_share", "completeness_share", "median_workdays", "max_workdays")
+
+
+def _well_formed(figures: dict[str, Any]) -> bool:
+    """Whether the figures are shaped as `GET /api/v1/compliance` answers them (a count is a count)."""
+    problems = figures.get("open_problems", {})
+    return (all(_is_count(figures.get(key, 0)) for key in _COUNTS)
+            and all(figures.get(key) is None or _is_number(figures.get(key)) for key in _MEASURES)
+            and isinstance(problems, dict) and all(_is_count(value) for value in problems.values()))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def overview(config: CityConfig, start: date, end: date) -> list[Standing]:
     """Every unit's standing for the period, read at once, worst first."""
-    with ThreadPoolExecutor(max_workers=min(MAX_UNITS_AT_ONCE, len(config.units))) as pool:
-        standings = list(pool.map(lambda unit: read_unit(unit, start, end, config.timeout), config.units))
+    found = _bounded([functools.partial(read_unit, unit, start, end, config.timeout) for unit in config.units],
+                     unit_deadline(config.timeout))
+    standings = []
+    for unit, standing in zip(config.units, found, strict=True):
+        if standing is None:
+            log.warning("city.unit_slow", unit=unit.name, deadline_s=unit_deadline(config.timeout))
+        standings.append(standing or Standing(unit.name, "slow"))
     return sorted(standings, key=Standing.worst_first)
 
 

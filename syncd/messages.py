@@ -323,7 +323,7 @@ COMPLIANCE_NONE = "无"
 CITY_COLUMNS = ("单位", "状态", "最近成功同步", "人员变动数", "按期同步率", "逾期未同步", "信息完整率",
                 "二级未解决问题", "待审批变更")
 CITY_HEALTH = {True: "正常", False: "异常"}
-CITY_ERRORS = {"unreachable": "无法连接", "refused": "令牌被拒绝（HTTP {status}）",
+CITY_ERRORS = {"unreachable": "无法连接", "slow": "应答超时", "refused": "令牌被拒绝（HTTP {status}）",
                "bad_answer": "应答无法识别（HTTP {status}）"}
 CITY_SHEET = "年度考核 {start} 至 {end}"
 CITY_BRAND = "郑政钉通讯录同步 · 市局"
@@ -335,6 +335,7 @@ CITY_ADVICE = {
                    "可联系该单位管理员检查 systemctl status syncd。",
     "refused": "该单位不接受市局的令牌：请该单位管理员执行 syncd token add city-bureau --role auditor，"
                "把新令牌发给市局，更新 city.toml 中该单位的 token_file。",
+    "slow": "该单位的同步服务迟迟没有答完：可能负载过高或网络不畅。请联系该单位管理员检查服务器和网络。",
     "bad_answer": "该单位的应答无法识别：可能是地址指向了其他服务，或该单位的 syncd 版本过旧（需支持第九条统计）。",
 }
 COMPLIANCE_PERIOD = "{start} 至 {end}"

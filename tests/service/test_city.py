@@ -6,19 +6,24 @@ import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import unicodedata
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 from openpyxl import load_workbook
 
-from syncd.city import load_city
+from syncd.city import format_table, load_city, overview
+from syncd.service.http import WsgiServer
 from syncd.service.tokens import add_token
 from tests.console.conftest import csrf_of
 from tests.console.harness import city_of_four
@@ -179,3 +184,81 @@ def _columns_before(line: str, separator: str, field: int) -> int:
     """Terminal columns before the `field`-th field of a line (a CJK character takes two)."""
     head = line[:[m.end() for m in re.finditer(rf"{separator}+", line)][field - 1]]
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in head)
+
+
+# -- units that answer what syncd never would ------------------------------------------------------
+
+
+class _Trickler:
+    """A unit that sends its headers and then one byte a second, for ever: every socket timeout resets."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            while not self.stop.wait(0.5):
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+def test_units_answering_what_syncd_never_would_are_listed_as_such_and_the_overview_goes_on(tmp_path: Path) -> None:
+    rogue = Flask("rogue")
+    good = {"unit": "好单位", "changes": 3, "on_time": 3, "on_time_share": 1.0, "pending": 0, "overdue": 0,
+            "median_workdays": 1, "max_workdays": 1, "completeness_share": 1.0, "in_post": 3,
+            "open_problems": {"1": 0, "2": 0}, "held": 0}
+
+    @rogue.get("/<kind>/healthz")
+    def healthz(kind: str) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @rogue.get("/<kind>/api/v1/compliance")
+    def figures(kind: str) -> Any:
+        if kind == "strings":
+            return {**good, "overdue": "1); DROP TABLE", "open_problems": {"2": "many"}}
+        if kind == "huge":
+            return {**good, "padding": "x" * (9 * 1024 * 1024)}
+        if kind == "list":
+            return [good]
+        return good
+
+    server = WsgiServer(rogue, "127.0.0.1", 0, ident="rogue-units", max_body=1024).start()
+    trickler = _Trickler()
+    try:
+        (tmp_path / "t.token").write_text("token\n")
+        units = {"好单位": f"http://127.0.0.1:{server.port}/good", "字符串": f"http://127.0.0.1:{server.port}/strings",
+                 "超大": f"http://127.0.0.1:{server.port}/huge", "列表": f"http://127.0.0.1:{server.port}/list",
+                 "慢吞吞": f"http://127.0.0.1:{trickler.port}"}
+        (tmp_path / "city.toml").write_text("timeout = 1\n" + "".join(
+            f'[[unit]]\nname = "{name}"\nurl = "{url}"\ntoken_file = "t.token"\n' for name, url in units.items()),
+            encoding="utf-8")
+        config = load_city(tmp_path / "city.toml")
+        standings = {s.name: s for s in overview(config, date(2026, 1, 1), date(2026, 12, 31))}
+    finally:
+        trickler.close()
+        server.stop()
+    assert standings["慢吞吞"].error == "slow"
+    assert {standings[name].error for name in ("字符串", "超大", "列表")} == {"bad_answer"}
+    assert standings["好单位"].error is None and standings["好单位"].figures == good
+    assert format_table(list(standings.values())).count("应答无法识别") == 3
