@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 import unicodedata
@@ -38,10 +39,21 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
 
 from syncd.compliance import share_text
 from syncd.config import ConfigError, Problem, problems_of, read_toml
-from syncd.messages import CITY_COLUMNS, CITY_ERRORS, CITY_HEALTH, CITY_SHEET, CITY_TITLE, COMPLIANCE_NONE
+from syncd.messages import (
+    CITY_ABOUT,
+    CITY_ABOUT_SHEET,
+    CITY_COLUMNS,
+    CITY_ERRORS,
+    CITY_HEALTH,
+    CITY_SHEET,
+    CITY_TITLE,
+    COMPLIANCE_NONE,
+    COMPLIANCE_PERIOD,
+)
 from syncd.spreadsheet import text_row
 
 log = structlog.get_logger(__name__)
@@ -64,7 +76,7 @@ class CityUnit(BaseModel):
 
 
 class CityConfig(BaseModel):
-    """The units of the city, and how long to wait for each."""
+    """`city.toml`: the units and how long to wait for each; the console's address, sign-in tokens and zone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -194,15 +206,19 @@ def _read(unit: CityUnit, start: date, end: date, timeout: float,
     headers = {"Authorization": f"Bearer {_token(unit)}", "Accept": "application/json"}
     base = unit.url.rstrip("/")
     state: dict[str, Any] | None = None
+    deadline = time.monotonic() + unit_deadline(timeout)
     try:
         with requests.Session() as session:
             # A unit behind a firewall that drops packets costs the connect time, not the whole timeout.
             limits = (min(CONNECT_TIMEOUT, timeout), timeout)
-            _, healthz = _get_json(session, f"{base}/healthz", limits)
-            code, figures = _get_json(session, f"{base}/api/v1/compliance", limits, headers,
+            _, healthz = _get_json(session, f"{base}/healthz", limits, deadline)
+            code, figures = _get_json(session, f"{base}/api/v1/compliance", limits, deadline, headers,
                                       {"from": start.isoformat(), "to": end.isoformat()})
             if status and code == 200:
-                state = _get_json(session, f"{base}/api/v1/status", limits, headers)[1]
+                state = status_view(_get_json(session, f"{base}/api/v1/status", limits, deadline, headers)[1])
+    except (requests.ReadTimeout, ReadTimeoutError, _Late) as exc:  # connected, and no answer in time
+        log.warning("city.unit_slow", unit=unit.name, error=type(exc).__name__)
+        return Standing(unit.name, "slow"), None
     except (requests.RequestException, Urllib3Error) as exc:  # the body is read from urllib3 directly
         log.warning("city.unit_unreachable", unit=unit.name, error=type(exc).__name__)
         return Standing(unit.name, "unreachable"), None
@@ -216,30 +232,76 @@ def _read(unit: CityUnit, start: date, end: date, timeout: float,
                     figures), state
 
 
-def _get_json(session: requests.Session, url: str, limits: tuple[float, float], headers: dict[str, str] | None = None,
+class _Late(Exception):
+    """A unit's answer was still arriving at its deadline."""
+
+
+def _get_json(session: requests.Session, url: str, limits: tuple[float, float], deadline: float,
+              headers: dict[str, str] | None = None,
               params: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None]:
-    """GET `url`: the status and the JSON object answered, None when it is not one or is larger than syncd writes."""
+    """GET `url`: the status and the JSON object answered, None when it is not one or is larger than syncd writes.
+
+    The body is read in pieces against `deadline` (_Late past it): a unit trickling a byte at a time
+    resets every socket timeout, never this one, so no reading thread outlives its unit's deadline.
+    """
     with session.get(url, params=params, headers=headers, timeout=limits, stream=True) as answer:
-        body = answer.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
         code = answer.status_code
-    if len(body) > MAX_ANSWER_BYTES:
-        return code, None
+        body = bytearray()
+        for piece in answer.raw.stream(64 * 1024, decode_content=True):
+            body += piece
+            if len(body) > MAX_ANSWER_BYTES:
+                return code, None
+            if time.monotonic() > deadline:
+                raise _Late(url)
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
         return code, None
     return code, parsed if isinstance(parsed, dict) else None
 
 
+def status_view(answer: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A unit's `/api/v1/status`, keeping only entries shaped as syncd writes them (the unit page shows these)."""
+    if answer is None:
+        return None
+
+    def entries(key: str) -> list[dict[str, Any]]:
+        found = answer.get(key)
+        return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
+
+    def counts(run: dict[str, Any]) -> dict[str, int]:
+        found = run.get("counts")
+        return {key: found[key] for key in ("done", "failed", "held")
+                if isinstance(found, dict) and _is_count(found.get(key))}
+
+    runs = [{"started_at": _text(run.get("started_at")), "trigger": _text(run.get("trigger")),
+             "mode": _text(run.get("mode")), "outcome": _text(run.get("outcome")), "counts": counts(run)}
+            for run in entries("runs")]
+    held = [{"started_at": _text(hold.get("started_at")), "changes": hold.get("changes")}
+            for hold in entries("held") if _is_count(hold.get("changes"))]
+    overdue = [{"kind": _text(change.get("kind")) or "", "due": _text(change.get("due")) or "",
+                "error": _text(change.get("error")) or ""} for change in entries("overdue")]
+    problems = [{"level": problem.get("level"), "kind": _text(problem.get("kind")) or "",
+                 "title": _text(problem.get("title")) or "", "opened_at": _text(problem.get("opened_at")),
+                 "acknowledged_at": _text(problem.get("acknowledged_at")),
+                 "escalated_at": _text(problem.get("escalated_at"))}
+                for problem in entries("escalations") if problem.get("level") in (1, 2)]
+    return {"runs": runs, "held": held, "overdue": overdue, "escalations": problems}
+
+
 _COUNTS = ("changes", "on_time", "pending", "overdue", "in_post", "held")
-_MEASURES = ("on_time_share", "completeness_share", "median_workdays", "max_workdays")
+_SHARES = ("on_time_share", "completeness_share")
+_DELAYS = ("median_workdays", "max_workdays")
 
 
 def _well_formed(figures: dict[str, Any]) -> bool:
-    """Whether the figures are shaped as `GET /api/v1/compliance` answers them (a count is a count)."""
-    problems = figures.get("open_problems", {})
-    return (all(_is_count(figures.get(key, 0)) for key in _COUNTS)
-            and all(figures.get(key) is None or _is_number(figures.get(key)) for key in _MEASURES)
+    """Whether the figures are shaped as `GET /api/v1/compliance` answers them: every count there and a count,
+    every share a finite number from 0 to 1 or null (a figure missing would read as a clean 0)."""
+    problems = figures.get("open_problems")
+    return (all(_is_count(figures.get(key)) for key in _COUNTS)
+            and all(figures.get(key) is None or (_is_number(figures[key]) and 0 <= figures[key] <= 1)
+                    for key in _SHARES)
+            and all(figures.get(key) is None or (_is_number(figures[key]) and figures[key] >= 0) for key in _DELAYS)
             and isinstance(problems, dict) and all(_is_count(value) for value in problems.values()))
 
 
@@ -248,7 +310,7 @@ def _is_count(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _text(value: object) -> str | None:
@@ -295,11 +357,16 @@ class CityReader:
         self._readings: dict[tuple[date, date], tuple[float, Reading]] = {}
         self._reading: dict[tuple[date, date], threading.Event] = {}  # periods being read now
 
-    def overview(self, start: date, end: date) -> Reading:
-        """The standings of `start`–`end`: the last reading (a new one started behind it when it is old)."""
+    def overview(self, start: date, end: date, fresh: bool = False) -> Reading:
+        """The standings of `start`–`end`: the last reading (a new one started behind it when it is old).
+
+        `fresh`: never an old reading; wait for a new one instead (what is handed in must be current).
+        """
         key = (start, end)
         with self._lock:
             kept = self._readings.get(key)
+            if fresh and kept is not None and self._clock() - kept[0] >= self.config.refresh_seconds:
+                kept = None
             if kept is not None and self.config.refresh_seconds > 0:
                 if self._clock() - kept[0] >= self.config.refresh_seconds and key not in self._reading:
                     self._reading[key] = threading.Event()
@@ -315,7 +382,8 @@ class CityReader:
             return self._read(key)
         waiting.wait()
         with self._lock:
-            return self._readings[key][1] if key in self._readings else self._read_unshared(key)
+            kept = self._readings.get(key)
+        return kept[1] if kept is not None else self._read(key)  # the reading it waited for failed: its own
 
     def _read(self, key: tuple[date, date]) -> Reading:
         """Read every unit for the period, keep the reading, wake whoever waits for it."""
@@ -340,12 +408,12 @@ class CityReader:
 def local_time(moment: str | None, zone: ZoneInfo) -> str:
     """An ISO 8601 time a unit answered, as the city reads it (`2026-12-04 10:31`); 无 when none or unreadable."""
     try:
-        parsed = datetime.fromisoformat(moment) if moment else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
+        parsed = datetime.fromisoformat(moment) if isinstance(moment, str) and moment else None
+        if parsed is None:
+            return COMPLIANCE_NONE
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError):  # a unit's odd time (year 1 at +14:00 overflows)
         return COMPLIANCE_NONE
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def status_text(standing: Standing) -> str:
@@ -379,8 +447,9 @@ def _width(text: str) -> int:
 
 
 def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path | IO[bytes],
-               zone: ZoneInfo = CHINA) -> None:
-    """The period's figures of every unit as one sheet the office can hand in; text cells only."""
+               zone: ZoneInfo = CHINA, read_at: datetime | None = None) -> None:
+    """The period's figures of every unit as a sheet the office can hand in, and a sheet saying when they
+    were read and how many units could not be; text cells only."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = CITY_SHEET.format(start=start, end=end)[:31]
@@ -392,4 +461,13 @@ def write_xlsx(standings: Sequence[Standing], start: date, end: date, path: Path
     sheet.freeze_panes = "A2"
     for column, width in zip("ABCDEFGHI", (24, 18, 26, 12, 12, 12, 16, 14, 12), strict=True):
         sheet.column_dimensions[column].width = width
+    about = workbook.create_sheet(CITY_ABOUT_SHEET)
+    moment = local_time((read_at or datetime.now(UTC)).isoformat(), zone)
+    unreadable = sum(1 for standing in standings if standing.error is not None)
+    for label, value in ((CITY_ABOUT["period"], COMPLIANCE_PERIOD.format(start=start, end=end)),
+                         (CITY_ABOUT["read_at"], moment), (CITY_ABOUT["units"], str(len(standings))),
+                         (CITY_ABOUT["unreadable"], str(unreadable))):
+        about.append(text_row(about, (label, value)))
+    about.column_dimensions["A"].width = 24
+    about.column_dimensions["B"].width = 28
     workbook.save(path)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from syncd import log as logging_setup
 from syncd.cli_config import EXIT_CONFIG, EXIT_FAILED, config_option, config_path
 from syncd.cli_config import load_config as _load_config
 from syncd.config import ConfigError
+
+if TYPE_CHECKING:
+    from syncd.city import CityConfig
 from syncd.state import MigrationFailed, StateUnavailable
 from syncd.state.commands import state as state_commands
 
@@ -566,7 +569,7 @@ def _city_path(ctx: click.Context) -> Path:
     return ctx.find_root().ensure_object(dict).get("config_path") or CITY_DEFAULT_PATH
 
 
-def _load_city(ctx: click.Context) -> Any:
+def _load_city(ctx: click.Context) -> CityConfig:
     """The city configuration, or exit 2 naming every bad key."""
     from syncd import city as cities
 

@@ -326,6 +326,9 @@ CITY_HEALTH = {True: "正常", False: "异常"}
 CITY_ERRORS = {"unreachable": "无法连接", "slow": "应答超时", "refused": "令牌被拒绝（HTTP {status}）",
                "bad_answer": "应答无法识别（HTTP {status}）"}
 CITY_SHEET = "年度考核 {start} 至 {end}"
+CITY_ABOUT_SHEET = "说明"  # the assessment workbook's second sheet: when and how completely it was read
+CITY_ABOUT = {"period": "统计期间（按发现日期）", "read_at": "各单位数据读取时间", "units": "单位数",
+              "unreadable": "无法读取的单位（数据为“无”）"}
 CITY_BRAND = "郑政钉通讯录同步 · 市局"
 CITY_TITLE = "全市各单位"  # beside the brand when city.toml names no `title`
 CITY_ASSESSMENT_FILE = "年度考核-{year}-{stamp}.xlsx"

@@ -101,6 +101,7 @@ class ConsoleAuth:
     lifetime: timedelta = SESSION_LIFETIME
     home: str = "console"  # the blueprint of the pages: its `signin` and `overview` views
     least_role: Role = "hr"  # a token must allow this to sign in (the unit console: no auditor)
+    cookie: str = SESSION_COOKIE  # the session cookie's name
     sessions: _OpenSessions = field(default_factory=_OpenSessions)
 
 
@@ -109,7 +110,7 @@ def configure_sessions(app: Flask, secret_key: bytes, secure_cookies: bool, auth
     app.secret_key = secret_key
     app.session_interface = ConsoleSessions()
     app.config.update(
-        SESSION_COOKIE_NAME=SESSION_COOKIE,
+        SESSION_COOKIE_NAME=auth.cookie,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=secure_cookies,
@@ -252,10 +253,10 @@ def next_path() -> str | None:
 
 def new_auth(tokens_file: Path | None, clock: Callable[[], float] = time.time,
              lifetime: timedelta = SESSION_LIFETIME, limiter: SignInLimiter | None = None, *,
-             home: str = "console", least_role: Role = "hr") -> ConsoleAuth:
+             home: str = "console", least_role: Role = "hr", cookie: str = SESSION_COOKIE) -> ConsoleAuth:
     """The sign-in state for a tokens file, for the pages of blueprint `home`."""
     return ConsoleAuth(limiter or SignInLimiter(), TokenStore(tokens_file), clock, lifetime, home=home,
-                       least_role=least_role)
+                       least_role=least_role, cookie=cookie)
 
 
 def add_signin_views(pages: Blueprint) -> None:

@@ -33,9 +33,11 @@ from syncd.version import __version__
 log = structlog.get_logger(__name__)
 
 CITY_EXTENSION = "syncd.city"
+CITY_COOKIE = "syncd_city"  # not the unit console's: cookies ignore the port, and both may share a host
 FIRST_YEAR = 2021  # the rules (郑审〔2021〕44号) apply from 2021: no assessment before
 LONGEST_PERIOD = timedelta(days=3 * 366)  # a period longer than this is a typing error, not a question
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits: `\d` also takes ² and ١
+_YEAR = re.compile(r"[0-9]{4}")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 city = Blueprint("city", __name__, template_folder="templates", static_folder="static",
@@ -60,7 +62,8 @@ def create_city_app(config: CityConfig, secret_key: bytes, *, reader: CityReader
     """
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    auth = new_auth(config.tokens_file, clock, lifetime, limiter, home="city", least_role="auditor")
+    auth = new_auth(config.tokens_file, clock, lifetime, limiter, home="city", least_role="auditor",
+                    cookie=CITY_COOKIE)
     secure_pages(app, secret_key, config.secure_cookies, auth, lambda path: path == "/healthz")
     zone = config.zone
     pages = CityPages(config, reader or CityReader(config), lambda: datetime.now(zone).date())
@@ -165,24 +168,22 @@ def unit(number: int) -> ResponseReturnValue:
     standing, status = read_unit_detail(configured, start, end, pages.config.timeout)
     zone = pages.config.zone
     status = status or {}
-    overdue = Counter((entry.get("kind", ""), entry.get("due", ""), entry.get("error") or "")
-                      for entry in status.get("overdue", []) if isinstance(entry, dict))
+    # status_view (syncd.city) kept only entries shaped as syncd writes them: strings where strings are due.
+    overdue = Counter((entry["kind"], entry["due"], entry["error"]) for entry in status.get("overdue", []))
     return render_template(
         "city_unit.html", active="overview", number=number, unit=configured, standing=standing,
         status_text=status_text(standing), start=start, end=end,
         read_at=local_time(datetime.now(UTC).isoformat(), zone),
         figures=figure_lines(standing.figures) if standing.figures else [],
         last_success=local_time(standing.last_success, zone),
-        runs=[_run(run, zone) for run in status.get("runs", []) if isinstance(run, dict)],
-        held=[(local_time(held.get("started_at"), zone), held.get("changes", 0))
-              for held in status.get("held", []) if isinstance(held, dict)],
+        runs=[_run(run, zone) for run in status.get("runs", [])],
+        held=[(local_time(held["started_at"], zone), held["changes"]) for held in status.get("held", [])],
         overdue=sorted(overdue.items(), key=lambda item: (item[0][1], item[0][0])),
-        problems=[_problem(problem, zone) for problem in status.get("escalations", []) if isinstance(problem, dict)],
-        daemon=status.get("daemon") if isinstance(status.get("daemon"), dict) else None, has_status=bool(status))
+        problems=[_problem(problem, zone) for problem in status.get("escalations", [])], has_status=bool(status))
 
 
 def _run(run: dict[str, Any], zone: Any) -> dict[str, Any]:
-    counts = run.get("counts") if isinstance(run.get("counts"), dict) else {}
+    counts = run["counts"]
     return {"started": local_time(run.get("started_at"), zone), "trigger": run.get("trigger"),
             "mode": run.get("mode"), "outcome": run.get("outcome"), "done": counts.get("done", 0),
             "failed": counts.get("failed", 0), "held": counts.get("held", 0)}
@@ -201,7 +202,7 @@ def _year() -> int:
     value = request.args.get("year", "")
     if not value:
         return this_year
-    if not value.isdigit() or not FIRST_YEAR <= int(value) <= this_year:
+    if not _YEAR.fullmatch(value) or not FIRST_YEAR <= int(value) <= this_year:
         abort(404)
     return int(value)
 
@@ -231,9 +232,9 @@ def assessment_download() -> ResponseReturnValue:
     """The year's figures of every unit as the XLSX workbook the office hands in."""
     year = _year()
     start, end = _year_period(year)
-    reading = _pages().reader.overview(start, end)
+    reading = _pages().reader.overview(start, end, fresh=True)  # what is handed in is read now, not kept
     buffer = io.BytesIO()
-    write_xlsx(reading.standings, start, end, buffer, _pages().config.zone)
+    write_xlsx(reading.standings, start, end, buffer, _pages().config.zone, reading.read_at)
     buffer.seek(0)
     log.info("city.assessment_downloaded", year=year, units=len(reading.standings), token_name=g.token.name,
              unreadable=sum(1 for s in reading.standings if s.error is not None))

@@ -26,7 +26,9 @@ def serve_city(config: CityConfig, ready: threading.Event | None = None) -> int:
         log.warning("city.listen_not_loopback", listen=config.listen,
                     advice="put TLS in front (a reverse proxy) and set secure_cookies = true")
     app = create_city_app(config, new_secret_key(), warm=True)  # the first visitor finds the units read
-    server = WsgiServer(app, host, port, threads=4, ident="syncd-city").start()
+    # A first view of a new period or a unit's page waits on the units' network: threads enough that a
+    # few such views never hold the others' pages (the work is I/O, not CPU).
+    server = WsgiServer(app, host, port, threads=16, ident="syncd-city").start()
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -26,6 +27,11 @@ from tests.console.harness import City, city_of_four
 from tests.service.daemon_harness import poll
 
 SECRET = b"c" * 32
+CITY_ZONE = ZoneInfo("Asia/Shanghai")  # city.toml's default timezone: its pages' today
+
+
+def today() -> date:
+    return datetime.now(CITY_ZONE).date()
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +80,10 @@ def test_the_overview_lists_every_unit_worst_first_and_shows_the_ones_that_do_no
     assert re.search(r'id="count-unreadable">2<', html) and re.search(r'id="count-units">4<', html)
     assert re.search(r'id="count-overdue">1<', html)
     b_row = html[html.index('id="unit-3"'):].split("</tr>")[0]
-    assert "正常" in b_row or "异常" in b_row
+    assert '<span class="tag warn">异常</span>' in b_row  # its last run ended partial
     assert '<span class="tag bad">1</span>' in b_row  # its overdue change, flagged
+    a_row = html[html.index('id="unit-1"'):].split("</tr>")[0]
+    assert '<span class="tag ok">正常</span>' in a_row and "100.0%" in a_row
     assert "郑州市审计局（市局）" in html and "全市概览" in html
 
 
@@ -105,7 +113,7 @@ def test_a_period_that_is_not_one_is_refused_with_a_chinese_page(client: FlaskCl
 
 
 def test_the_annual_assessment_downloads_as_a_workbook_of_every_unit(client: FlaskClient) -> None:
-    year = datetime.now(UTC).year
+    year = today().year
     page = client.get("/assessment").text
     assert f"年度考核 · {year} 年" in page and 'id="unreadable-warning"' in page
     download = client.get(f"/assessment.xlsx?year={year}")
@@ -114,7 +122,7 @@ def test_the_annual_assessment_downloads_as_a_workbook_of_every_unit(client: Fla
     assert "attachment" in download.headers["Content-Disposition"]
     assert f"%E5%B9%B4%E5%BA%A6%E8%80%83%E6%A0%B8-{year}" in download.headers["Content-Disposition"]  # 年度考核-YEAR
     sheet = load_workbook(io.BytesIO(download.data)).active
-    assert sheet.title == f"年度考核 {year}-01-01 至 {min(date(year, 12, 31), datetime.now(UTC).date())}"[:31]
+    assert sheet.title == f"年度考核 {year}-01-01 至 {min(date(year, 12, 31), today())}"[:31]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:3] == ("单位", "状态", "最近成功同步")
     assert [r[0] for r in rows[1:]] == ["C区", "D区", "B区", "A区"]
@@ -123,6 +131,10 @@ def test_the_annual_assessment_downloads_as_a_workbook_of_every_unit(client: Fla
     assert client.get("/assessment.xlsx?year=2020").status_code == 404  # before the rules
     assert client.get(f"/assessment.xlsx?year={year + 1}").status_code == 404
     assert client.get("/assessment?year=abc").status_code == 404
+    assert client.get("/assessment?year=２０２６").status_code == 404  # full-width digits are not a year
+    about = dict(load_workbook(io.BytesIO(download.data))["说明"].iter_rows(values_only=True))
+    assert about["无法读取的单位（数据为“无”）"] == "2" and about["单位数"] == "4"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", about["各单位数据读取时间"])
 
 
 def test_the_city_console_only_reads_and_has_the_unit_consoles_security(app: Flask, client: FlaskClient) -> None:
@@ -131,7 +143,8 @@ def test_the_city_console_only_reads_and_has_the_unit_consoles_security(app: Fla
     page = client.get("/")
     assert page.headers["Content-Security-Policy"] == CSP and page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["Cache-Control"] == "no-store"
-    cookie = client.get_cookie("syncd_console")
+    assert client.get_cookie("syncd_console") is None  # the unit console's session on the same host stays apart
+    cookie = client.get_cookie("syncd_city")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
     forged = app.test_client().post("/signin", data={"token": "x"})  # no CSRF token: refused before any look-up
     assert forged.status_code == 400 and "表单已过期" in forged.text
@@ -147,7 +160,7 @@ def test_page_views_share_one_reading_and_an_old_one_is_served_while_a_new_one_i
     config = load_city(city.config_path).model_copy(update={"refresh_seconds": 60})
     now = [1000.0]
     reader = CityReader(config, clock=lambda: now[0])
-    start, end = date(datetime.now(UTC).year, 1, 1), datetime.now(UTC).date()
+    start, end = date(today().year, 1, 1), today()
     first = reader.overview(start, end)
     now[0] += 59
     assert reader.overview(start, end) is first  # within refresh_seconds: the same reading
@@ -156,13 +169,15 @@ def test_page_views_share_one_reading_and_an_old_one_is_served_while_a_new_one_i
     assert reader.overview(start, end) is first  # too old: served at once, and a new reading starts behind it
     renewed = poll(lambda: (lambda got: got if got is not first else None)(reader.overview(start, end)), 15,
                    "the reading renewed behind the page")
+    now[0] += 61
+    assert reader.overview(start, end, fresh=True) is not renewed  # the assessment's download never takes an old one
     assert renewed.read_at > first.read_at
     assert [s.name for s in renewed.standings] == ["C区", "D区", "B区", "A区"]
 
 
 def test_with_refresh_seconds_zero_every_view_reads_the_units(city: City) -> None:
     reader = CityReader(load_city(city.config_path))  # city_of_four sets refresh_seconds = 0
-    start, end = date(datetime.now(UTC).year, 1, 1), datetime.now(UTC).date()
+    start, end = date(today().year, 1, 1), today()
     first = reader.overview(start, end)
     assert reader.overview(start, end).read_at > first.read_at
 
@@ -174,9 +189,10 @@ def test_a_city_configuration_without_a_tokens_file_does_not_serve(tmp_path: Pat
 
     (tmp_path / "a.token").write_text("t\n")
     config = tmp_path / "city.toml"
-    config.write_text('[[unit]]\nname = "A区"\nurl = "http://127.0.0.1:1"\ntoken_file = "a.token"\n', encoding="utf-8")
+    unit = '[[unit]]\nname = "A区"\nurl = "http://127.0.0.1:1"\ntoken_file = "a.token"\n'
+    config.write_text(unit, encoding="utf-8")
     result = CliRunner().invoke(main, ["city", "--config", str(config)])
-    assert result.exit_code == 2 and "tokens_file" in result.output
-    config.write_text(config.read_text() + 'timezone = "Mars/Olympus"\n', encoding="utf-8")
+    assert result.exit_code == 2 and "tokens_file: not set" in result.output
+    config.write_text('timezone = "Mars/Olympus"\n' + unit, encoding="utf-8")
     result = CliRunner().invoke(main, ["city", "--config", str(config)])
-    assert result.exit_code == 2 and "timezone" in result.output
+    assert result.exit_code == 2 and "  timezone" in result.output and "IANA time zone" in result.output

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -19,10 +20,11 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, Response
 from openpyxl import load_workbook
 
-from syncd.city import format_table, load_city, overview
+from syncd.city import CityReader, Reading, format_table, load_city, overview
+from syncd.console.city import create_city_app
 from syncd.service.http import WsgiServer
 from syncd.service.tokens import add_token
 from tests.console.conftest import csrf_of
@@ -223,42 +225,96 @@ class _Trickler:
         self.listener.close()
 
 
-def test_units_answering_what_syncd_never_would_are_listed_as_such_and_the_overview_goes_on(tmp_path: Path) -> None:
-    rogue = Flask("rogue")
+@pytest.fixture
+def rogue(tmp_path: Path) -> Iterator[tuple[Path, dict[str, int]]]:
+    """city.toml over units answering what syncd never would, one good unit, and one counting its readers."""
+    app = Flask("rogue")
+    counted = {"compliance": 0}
     good = {"unit": "好单位", "changes": 3, "on_time": 3, "on_time_share": 1.0, "pending": 0, "overdue": 0,
             "median_workdays": 1, "max_workdays": 1, "completeness_share": 1.0, "in_post": 3,
             "open_problems": {"1": 0, "2": 0}, "held": 0}
 
-    @rogue.get("/<kind>/healthz")
-    def healthz(kind: str) -> dict[str, str]:
+    @app.get("/<kind>/healthz")
+    def healthz(kind: str) -> Any:
+        if kind == "old-time":
+            return {"status": "ok", "last_success": "0001-01-01T00:00:00+14:00"}
         return {"status": "ok"}
 
-    @rogue.get("/<kind>/api/v1/compliance")
+    @app.get("/<kind>/api/v1/compliance")
     def figures(kind: str) -> Any:
-        if kind == "strings":
-            return {**good, "overdue": "1); DROP TABLE", "open_problems": {"2": "many"}}
-        if kind == "huge":
-            return {**good, "padding": "x" * (9 * 1024 * 1024)}
-        if kind == "list":
-            return [good]
-        return good
+        if kind == "counted":
+            counted["compliance"] += 1
+            time.sleep(0.3)
+        answers: dict[str, Any] = {
+            "strings": {**good, "overdue": "1); DROP TABLE", "open_problems": {"2": "many"}},
+            "huge": {**good, "padding": "x" * (9 * 1024 * 1024)},
+            "list": [good], "missing": {k: v for k, v in good.items() if k != "overdue"},
+            "nan": {**good, "on_time_share": float("nan")}, "share": {**good, "completeness_share": 97.5}}
+        if kind == "deep":
+            return Response("[" * 100000 + "]" * 100000, content_type="application/json")
+        return answers.get(kind, good)
 
-    server = WsgiServer(rogue, "127.0.0.1", 0, ident="rogue-units", max_body=1024).start()
+    @app.get("/<kind>/api/v1/status")
+    def status(kind: str) -> Any:
+        return {"runs": [{"started_at": 5, "trigger": ["x"], "outcome": {"a": 1}, "counts": "many"}, "run"],
+                "held": [{"started_at": None, "changes": "3"}], "overdue": [{"kind": ["join"], "due": 7}, 3],
+                "escalations": [{"level": [2], "kind": {}, "opened_at": 12}, {"level": 2, "title": "<b>x</b>"}]}
+
+    server = WsgiServer(app, "127.0.0.1", 0, ident="rogue-units", max_body=1024).start()
     trickler = _Trickler()
     try:
         (tmp_path / "t.token").write_text("token\n")
-        units = {"好单位": f"http://127.0.0.1:{server.port}/good", "字符串": f"http://127.0.0.1:{server.port}/strings",
-                 "超大": f"http://127.0.0.1:{server.port}/huge", "列表": f"http://127.0.0.1:{server.port}/list",
-                 "慢吞吞": f"http://127.0.0.1:{trickler.port}"}
-        (tmp_path / "city.toml").write_text("timeout = 1\n" + "".join(
+        base = f"http://127.0.0.1:{server.port}"
+        units = {"好单位": f"{base}/good", "字符串": f"{base}/strings", "超大": f"{base}/huge", "列表": f"{base}/list",
+                 "缺项": f"{base}/missing", "非数": f"{base}/nan", "百分比": f"{base}/share", "深嵌套": f"{base}/deep",
+                 "古时间": f"{base}/old-time", "计数": f"{base}/counted", "慢吞吞": f"http://127.0.0.1:{trickler.port}"}
+        head = 'timeout = 1\nrefresh_seconds = 60\ntokens_file = "tokens.toml"\n'
+        (tmp_path / "city.toml").write_text(head + "".join(
             f'[[unit]]\nname = "{name}"\nurl = "{url}"\ntoken_file = "t.token"\n' for name, url in units.items()),
             encoding="utf-8")
-        config = load_city(tmp_path / "city.toml")
-        standings = {s.name: s for s in overview(config, date(2026, 1, 1), date(2026, 12, 31))}
+        yield tmp_path / "city.toml", counted
     finally:
         trickler.close()
         server.stop()
+
+
+def test_units_answering_what_syncd_never_would_are_listed_as_such_and_the_overview_goes_on(
+        rogue: tuple[Path, dict[str, int]]) -> None:
+    config = load_city(rogue[0])
+    standings = {s.name: s for s in overview(config, date(2026, 1, 1), date(2026, 12, 31))}
     assert standings["慢吞吞"].error == "slow"
-    assert {standings[name].error for name in ("字符串", "超大", "列表")} == {"bad_answer"}
-    assert standings["好单位"].error is None and standings["好单位"].figures == good
-    assert format_table(list(standings.values())).count("应答无法识别") == 3
+    bad = ("字符串", "超大", "列表", "缺项", "非数", "百分比", "深嵌套")
+    assert {name: standings[name].error for name in bad} == dict.fromkeys(bad, "bad_answer")
+    assert standings["好单位"].error is None and standings["好单位"].figures is not None
+    assert standings["古时间"].error is None  # an odd time is shown as 无, not a failure of the page
+    table = format_table(list(standings.values()))
+    assert table.count("应答无法识别") == len(bad) and "应答超时" in table
+
+
+def test_the_city_pages_stand_whatever_a_unit_answers(rogue: tuple[Path, dict[str, int]]) -> None:
+    config = load_city(rogue[0])
+    token = add_token(rogue[0].parent / "tokens.toml", "city-admin", "auditor")
+    client = create_city_app(config, b"r" * 32).test_client()
+    form = client.get("/signin")
+    assert client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": token}).status_code == 303
+    assert client.get("/").status_code == 200
+    numbers = {unit.name: number for number, unit in enumerate(config.units, 1)}
+    page = client.get(f"/unit/{numbers['好单位']}")  # its status answer is all the wrong shapes
+    assert page.status_code == 200 and "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+    assert client.get(f"/unit/{numbers['深嵌套']}").status_code == 200
+    assert client.get(f"/unit/{numbers['古时间']}").status_code == 200
+    assert client.get("/assessment.xlsx").status_code == 200
+
+
+def test_page_views_arriving_together_share_one_reading_of_the_units(rogue: tuple[Path, dict[str, int]]) -> None:
+    path, counted = rogue
+    reader = CityReader(load_city(path))
+    readings: list[Reading] = []
+    views = [threading.Thread(target=lambda: readings.append(reader.overview(date(2026, 1, 1), date(2026, 6, 30))))
+             for _ in range(4)]
+    for view in views:
+        view.start()
+    for view in views:
+        view.join(30)
+    assert len(readings) == 4 and all(reading is readings[0] for reading in readings)
+    assert counted["compliance"] == 1  # the counting unit was asked once, for four views
