@@ -26,7 +26,6 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -190,15 +189,32 @@ def unit_deadline(timeout: float) -> float:
 
 def _bounded(calls: Sequence[Callable[[], T]], deadline: float) -> list[T | None]:
     """Run `calls` at most MAX_UNITS_AT_ONCE at a time; each result, or None for a call not done by its turn's
-    deadline (a unit trickling its answer byte by byte resets every socket timeout, never this one)."""
-    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_UNITS_AT_ONCE, len(calls))), thread_name_prefix="city-read")
-    try:
-        futures = [pool.submit(call) for call in calls]
-        rounds = -(-len(calls) // MAX_UNITS_AT_ONCE)
-        wait(futures, timeout=deadline * rounds)
-        return [future.result() if future.done() else None for future in futures]
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a unit still trickling keeps only its own thread
+    deadline (a unit trickling its answer byte by byte resets every socket timeout, never this one).
+
+    The calls run on daemon threads: a reading still going when `syncd city` is told to stop does not
+    hold the process (an executor's threads would be joined at exit), and it writes nothing.
+    """
+    slots = threading.BoundedSemaphore(MAX_UNITS_AT_ONCE)
+    results: list[T | None] = [None] * len(calls)
+    failures: list[BaseException] = []
+
+    def run(number: int, call: Callable[[], T]) -> None:
+        with slots:
+            try:
+                results[number] = call()
+            except BaseException as exc:  # handed to the caller, as a future's result() would
+                failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(number, call), name="city-read", daemon=True)
+               for number, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    ends = time.monotonic() + deadline * -(-len(calls) // MAX_UNITS_AT_ONCE)
+    for thread in threads:
+        thread.join(max(0.0, ends - time.monotonic()))
+    if failures:
+        raise failures[0]
+    return list(results)  # a copy: a call finishing late writes into `results`, not into what was returned
 
 
 def _read(unit: CityUnit, start: date, end: date, timeout: float,

@@ -200,6 +200,7 @@ class _Trickler:
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.stop = threading.Event()
+        self.connections = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -211,6 +212,7 @@ class _Trickler:
             threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
 
     def _trickle(self, connection: socket.socket) -> None:
+        self.connections += 1
         with connection:
             connection.recv(65536)
             connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
@@ -318,3 +320,29 @@ def test_page_views_arriving_together_share_one_reading_of_the_units(rogue: tupl
         view.join(30)
     assert len(readings) == 4 and all(reading is readings[0] for reading in readings)
     assert counted["compliance"] == 1  # the counting unit was asked once, for four views
+
+
+def test_syncd_city_stops_on_sigterm_while_a_unit_is_still_trickling_its_answer(tmp_path: Path) -> None:
+    trickler = _Trickler()
+    try:
+        (tmp_path / "t.token").write_text("token\n")
+        add_token(tmp_path / "tokens.toml", "city-admin", "auditor")
+        port = free_port()
+        (tmp_path / "city.toml").write_text(
+            f'listen = "127.0.0.1:{port}"\ntokens_file = "tokens.toml"\ntimeout = 5\n'
+            f'[[unit]]\nname = "慢吞吞"\nurl = "http://127.0.0.1:{trickler.port}"\ntoken_file = "t.token"\n',
+            encoding="utf-8")
+        city = subprocess.Popen([sys.executable, "-m", "syncd.cli", "city", "--config", str(tmp_path / "city.toml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+        try:
+            poll(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 15, "syncd city serving")
+            poll(lambda: trickler.connections > 0, 15, "the city reading the trickling unit")
+            city.send_signal(signal.SIGTERM)
+            # Within systemd's TimeoutStopSec (15 s), though the unit's reading has 18 s left.
+            assert city.wait(timeout=15) == 0
+        finally:
+            if city.poll() is None:
+                city.kill()
+        assert '"event": "city.stopped"' in (city.stderr.read().decode() if city.stderr else "")
+    finally:
+        trickler.close()
