@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.demo_daemon import free_port
+from syncd.demo.daemon import free_port
 from syncd.version import __version__
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
 from tests.test_simulator_cli import simulator_process

@@ -7,7 +7,7 @@ import json
 import signal
 from pathlib import Path
 
-from syncd.demo_daemon import NoticeInbox
+from syncd.demo.daemon import NoticeInbox
 from tests.service.daemon_harness import Bureau, people_with, poll
 from tests.service.test_daemon import started
 

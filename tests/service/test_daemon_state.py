@@ -6,7 +6,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-from syncd.demo_daemon import NoticeInbox
+from syncd.demo.daemon import NoticeInbox
 from tests.service.daemon_harness import Bureau, people_with, poll, post_in
 from tests.service.test_daemon import started
 from tests.service.test_daemon_escalation import escalation_toml

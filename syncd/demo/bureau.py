@@ -1,4 +1,4 @@
-"""`syncd demo`: the whole job on bundled synthetic data against the bundled simulator.
+"""The demo bureau's part of `syncd demo`: three syncs on bundled synthetic data against the bundled simulator.
 
 Three syncs: the initial load of a ~300-person bureau (part of it typed into the directory by hand
 before, as every unit did since 2021: adopted, not created twice), a scripted HR change set (a join, a
@@ -26,8 +26,8 @@ from connectors.zzd.simulator.handbuilt import HandBuilt, build_by_hand
 from syncd import log as logging_setup
 from syncd.config import load
 from syncd.cycle import CycleOptions, CycleResult, run_cycle
-from syncd.demo_city import CityDemo
-from syncd.demo_daemon import WEBHOOK_SECRET, NoticeInbox, free_port, run_daemon_demo
+from syncd.demo.city import CityDemo
+from syncd.demo.daemon import WEBHOOK_SECRET, NoticeInbox, free_port, run_daemon_demo
 from syncd.model import ChangeKind
 from syncd.present import print_issues, print_plan, print_rejections
 from syncd.state.store import StateStore

@@ -27,7 +27,7 @@ from connectors.zzd.simulator import SimTenant, SimulatorServer
 from syncd import city as cities
 from syncd.console.city import create_city_app
 from syncd.console.web import new_secret_key
-from syncd.demo_daemon import free_port, healthy, wait_until
+from syncd.demo.daemon import free_port, healthy, wait_until
 from syncd.service.http import WsgiServer
 from syncd.service.tokens import add_token
 
