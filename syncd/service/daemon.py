@@ -47,7 +47,15 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from syncd import log as logging_setup
 from syncd.compliance import Compliance, LatestCompleteness, Rules, compliance
 from syncd.config import Config, ConfigError, load
-from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
+from syncd.console import (
+    ConsoleData,
+    SnapshotCache,
+    new_secret_key,
+    read_directory_person,
+    read_hr,
+    register_console,
+    server_error,
+)
 from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
 from syncd.cycle import SOURCE_TOKEN, CycleOptions, CycleResult, run_cycle
 from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
@@ -440,7 +448,7 @@ class Daemon:
         # 接入核对: the onboarding review on an operator's request, from the latest HR read (syncd.onboard).
         app.extensions[ONBOARD_EXTENSION] = OnboardReviews(lambda: build_review(
             self.engine.config, self.snapshots(), self.engine.target, self.store))
-        self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api").start()
+        self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api", error_answer=server_error).start()
 
     def _log_start(self, config: Config) -> None:
         schedule = config.schedule
