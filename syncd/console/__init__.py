@@ -27,8 +27,10 @@ from syncd.console.data import ConsoleData, read_directory_person
 from syncd.console.snapshots import SnapshotCache, read_hr
 from syncd.console.views import DATA_EXTENSION, UNIT_EXTENSION, ZONE_EXTENSION, console
 from syncd.console.web import CSP, ERRORS, error_page, new_secret_key, page_errors, secure_pages, server_error_page
-from syncd.service.api import ApiError, queue_full
+from syncd.service.api import STATE_RETRY_AFTER, ApiError, queue_full
 from syncd.service.http import json_error
+from syncd.service.state_alarm import OUT_OF_REACH, unreachable
+from syncd.state import StateUnavailable
 from syncd.state.store import ResyncQueueFull
 
 __all__ = ["CSP", "ConsoleData", "SnapshotCache", "is_api_path", "new_secret_key", "read_directory_person", "read_hr",
@@ -93,6 +95,19 @@ def _queue_full_page(exc: ResyncQueueFull) -> ResponseReturnValue:
     return render_template("error.html", code=429, text=messages.console_text("resync.queue_full")), 429, error.headers
 
 
+def _state_unavailable_page(exc: Exception) -> ResponseReturnValue:
+    """The state database out of reach, told as the API tells it: the Chinese 503 page with its Retry-After."""
+    # One line, no traceback: the outage itself is told by state.unwritable and /healthz, and the
+    # logging setup keeps an identical line to one a minute.
+    unavailable = exc if isinstance(exc, StateUnavailable) else unreachable(exc)  # type: ignore[arg-type]
+    log.warning("console.state_unavailable", route=request.url_rule.rule if request.url_rule else None,
+                reason=str(unavailable))
+    return (render_template("error.html", code=503, text=messages.console_text("state_unavailable")), 503,
+            {"Retry-After": str(STATE_RETRY_AFTER)})
+
+
 page_errors(console)
 console.register_error_handler(ResyncQueueFull, _queue_full_page)
+for _out_of_reach in (StateUnavailable, *OUT_OF_REACH):  # what a page read, or a Control call, fails with
+    console.register_error_handler(_out_of_reach, _state_unavailable_page)
 console.register_error_handler(ApiError, _api_error_page)

@@ -69,7 +69,7 @@ from syncd.service.leader import AlreadyRunning, FencedTarget, Holder, InstanceL
 from syncd.service.metrics import Metrics
 from syncd.service.notify import SystemdNotifier
 from syncd.service.resyncs import carry_out, cycle_outcome
-from syncd.service.state_alarm import OUT_OF_REACH, StateAlarm, database_reason
+from syncd.service.state_alarm import OUT_OF_REACH, StateAlarm, database_reason, unreachable
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
@@ -155,7 +155,7 @@ def reaching_state(method: M) -> M:
         try:
             return method(*args, **kwargs)
         except OUT_OF_REACH as exc:
-            raise StateUnavailable(database_reason(exc), refused=False) from exc
+            raise unreachable(exc) from exc
 
     return cast(M, call)
 
