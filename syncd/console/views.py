@@ -478,7 +478,7 @@ def held() -> ResponseReturnValue:
                            resync_failure=_resync_failure(resync) if resync else None,
                            resync_result=_resync_result(resync) if resync else [],
                            approved=approved if _data().runs_by_id([approved]) else None, next_sync=_next_sync(),
-                           limits=_data().deactivation_limits)
+                           limits=_data().deactivation_limits())
 
 
 @console.get("/held/<run_id>/<decision>")

@@ -441,7 +441,7 @@ class Daemon:
         data = ConsoleData(self.store, self.snapshots, root_department=config.unit.root_department,
                            root_organization_code=config.unit.root_organization_code, today=self.today,
                            next_cycle=self.next_cycle, code_tables=config.source.code_tables,
-                           deactivation_limits=(config.safety.max_deactivations, config.safety.max_deactivation_share))
+                           safety=lambda: self.engine.config.safety)  # the reloaded one after SIGHUP
         # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
         register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                          timezone=config.schedule.timezone, secure_cookies=config.api.secure_cookies)

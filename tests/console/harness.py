@@ -162,7 +162,7 @@ def build_console(bureau: Bureau, *, clock: Callable[[], float] = time.time,
     data = ConsoleData(daemon.store, snapshots, root_department=config.unit.root_department,
                        root_organization_code=config.unit.root_organization_code, today=daemon.today,
                        next_cycle=daemon.next_cycle, code_tables=config.source.code_tables,
-                       deactivation_limits=(config.safety.max_deactivations, config.safety.max_deactivation_share))
+                       safety=lambda: daemon.engine.config.safety)
     app = create_api(ConsoleDaemonControl(daemon), TokenStore(config.api.tokens_file), daemon.metrics)
     register_console(app, data, SECRET_KEY, tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                      timezone=config.schedule.timezone, clock=clock, lifetime=lifetime, limiter=limiter)
