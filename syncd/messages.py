@@ -210,6 +210,8 @@ CONSOLE: dict[str, str] = {
     "error": "服务器内部错误，请稍后重试；如持续出现，请联系运维人员查看 syncd 日志。",
     "too_large": "提交的内容过大。",
     "bad_request": "请求无效。",
+    "error.home": "返回总览",
+    "state_unavailable": "同步服务的数据库暂时无法连接，请稍后刷新重试；如持续出现，请联系运维人员。",
     "resync.queued": "已提交同步请求，正在排队。",
     "resync.queue_full": "等待执行的同步请求过多，请稍后再试。",
     "person.not_found": "没有找到工号或姓名为“{query}”的人员。",

@@ -25,6 +25,7 @@ from syncd.messages import (
     REPORT_SHEETS,
     REPORT_STATUSES,
     REPORT_SUMMARY,
+    console_text,
     field_label,
     problem_text,
 )
@@ -32,6 +33,14 @@ from syncd.model import FieldIssue, PersonStatus, Snapshot
 from syncd.spreadsheet import safe_cell, text_row
 
 INCOMPLETE, REJECTED = REPORT_STATUSES["incomplete"], REPORT_STATUSES["rejected"]
+
+
+def place(location: str, kind: str = "person") -> str:
+    """Where HR finds a record: `people.csv:303` → `人员表第 303 行`; a DN or a name as it is."""
+    source, _, line = location.rpartition(":")
+    if source and line.isdigit():
+        return console_text(f"place.{kind}", line=line)
+    return location
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +55,13 @@ class ReportRow:
     missing: tuple[str, ...]
     invalid: tuple[str, ...]
     reasons: str
-    location: str
+    location: str  # `people.csv:303`, as the source tells it (`place` words it for HR)
 
     def cells(self) -> list[str]:
-        """The row as the report's columns."""
+        """The row as the report's columns, the location in the console's words."""
         return [self.department_path, self.department, self.employee_id, self.name, self.status,
-                LIST_SEPARATOR.join(self.missing), LIST_SEPARATOR.join(self.invalid), self.reasons, self.location]
+                LIST_SEPARATOR.join(self.missing), LIST_SEPARATOR.join(self.invalid), self.reasons,
+                place(self.location)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,5 +172,5 @@ def format_table(report: CompletenessReport) -> str:
         if row.invalid:
             parts.append(REPORT["invalid"].format(reasons=row.reasons))
         lines.append(f"  {row.employee_id:<10} {row.name:<8} {row.status}  {GROUP_SEPARATOR.join(parts)}  "
-                     f"[{row.location}]")
+                     f"[{place(row.location)}]")
     return "\n".join(lines)

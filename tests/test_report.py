@@ -65,7 +65,7 @@ def test_csv_lists_each_problem_with_its_location(tmp_path: Path, export: Callab
     by_id = {row["工号"]: row for row in rows}
     assert set(by_id) == {"A000007", "A000008"}
     assert by_id["A000007"]["缺少字段"] == "职级" and by_id["A000007"]["无效字段"] == "手机号"
-    assert by_id["A000007"]["位置"] == "people.csv:8"
+    assert by_id["A000007"]["位置"] == "人员表第 8 行"  # the console's words for the line
 
 
 def test_xlsx_has_the_rows_and_a_summary(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> None:
@@ -90,17 +90,17 @@ def test_every_format_renders_exactly_this_wording(tmp_path: Path, export: Calla
     assert table.output == (
         "在职人数 7  信息完整 5  完整率 71.4%  信息不完整 2  记录被拒绝 1\n"
         "\n郑州市审计局 / 办公室 (D0002)\n"
-        "  A000008    周杰       不完整  缺少 领导分工  [people.csv:9]\n"
+        "  A000008    周杰       不完整  缺少 领导分工  [人员表第 9 行]\n"
         "\n郑州市审计局 / 财政审计处 (D0003)\n"
-        "  A000007    孙丽       不完整  缺少 职级；无效 手机号不是11位大陆手机号；职务超过64个字符  [people.csv:8]\n"
+        "  A000007    孙丽       不完整  缺少 职级；无效 手机号不是11位大陆手机号；职务超过64个字符  [人员表第 8 行]\n"
         "\n（未入库）\n"
-        "  A000009             已拒绝  无效 部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）  [people.csv:10]\n")
+        "  A000009             已拒绝  无效 部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）  [人员表第 10 行]\n")
     header = ("部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置")
-    rows = [("郑州市审计局 / 办公室", "D0002", "A000008", "周杰", "不完整", "领导分工", "", "", "people.csv:9"),
+    rows = [("郑州市审计局 / 办公室", "D0002", "A000008", "周杰", "不完整", "领导分工", "", "", "人员表第 9 行"),
             ("郑州市审计局 / 财政审计处", "D0003", "A000007", "孙丽", "不完整", "职级", "手机号、职务",
-             "手机号不是11位大陆手机号；职务超过64个字符", "people.csv:8"),
+             "手机号不是11位大陆手机号；职务超过64个字符", "人员表第 8 行"),
             ("（未入库）", "", "A000009", "", "已拒绝", "", "部门编号",
-             "部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）", "people.csv:10")]
+             "部门编号 D0009 不存在（部门表中没有，或该部门被拒绝）", "人员表第 10 行")]
     csv_file, xlsx_file = tmp_path / "report.csv", tmp_path / "report.xlsx"
     for out_file in (csv_file, xlsx_file):
         result = CliRunner().invoke(main, [*config, "--format", out_file.suffix[1:], "--output", str(out_file)])

@@ -26,12 +26,15 @@ from syncd.console.auth import SESSION_LIFETIME, SignInLimiter, new_auth
 from syncd.console.data import ConsoleData, read_directory_person
 from syncd.console.snapshots import SnapshotCache, read_hr
 from syncd.console.views import DATA_EXTENSION, UNIT_EXTENSION, ZONE_EXTENSION, console
-from syncd.console.web import CSP, ERRORS, error_page, new_secret_key, page_errors, secure_pages
-from syncd.service.api import ApiError, queue_full
+from syncd.console.web import CSP, ERRORS, error_page, new_secret_key, page_errors, secure_pages, server_error_page
+from syncd.service.api import STATE_RETRY_AFTER, ApiError, queue_full
+from syncd.service.http import json_error
+from syncd.service.state_alarm import OUT_OF_REACH, unreachable
+from syncd.state import StateUnavailable
 from syncd.state.store import ResyncQueueFull
 
 __all__ = ["CSP", "ConsoleData", "SnapshotCache", "is_api_path", "new_secret_key", "read_directory_person", "read_hr",
-           "register_console"]
+           "register_console", "server_error"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +44,13 @@ _API_PATHS = ("/api/", "/healthz", "/metrics")
 def is_api_path(path: str) -> bool:
     """Whether a path belongs to the JSON API (which answers in JSON, never with a page)."""
     return any(path == prefix.rstrip("/") or path.startswith(prefix) for prefix in _API_PATHS)
+
+
+def server_error(path: str | None, code: int, reason: str, detail: str) -> tuple[list[tuple[str, str]], bytes]:
+    """waitress's own refusal of a request (`WsgiServer`'s `error_answer`): the API's JSON or the Chinese page."""
+    if path is None or is_api_path(path):  # no path: a request too malformed to tell whose it was
+        return json_error(path, code, reason, detail)
+    return server_error_page(path, code, reason, detail)
 
 
 def register_console(app: Flask, data: ConsoleData, secret_key: bytes, *, tokens_file: Path | None,
@@ -85,6 +95,19 @@ def _queue_full_page(exc: ResyncQueueFull) -> ResponseReturnValue:
     return render_template("error.html", code=429, text=messages.console_text("resync.queue_full")), 429, error.headers
 
 
+def _state_unavailable_page(exc: Exception) -> ResponseReturnValue:
+    """The state database out of reach, told as the API tells it: the Chinese 503 page with its Retry-After."""
+    # One line, no traceback: the outage itself is told by state.unwritable and /healthz, and the
+    # logging setup keeps an identical line to one a minute.
+    unavailable = exc if isinstance(exc, StateUnavailable) else unreachable(exc)  # type: ignore[arg-type]
+    log.warning("console.state_unavailable", route=request.url_rule.rule if request.url_rule else None,
+                reason=str(unavailable))
+    return (render_template("error.html", code=503, text=messages.console_text("state_unavailable")), 503,
+            {"Retry-After": str(STATE_RETRY_AFTER)})
+
+
 page_errors(console)
 console.register_error_handler(ResyncQueueFull, _queue_full_page)
+for _out_of_reach in (StateUnavailable, *OUT_OF_REACH):  # what a page read, or a Control call, fails with
+    console.register_error_handler(_out_of_reach, _state_unavailable_page)
 console.register_error_handler(ApiError, _api_error_page)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.apply import DEPARTMENT_KINDS
+from syncd.config import SafetyConfig
 from syncd.escalation import ProblemView, open_problems
 from syncd.messages import GROUP_SEPARATOR, console_text, problem_text
 from syncd.model import (
@@ -443,12 +444,12 @@ class ConsoleData:
                  root_organization_code: str, today: Callable[[], date],
                  next_cycle: Callable[[], datetime | None] = lambda: None, code_tables: Path | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 deactivation_limits: tuple[int, float] | None = None) -> None:
+                 safety: Callable[[], SafetyConfig] | None = None) -> None:
         """`snapshots` returns the latest HR snapshot (a `SnapshotCache`); `today` is the unit's date;
         `code_tables` the directory of the code tables (`source.code_tables`; default the bundled ones);
-        `deactivation_limits` the guard's (`safety.max_deactivations`, `safety.max_deactivation_share`)."""
+        `safety` the guard's current `[safety]` (read at each use: SIGHUP may change it)."""
         self.store = store
-        self.deactivation_limits = deactivation_limits
+        self._safety = safety
         codes = CodeTables.load(code_tables)
         # The snapshot holds national codes (gender 1, political status 01); pages show the shortest label.
         self.code_labels: dict[str, dict[str, str]] = {
@@ -487,6 +488,13 @@ class ConsoleData:
             if memo.index is None or memo.index.snapshot is not snapshot:
                 memo.index = SnapshotIndex.build(snapshot, self._clock())
             return memo.index
+
+    def deactivation_limits(self) -> tuple[int, float] | None:
+        """The guard's thresholds now (`safety.max_deactivations`, `safety.max_deactivation_share`)."""
+        if self._safety is None:
+            return None
+        safety = self._safety()
+        return safety.max_deactivations, safety.max_deactivation_share
 
     def today(self) -> date:
         """Today in the unit's time zone."""

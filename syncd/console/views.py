@@ -23,7 +23,7 @@ from syncd import messages
 from syncd.console.auth import add_signin_views, console_requires
 from syncd.console.data import ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
 from syncd.model import ARTICLE9_FIELDS
-from syncd.report import REJECTED, ReportRow, summary_lines
+from syncd.report import REJECTED, ReportRow, place, summary_lines
 from syncd.scope import ResyncRequest
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
 from syncd.spreadsheet import safe_cell
@@ -478,7 +478,7 @@ def held() -> ResponseReturnValue:
                            resync_failure=_resync_failure(resync) if resync else None,
                            resync_result=_resync_result(resync) if resync else [],
                            approved=approved if _data().runs_by_id([approved]) else None, next_sync=_next_sync(),
-                           limits=_data().deactivation_limits)
+                           limits=_data().deactivation_limits())
 
 
 @console.get("/held/<run_id>/<decision>")
@@ -701,10 +701,4 @@ def _reason(reason: str) -> str:
     return messages.label(messages.CHANGE_REASONS, reason, "")
 
 
-@console.app_template_filter("place")
-def _place(location: str, kind: str = "person") -> str:
-    """Where HR finds a record: `people.csv:303` → `人员表第 303 行`; a DN or a name as it is."""
-    source, _, line = location.rpartition(":")
-    if source and line.isdigit():
-        return messages.console_text(f"place.{kind}", line=line)
-    return location
+console.add_app_template_filter(place, "place")  # the same words as the downloaded report

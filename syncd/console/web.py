@@ -7,6 +7,7 @@ cookie rules, the same Content-Security-Policy and the same sign-in (`syncd.cons
 
 from __future__ import annotations
 
+import html
 import secrets
 from collections.abc import Callable
 
@@ -32,6 +33,9 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 ERRORS = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method", 413: "too_large"}
+# The page waitress answers itself with (a body too large, a malformed request): no Flask, no template, no session.
+_SERVER_PAGE = ('<!doctype html>\n<html lang="zh-CN">\n<head><meta charset="utf-8"><title>{text}</title></head>\n'
+                '<body><h1>{code}</h1><p id="error-text">{text}</p><p><a href="/">{home}</a></p></body>\n</html>\n')
 
 
 def new_secret_key() -> bytes:
@@ -92,6 +96,14 @@ def internal_error(exc: Exception) -> ResponseReturnValue:
     """Anything unexpected: the Chinese 500 page; only the class is logged (messages may hold personal data)."""
     log.error("console.error", error=type(exc).__name__, route=request.url_rule.rule if request.url_rule else None)
     return render_template("error.html", code=500, text=messages.console_text("error")), 500
+
+
+def server_error_page(path: str | None, code: int, reason: str, detail: str) -> tuple[list[tuple[str, str]], bytes]:
+    """waitress's own refusal of a request as the Chinese error page, with the pages' security headers."""
+    text = html.escape(messages.console_text(ERRORS.get(code, "bad_request")))
+    body = _SERVER_PAGE.format(code=code, text=text, home=html.escape(messages.console_text("error.home"))).encode()
+    headers = [("Content-Type", "text/html; charset=utf-8"), *SECURITY_HEADERS.items(), ("Cache-Control", "no-store")]
+    return headers, body
 
 
 def page_errors(blueprint: Blueprint) -> None:

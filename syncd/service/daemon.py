@@ -47,7 +47,15 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from syncd import log as logging_setup
 from syncd.compliance import Compliance, LatestCompleteness, Rules, compliance
 from syncd.config import Config, ConfigError, load
-from syncd.console import ConsoleData, SnapshotCache, new_secret_key, read_directory_person, read_hr, register_console
+from syncd.console import (
+    ConsoleData,
+    SnapshotCache,
+    new_secret_key,
+    read_directory_person,
+    read_hr,
+    register_console,
+    server_error,
+)
 from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
 from syncd.cycle import SOURCE_TOKEN, CycleOptions, CycleResult, run_cycle
 from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
@@ -61,7 +69,7 @@ from syncd.service.leader import AlreadyRunning, FencedTarget, Holder, InstanceL
 from syncd.service.metrics import Metrics
 from syncd.service.notify import SystemdNotifier
 from syncd.service.resyncs import carry_out, cycle_outcome
-from syncd.service.state_alarm import OUT_OF_REACH, StateAlarm, database_reason
+from syncd.service.state_alarm import OUT_OF_REACH, StateAlarm, database_reason, unreachable
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
 from syncd.source import Source
@@ -147,7 +155,7 @@ def reaching_state(method: M) -> M:
         try:
             return method(*args, **kwargs)
         except OUT_OF_REACH as exc:
-            raise StateUnavailable(database_reason(exc), refused=False) from exc
+            raise unreachable(exc) from exc
 
     return cast(M, call)
 
@@ -433,14 +441,14 @@ class Daemon:
         data = ConsoleData(self.store, self.snapshots, root_department=config.unit.root_department,
                            root_organization_code=config.unit.root_organization_code, today=self.today,
                            next_cycle=self.next_cycle, code_tables=config.source.code_tables,
-                           deactivation_limits=(config.safety.max_deactivations, config.safety.max_deactivation_share))
+                           safety=lambda: self.engine.config.safety)  # the reloaded one after SIGHUP
         # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
         register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                          timezone=config.schedule.timezone, secure_cookies=config.api.secure_cookies)
         # 接入核对: the onboarding review on an operator's request, from the latest HR read (syncd.onboard).
         app.extensions[ONBOARD_EXTENSION] = OnboardReviews(lambda: build_review(
             self.engine.config, self.snapshots(), self.engine.target, self.store))
-        self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api").start()
+        self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api", error_answer=server_error).start()
 
     def _log_start(self, config: Config) -> None:
         schedule = config.schedule

@@ -7,7 +7,8 @@ limit raised to match), an idle connection is closed after `IDLE_TIMEOUT`, and a
 headers and body have not all arrived `REQUEST_DEADLINE` after its first byte is dropped however
 steadily it trickles (waitress's own timeout restarts at every byte). A body larger than the app
 accepts is refused from its Content-Length, before a byte of it is buffered or spooled to disk.
-waitress's own error answers (413, 400, 431…) are JSON like the app's.
+waitress's own error answers (413, 400, 431…) are JSON like the app's, or whatever the server's
+`error_answer` makes of them (the console's Chinese page for its own paths).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import resource
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -52,14 +54,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _JsonErrorTask(ErrorTask):
-    """waitress's own error answer (a body too large, a malformed request) as the API's JSON error."""
+ErrorAnswer = Callable[[str | None, int, str, str], tuple[list[tuple[str, str]], bytes]]
+"""waitress's own error → (headers, body), from the request's path (None when unread), code, reason and detail."""
+
+
+def json_error(path: str | None, code: int, reason: str, detail: str) -> tuple[list[tuple[str, str]], bytes]:
+    """waitress's own error as the API's JSON error."""
+    body = json.dumps({"error": reason.lower().replace(" ", "_"), "message": detail}).encode()
+    return [("Content-Type", "application/json")], body
+
+
+class _ErrorTask(ErrorTask):
+    """waitress's own error answer (a body too large, a malformed request), made by the server's `error_answer`."""
 
     def execute(self) -> None:
         error = self.request.error
-        body = json.dumps({"error": error.reason.lower().replace(" ", "_"), "message": error.body}).encode()
+        answer: ErrorAnswer = getattr(self.channel.server, "error_answer", json_error)
+        headers, body = answer(getattr(self.request, "path", None), error.code, error.reason, error.body)
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers.extend(headers)
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -68,7 +81,7 @@ class _JsonErrorTask(ErrorTask):
 class _Channel(HTTPChannel):
     """waitress's connection, remembering since when the request it is reading has been arriving."""
 
-    error_task_class = _JsonErrorTask
+    error_task_class = _ErrorTask
     reading_since: float | None = None  # monotonic time of the unfinished request's first byte
 
     def received(self, data: bytes) -> bool:
@@ -113,17 +126,19 @@ def _raise_file_limit(wanted: int) -> int:
 class WsgiServer:
     """waitress on `host:port` in a daemon thread; `port=0` picks a free port (`port` tells it once started).
 
-    `max_body` is the largest request body accepted (a larger one is answered 413 from its headers).
+    `max_body` is the largest request body accepted (a larger one is answered 413 from its headers);
+    `error_answer` makes the answers waitress gives itself, before the app sees a request (default JSON).
     """
 
     def __init__(self, app: Any, host: str, port: int, threads: int = 4, ident: str = "syncd",
-                 max_body: int = MAX_BODY_BYTES) -> None:
+                 max_body: int = MAX_BODY_BYTES, error_answer: ErrorAnswer = json_error) -> None:
         self._app = app
         self._host = host
         self._port = port
         self._threads = threads
         self._ident = ident
         self._max_body = max_body
+        self._error_answer = error_answer
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -141,6 +156,7 @@ class WsgiServer:
                          channel_timeout=IDLE_TIMEOUT, cleanup_interval=SWEEP_SECONDS,
                          # waitress refuses a Content-Length >= this, so bodies of max_body bytes pass
                          max_request_body_size=self._max_body + 1)
+        server.error_answer = self._error_answer
         self._server = server
         self.port = server.effective_port
         self._stopping.clear()

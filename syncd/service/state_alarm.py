@@ -23,6 +23,7 @@ from syncd.config import Config
 from syncd.escalation import _duration
 from syncd.messages import PROBLEM_TITLES, notice_text, notice_title
 from syncd.notice import Notice, Notifier, State, recipients_of, send_first
+from syncd.state import StateUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,11 @@ def database_reason(exc: SQLAlchemyError) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     text = str(cause).strip().splitlines()
     return text[0] if text else type(cause).__name__
+
+
+def unreachable(exc: SQLAlchemyError) -> StateUnavailable:
+    """A database out of reach (one of `OUT_OF_REACH`) as the StateUnavailable the API and the console answer 503."""
+    return StateUnavailable(database_reason(exc), refused=False)
 
 
 class StateAlarm:

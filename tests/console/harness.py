@@ -23,7 +23,7 @@ from flask import Flask
 
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd.config import Config, load
-from syncd.console import ConsoleData, SnapshotCache, read_directory_person, read_hr, register_console
+from syncd.console import ConsoleData, SnapshotCache, read_directory_person, read_hr, register_console, server_error
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter
 from syncd.cycle import CycleResult
 from syncd.model import Change, ChangeKind
@@ -162,7 +162,7 @@ def build_console(bureau: Bureau, *, clock: Callable[[], float] = time.time,
     data = ConsoleData(daemon.store, snapshots, root_department=config.unit.root_department,
                        root_organization_code=config.unit.root_organization_code, today=daemon.today,
                        next_cycle=daemon.next_cycle, code_tables=config.source.code_tables,
-                       deactivation_limits=(config.safety.max_deactivations, config.safety.max_deactivation_share))
+                       safety=lambda: daemon.engine.config.safety)
     app = create_api(ConsoleDaemonControl(daemon), TokenStore(config.api.tokens_file), daemon.metrics)
     register_console(app, data, SECRET_KEY, tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                      timezone=config.schedule.timezone, clock=clock, lifetime=lifetime, limiter=limiter)
@@ -172,7 +172,8 @@ def build_console(bureau: Bureau, *, clock: Callable[[], float] = time.time,
 @contextmanager
 def serve(console: Console) -> Iterator[Console]:
     """Serve the console with waitress on a free loopback port, and carry out queued resyncs meanwhile."""
-    server = WsgiServer(console.app, "127.0.0.1", 0, threads=4, ident="syncd-console-test").start()
+    server = WsgiServer(console.app, "127.0.0.1", 0, threads=4, ident="syncd-console-test",
+                        error_answer=server_error).start()
     worker = ResyncWorker(console.daemon, console.snapshots).start()
     console.base_url = f"http://127.0.0.1:{server.port}"
     try:

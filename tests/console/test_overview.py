@@ -83,3 +83,16 @@ def test_the_held_page_states_the_threshold_and_that_a_decision_covers_a_whole_r
     assert f"超过 {safety.max_deactivations} 个" in page and f"{safety.max_deactivation_share * 100:.1f}%" in page
     assert "审批以运行为单位" in page and "逐项" not in page
     assert "下一次同步会再次暂缓" in page  # a rejection does not stick while HR is unchanged
+
+
+def test_the_held_pages_threshold_follows_a_reloaded_configuration(console: Console, bureau: Bureau) -> None:
+    operator = console.app.test_client()
+    sign_in(operator, bureau.tokens["operator"])
+    assert f"超过 {bureau.config.safety.max_deactivations} 个" in visible_text(operator.get("/held").text)
+    text = bureau.config_path.read_text(encoding="utf-8")
+    bureau.config_path.write_text(text.replace('structure_changes = "apply"', 'structure_changes = "apply"\n'
+                                               'max_deactivations = 7\nmax_deactivation_share = 0.125'),
+                                  encoding="utf-8")
+    assert console.daemon.reload()  # what SIGHUP does
+    page = visible_text(operator.get("/held").text)
+    assert "超过 7 个" in page and "12.5%" in page

@@ -10,8 +10,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from structlog.testing import capture_logs
 
-from syncd import validate
+from syncd import messages, validate
 from syncd.console import ConsoleData, SnapshotCache
 from syncd.messages import REASONS, reason_template
 from syncd.model import Department, Snapshot
@@ -263,3 +264,30 @@ def test_every_reason_code_validation_produces_has_a_chinese_text() -> None:
         assert reason_template(f"rank.{what}") is not None, what
     for template in REASONS.values():
         assert not re.search(r"[A-Za-z]{2,}", re.sub(r"\{[a-z_]+\}", "", template)), template
+
+
+def test_pages_answer_the_chinese_503_with_retry_after_while_the_state_database_is_out_of_reach(
+        console: Console, bureau: Bureau) -> None:
+    client = console.app.test_client()
+    sign_in(client, bureau.tokens["operator"])
+    token = csrf_of(client.get("/people/A000002").text)
+    # The state file gives way to a directory SQLite cannot open (root reads a file whatever its mode),
+    # and the pooled connections go as a restarted database's would: every read now fails to connect.
+    state = bureau.root / "state.db"
+    state.rename(bureau.root / "state.db.away")
+    state.mkdir()
+    console.daemon.store.engine.dispose()
+    with capture_logs() as logs:
+        answers = [client.get(path) for path in ("/", "/runs", "/changes", "/held", "/people/A000002")]
+        answers.append(client.post("/people/A000002/resync", data={"csrf_token": token}))
+    for answer in answers:
+        assert answer.status_code == 503, (answer.request.path, answer.status_code)
+        assert answer.mimetype == "text/html" and messages.console_text("state_unavailable") in answer.text
+        assert "服务器内部错误" not in answer.text
+        assert int(answer.headers["Retry-After"]) > 0
+    assert not [e for e in logs if e["log_level"] in ("error", "critical") or "exc_info" in e]  # no traceback
+    events = [e for e in logs if e["event"] == "console.state_unavailable"]
+    assert len(events) == len(answers)  # once each
+    assert all(e["log_level"] == "warning" and "unable to open database file" in e["reason"] for e in events)
+    assert [e["route"] for e in events] == ["/", "/runs", "/changes", "/held", "/people/<employee_id>",
+                                            "/people/<employee_id>/resync"]

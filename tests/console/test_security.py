@@ -9,12 +9,15 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
 from structlog.testing import capture_logs
 from werkzeug.test import TestResponse
 
+from syncd import messages
 from syncd.console import CSP, is_api_path, register_console
 from syncd.console.auth import SESSION_COOKIE, SESSION_LIFETIME, SignInLimiter
+from syncd.console.web import SECURITY_HEADERS
 from syncd.service.api import create_api, required_role
 from tests.console.conftest import csrf_of, sign_in
 from tests.console.harness import Bureau, Console, build_console
@@ -301,6 +304,21 @@ def test_an_unknown_page_is_a_chinese_404_and_an_unknown_api_route_stays_json(co
     api = client.get("/api/v1/nope")
     assert api.status_code == 404 and api.json == {"error": "not_found", "message": api.json["message"]}
     assert client.post("/healthz").status_code == 405 and client.post("/healthz").is_json
+
+
+def test_a_form_too_large_for_the_server_is_the_chinese_413_page_with_the_consoles_headers(served: Console) -> None:
+    # waitress refuses it from its Content-Length, before Flask sees it: the page comes from the server itself.
+    answer = requests.post(f"{served.base_url}/people/search", data={"q": "x" * 70 * 1024}, timeout=10)
+    assert answer.status_code == 413
+    assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert answer.encoding == "utf-8" and '<html lang="zh-CN">' in answer.text
+    assert messages.console_text("too_large") in answer.text and "Request Entity" not in answer.text
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers[name] == value, name
+    assert answer.headers["Cache-Control"] == "no-store"
+    api = requests.post(f"{served.base_url}/api/v1/resync", data=b"{" + b" " * 70_000 + b"}", timeout=10,
+                        headers={"Content-Type": "application/json"})
+    assert api.status_code == 413 and api.json()["error"] == "request_entity_too_large"
 
 
 def test_a_malformed_id_is_refused_by_the_apis_own_check(console: Console, bureau: Bureau) -> None:
