@@ -84,6 +84,14 @@ DIGEST_WINDOW = timedelta(days=7)
 SEQUENCE_STRIDE = 100_000
 LISTED = 20  # ids listed in a notice; the rest are counted
 MAX_SUBJECTS = 1000  # ids kept on a problem
+# An incomplete read's notice by `source.kind`: files copied in, a directory server, a database break off
+# differently, and the admin checks a different thing (its what and action templates).
+SOURCE_INCOMPLETE: dict[str, tuple[str, str]] = {
+    "csv": ("source_incomplete.what.csv", "source_incomplete.action.file"),
+    "xlsx": ("source_incomplete.what.xlsx", "source_incomplete.action.file"),
+    "ldap": ("source_incomplete.what.ldap", "source_incomplete.action.ldap"),
+    "sql": ("source_incomplete.what.sql", "source_incomplete.action.sql"),
+}
 
 
 # -- facts ---------------------------------------------------------------------------------------
@@ -135,7 +143,7 @@ class Facts:
     quarantined: bool = False
     rejected: int = 0
     incomplete: int = 0
-    source_incomplete: bool = False  # the latest run read a damaged or changing export
+    source_incomplete: bool = False  # the latest run read HR only in part (a damaged export, a broken-off server)
     held: tuple[HeldRun, ...] = ()
     overdue: tuple[OverdueChange, ...] = ()
     uncovered_years: tuple[int, ...] = ()  # years the working-day calendar does not know
@@ -262,8 +270,11 @@ _STILL_OPEN = Finding("run_failed", "-", 1, "", "")
 
 def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str],
              timezone: str = "Asia/Shanghai", limits: HoldLimits | None = None,
-             console: str | None = None) -> dict[str, Finding]:
-    """The problems the facts show, by key; a run problem still open stays while runs keep failing."""
+             console: str | None = None, source_kind: str = "csv") -> dict[str, Finding]:
+    """The problems the facts show, by key; a run problem still open stays while runs keep failing.
+
+    `source_kind` (`source.kind`) words an incomplete read: export files, a directory server or a database.
+    """
     zone = ZoneInfo(timezone)
     found: dict[str, Finding] = {}
     still = set(open_keys) if not facts.healthy else set()
@@ -308,9 +319,9 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     if facts.held:
         add(_held(facts.held, unit, limits, console))
     if facts.source_incomplete:
-        add(Finding("source_incomplete", "source_incomplete", 1,
-                    notice_text("source_incomplete.what", unit=unit, run=run),
-                    notice_text("source_incomplete.action"), notice_text("source_incomplete.affects")))
+        what, action = SOURCE_INCOMPLETE[source_kind]
+        add(Finding("source_incomplete", "source_incomplete", 1, notice_text(what, unit=unit, run=run),
+                    notice_text(action), notice_text("source_incomplete.affects")))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
                     notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),
@@ -482,6 +493,7 @@ class Escalation:
         # The Article 11 digest is for the admins of work groups; the unit's admins when none are named.
         self._digest_recipients = recipients_of(config.escalation.work_group_admins) or self._recipients[1]
         self._console = config.api.public_url
+        self._source_kind = config.source.kind
         self._contacts = LIST_SEPARATOR.join(
             notice_text("contact", name=admin.name, contact=admin.contact) if admin.contact else admin.name
             for admin in config.escalation.unit_admins)
@@ -586,7 +598,7 @@ class Escalation:
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
             found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone, self._limits,
-                             self._console)
+                             self._console, self._source_kind)
             for key, finding in found.items():
                 row = rows.get(key)
                 if finding is _STILL_OPEN:

@@ -404,11 +404,26 @@ NOTICES: dict[str, str] = {
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
-    "source_incomplete.what": "{unit}：人事导出文件不完整或在读取时被改动（运行 {run}）："
-                              "文件被截断、某行字段数与表头不符、引号未闭合，或读取前后文件大小、修改时间、内容不一致。",
-    "source_incomplete.affects": "本次同步未处理离职和部门撤销，受损部分的数据未写入通讯录。",
-    "source_incomplete.action": "请查看 syncd 日志中的 source.incomplete 事件（指出文件和行号），"
-                                "请人事部门重新完整导出；下一次同步会自动重新读取。",
+    # An incomplete read, by `source.kind`: what broke off (`what.<kind>`) and what to check (`action.<kind>`).
+    "source_incomplete.what.csv": "{unit}：人事导出文件不完整或在读取时被改动（运行 {run}）："
+                                  "文件被截断、某行字段数与表头不符、引号未闭合，或读取前后文件大小、修改时间、内容不一致。",
+    "source_incomplete.what.xlsx": "{unit}：人事导出的表格文件不完整或在读取时被改动（运行 {run}）："
+                                   "文件损坏或未复制完、表头缺少列，或读取前后文件大小、修改时间、内容不一致。",
+    "source_incomplete.what.ldap": "{unit}：从人事目录服务器读取人员和部门时中途中断（运行 {run}）："
+                                   "连接或登录失败、超出服务器的条数或时间限制、分页结果不完整，或部分目录存放在其他服务器上。",
+    "source_incomplete.what.sql": "{unit}：从人事数据库读取人员和部门时中途中断（运行 {run}）："
+                                  "连接断开、查询语句出错、事务失败，或大量记录读取出错。",
+    "source_incomplete.affects": "本次同步未处理离职和部门撤销；未读到或读取出错的部分没有写入通讯录。",
+    "source_incomplete.action.file": "请确认人事导出文件已完整复制到本机（复制完成后再放入读取位置），"
+                                     "必要时请人事部门重新完整导出；运行 journalctl -u syncd -g source.incomplete "
+                                     "可查看出错的文件和行号。下一次同步会自动重新读取。",
+    "source_incomplete.action.ldap": "请检查人事目录服务器是否正常运行、本机能否连接，"
+                                     "以及同步账号的密码、查询条数和时间限制；"
+                                     "运行 journalctl -u syncd -g source.incomplete 可查看服务器返回的原因。"
+                                     "下一次同步会自动重新读取。",
+    "source_incomplete.action.sql": "请检查人事数据库是否正常运行、本机能否连接，以及同步所用账号的权限和查询语句；"
+                                    "运行 journalctl -u syncd -g source.incomplete 可查看出错原因。"
+                                    "下一次同步会自动重新读取。",
     "state_unwritable.what": "{unit}：同步状态数据库无法写入（{error}），同步已暂停，人事变更暂不能进入通讯录。",
     "state_unwritable.action": "请检查状态数据库：磁盘空间、文件权限、数据库锁，或 PostgreSQL 是否可达；"
                                "恢复后同步会自动继续。",

@@ -7,6 +7,7 @@ to a recording notifier (and, in one test, to a real webhook receiver checking s
 from __future__ import annotations
 
 import json
+import re
 import time as time_module
 import uuid
 from collections.abc import Iterator, Sequence
@@ -745,6 +746,58 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R5", outcome="crashed", failed_in_a_row=1)) == {
         "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
                        f"{UNIT}：同步异常中断（运行 R5）。\n开始：{SINCE}\n{RUN_FAILED_ACTION}")}
+
+
+# What HR-facing text may hold in Latin letters: the commands to run, and ids (run R1, 工号 A000001).
+COMMANDS = re.compile(r"syncd (?:approve|reject|ack|status|sync|report) ?[\w-]*"
+                      r"|journalctl -u syncd -g source\.incomplete")
+
+
+def latin_words(text: str) -> list[str]:
+    """The Latin words of a notice besides its commands: what a city admin at 3 a.m. would have to look up."""
+    return re.findall(r"[A-Za-z]{2,}", COMMANDS.sub(" ", text))
+
+
+SOURCE_INCOMPLETE_AFFECTS = "影响：本次同步未处理离职和部门撤销；未读到或读取出错的部分没有写入通讯录。"
+
+
+@pytest.mark.parametrize(("kind", "what", "action"), [
+    ("csv", "人事导出文件不完整或在读取时被改动（运行 R7）：文件被截断、某行字段数与表头不符、引号未闭合，"
+            "或读取前后文件大小、修改时间、内容不一致。",
+     "请确认人事导出文件已完整复制到本机（复制完成后再放入读取位置），必要时请人事部门重新完整导出；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看出错的文件和行号。下一次同步会自动重新读取。"),
+    ("xlsx", "人事导出的表格文件不完整或在读取时被改动（运行 R7）：文件损坏或未复制完、表头缺少列，"
+             "或读取前后文件大小、修改时间、内容不一致。",
+     "请确认人事导出文件已完整复制到本机（复制完成后再放入读取位置），必要时请人事部门重新完整导出；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看出错的文件和行号。下一次同步会自动重新读取。"),
+    ("ldap", "从人事目录服务器读取人员和部门时中途中断（运行 R7）：连接或登录失败、超出服务器的条数或时间限制、"
+             "分页结果不完整，或部分目录存放在其他服务器上。",
+     "请检查人事目录服务器是否正常运行、本机能否连接，以及同步账号的密码、查询条数和时间限制；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看服务器返回的原因。下一次同步会自动重新读取。"),
+    ("sql", "从人事数据库读取人员和部门时中途中断（运行 R7）：连接断开、查询语句出错、事务失败，"
+            "或大量记录读取出错。",
+     "请检查人事数据库是否正常运行、本机能否连接，以及同步所用账号的权限和查询语句；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看出错原因。下一次同步会自动重新读取。"),
+], ids=["csv", "xlsx", "ldap", "sql"])
+def test_an_incomplete_read_says_what_broke_off_and_what_to_check_for_the_source_kind(
+        kind: str, what: str, action: str) -> None:
+    facts = Facts(today=date(2026, 10, 12), run_id="R7", outcome="success", source_incomplete=True)
+    [(title, text)] = [(f.title, f.text(SINCE)) for f in findings(facts, UNIT, 3, (), source_kind=kind).values()]
+    assert title == f"【郑政钉同步·{UNIT}】人事数据读取不完整"
+    assert text == f"{UNIT}：{what}\n开始：{SINCE}\n{SOURCE_INCOMPLETE_AFFECTS}\n处理：{action}"
+    assert latin_words(text) == []
+    if kind in ("ldap", "sql"):
+        assert "导出文件" not in text
+
+
+def test_the_engine_words_an_incomplete_read_by_the_configured_source_kind(store: StateStore, config: Config,
+                                                                          recorder: Recorder) -> None:
+    sql = config.model_copy(update={"source": config.source.model_copy(update={"kind": "sql"})})
+    record_run(store, "success", counts={"source_incomplete": 1})
+    observe(engine(store, sql, recorder), store, sql, at(2026, 10, 12, 9))
+    assert recorder.take() == [(1, "source_incomplete", "open")]
+    assert "从人事数据库读取人员和部门时中途中断" in recorder.last[0].text
+    assert "导出文件" not in recorder.last[0].text
 
 
 def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateStore, config: Config,
