@@ -32,6 +32,7 @@ import structlog
 
 from syncd.apply import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
 from syncd.config import Config, EscalationConfig
+from syncd.guard import COUNT_ACTIVE, COUNT_IN_POST_BEFORE, COUNT_IN_POST_NOW, COUNT_OVER_LIMITS, HOLD_MASS_DEACTIVATION
 from syncd.messages import (
     CHANGE_KINDS,
     DIGEST_MOVES,
@@ -98,6 +99,26 @@ SOURCE_INCOMPLETE: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class HoldFigures:
+    """Which rule held a run's deactivations, with the figures its run recorded (`GuardedPlan.hold_counts`)."""
+
+    over_limits: bool  # past safety.max_deactivations or max_deactivation_share
+    active: int | None  # the active people the share was measured against
+    in_post: tuple[int, int] | None  # (before, now) when the shrink floor held them
+
+    @classmethod
+    def of(cls, counts: dict[str, Any]) -> HoldFigures | None:
+        """The figures a run's counts recorded; None for a run that recorded none (held before they were)."""
+        over = bool(counts.get(COUNT_OVER_LIMITS))
+        shrink = COUNT_IN_POST_BEFORE in counts and COUNT_IN_POST_NOW in counts
+        if not over and not shrink:
+            return None
+        active = counts.get(COUNT_ACTIVE)
+        return cls(over, None if active is None else int(active),
+                   (int(counts[COUNT_IN_POST_BEFORE]), int(counts[COUNT_IN_POST_NOW])) if shrink else None)
+
+
+@dataclass(frozen=True, slots=True)
 class HeldRun:
     """A run whose held changes wait for `syncd approve` or `syncd reject`."""
 
@@ -105,6 +126,7 @@ class HeldRun:
     started_at: datetime
     changes: int
     entries: tuple[FailedEntry, ...] = ()  # the held changes: kind, subject, the guard's reason (category)
+    figures: HoldFigures | None = None  # what held its deactivations
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +135,8 @@ class HoldLimits:
 
     max_deactivations: int
     max_deactivation_share: float
+    max_shrink_share: float = 0.10
+    max_shrink_count: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +200,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     problems = Problems(store)
     runs = store.held_runs()
     entries = problems.held_entries([run_id for run_id, _, _ in runs])
-    held = tuple(HeldRun(run_id, aware(started), count, tuple(entries.get(run_id, ())))
+    held = tuple(HeldRun(run_id, aware(started), count, tuple(entries.get(run_id, ())), _hold_figures(store, run_id))
                  for run_id, started, count in runs)
     zone = ZoneInfo(timezone)
     overdue = tuple(
@@ -212,6 +236,11 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
         rejected=int(counts.get("rejected", 0)), incomplete=int(counts.get("incomplete_people", 0)),
         source_incomplete=bool(counts.get("source_incomplete", 0)),
     )
+
+
+def _hold_figures(store: StateStore, run_id: str) -> HoldFigures | None:
+    run = store.run(run_id)
+    return None if run is None else HoldFigures.of(run.counts or {})
 
 
 def _refuses_one_record(entry: FailedEntry, ours: set[str]) -> bool:
@@ -359,10 +388,21 @@ def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None, console
     for entry in entries:
         by_reason[entry.category or ""] += 1
     reasons = []
+    # The newest run's record of what held its deactivations (a run held before it was kept: the limits).
+    figures = next((h.figures for h in held if h.figures is not None), None)
+    shrink = figures is not None and figures.in_post is not None
     for reason, count in sorted(by_reason.items()):
-        if reason == "mass_deactivation" and limits is not None:
-            reasons.append(notice_text("held.reason.mass_deactivation", count=count, max=limits.max_deactivations,
-                                       share=f"{limits.max_deactivation_share:.0%}"))
+        if reason == HOLD_MASS_DEACTIVATION and limits is not None:
+            if figures is None or figures.over_limits:
+                active = notice_text("held.active", active=figures.active) if figures and figures.active else ""
+                reasons.append(notice_text("held.reason.mass_deactivation", count=count, max=limits.max_deactivations,
+                                           active=active, share=_percent(limits.max_deactivation_share)))
+            if figures is not None and figures.in_post is not None:
+                before, now = figures.in_post
+                lost = max(before - now, 0)
+                reasons.append(notice_text("held.reason.shrink", count=count, before=before, now=now, lost=lost,
+                                           drop=_percent(lost / before if before else 0.0),
+                                           share=_percent(limits.max_shrink_share), max=limits.max_shrink_count))
         elif reason == "structure":
             reasons.append(notice_text("held.reason.structure", count=count))
         else:
@@ -371,11 +411,18 @@ def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None, console
     affects = notice_text("held.affects", changes=sum(h.changes for h in held), ids=ids)
     commands = LIST_SEPARATOR.join(
         notice_text("held.command", run=run, link=console_link(console, f"/held/{run}/approve")) for run in runs)
+    # A shrink is most often a wrong export: fixing it ends the hold without a decision.
+    action = (notice_text("held.action.shrink") if shrink else "") + notice_text("held.action", commands=commands)
     return Finding("held", "held", 1,
                    notice_text("held.what", unit=unit, run=LIST_SEPARATOR.join(runs),
                                reasons=GROUP_SEPARATOR.join(reasons)),
-                   notice_text("held.action", commands=commands), affects,
+                   action, affects,
                    tuple(dict.fromkeys(e.subject for e in entries))[:MAX_SUBJECTS])
+
+
+def _percent(share: float) -> str:
+    """`5%`, `12.5%`: a share as a notice shows it, to a tenth of a percent."""
+    return f"{share:.1%}".replace(".0%", "%")
 
 
 def console_link(console: str | None, path: str) -> str:
@@ -484,7 +531,9 @@ class Escalation:
         self._problems = Problems(store)
         self._escalation = config.escalation
         self._timezone = config.schedule.timezone
-        self._limits = HoldLimits(config.safety.max_deactivations, config.safety.max_deactivation_share)
+        safety = config.safety
+        self._limits = HoldLimits(safety.max_deactivations, safety.max_deactivation_share, safety.max_shrink_share,
+                                  safety.max_shrink_count)
         self._zone = ZoneInfo(config.schedule.timezone)
         self._notifiers = list(notifiers)
         self._unit = unit_name

@@ -386,8 +386,15 @@ NOTICES: dict[str, str] = {
     "outage.what": "{unit}：通讯录服务不可用，变更暂时无法写入（运行 {run}{in_a_row}）。",
     "outage.action": "请检查本机到郑政钉网关的网络，或向平台确认服务状态；恢复后下一次同步会自动补上。",
     "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批：{reasons}。",
-    "held.reason.mass_deactivation": "{count} 项停用（离职、退休、调离）超过安全阈值"
-                                     "（safety.max_deactivations = {max} 人或在职人数的 {share}）",
+    # A hold of deactivations names the rule that held them, with its figures: the limits, the shrink floor, or both.
+    "held.reason.mass_deactivation": "{count} 项停用（离职、退休、调离）超过批量停用上限"
+                                     "（一次停用超过 {max} 人或超过在用人数{active}的 {share} 即暂缓）",
+    "held.active": "（{active} 人）",
+    "held.reason.shrink": "{count} 项停用（离职、退休、调离）因在职人数骤减而暂缓："
+                          "人事数据中的在职人数由上次完整读取时的 {before} 人降为 {now} 人，少了 {lost} 人（{drop}），"
+                          "超过骤减下限（减少超过 {share} 且多于 {max} 人即暂缓）",
+    "held.action.shrink": "人数骤减多半是人事数据有误（只导出了部分部门、导错了文件）：请人事部门重新完整导出，"
+                          "下一次同步会自动撤销这次暂缓。",
     "held.reason.structure": "{count} 项部门结构变更按 safety.structure_changes = \"hold\" 须经审批",
     "held.reason.other": "{count} 项变更（{reason}）",
     "held.affects": "{changes} 项变更暂未写入通讯录{ids}。",

@@ -31,6 +31,7 @@ from syncd.escalation import (
     Escalation,
     Facts,
     HeldRun,
+    HoldFigures,
     HoldLimits,
     OverdueChange,
     findings,
@@ -695,8 +696,8 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                        f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
                        f"影响：3 项变更未写入通讯录：人员 A000001；部门 D0009\n{RUN_FAILED_ACTION}"),
         "held": (f"【郑政钉同步·{UNIT}】同步待审批",
-                 f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过安全阈值"
-                 "（safety.max_deactivations = 2 人或在职人数的 5%）；1 项部门结构变更按 "
+                 f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过批量停用上限"
+                 "（一次停用超过 2 人或超过在用人数的 5% 即暂缓）；1 项部门结构变更按 "
                  f"safety.structure_changes = \"hold\" 须经审批。\n开始：{SINCE}\n"
                  "影响：4 项变更暂未写入通讯录：人员 A000011、A000012、A000013；部门 D0020。\n"
                  "处理：请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
@@ -798,6 +799,52 @@ def test_the_engine_words_an_incomplete_read_by_the_configured_source_kind(store
     assert recorder.take() == [(1, "source_incomplete", "open")]
     assert "从人事数据库读取人员和部门时中途中断" in recorder.last[0].text
     assert "导出文件" not in recorder.last[0].text
+
+
+HELD_ACTION = ("请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
+               "只需审批最新一次运行。")
+LEAVES = tuple(FailedEntry("leave", f"A0000{n}", "mass_deactivation", "") for n in range(11, 19))
+
+
+DEFAULT_LIMITS = HoldLimits(50, 0.05, 0.10, 5)
+
+
+def held_notice(figures: HoldFigures | None, limits: HoldLimits = DEFAULT_LIMITS) -> str:
+    """The open text of a hold of eight departures whose run recorded `figures`."""
+    facts = Facts(today=date(2026, 10, 12), run_id="R1", outcome="held",
+                  held=(HeldRun("R1", at(2026, 10, 12), 8, LEAVES, figures),))
+    return findings(facts, UNIT, 3, (), limits=limits)["held"].text(SINCE)
+
+
+def test_a_hold_by_the_shrink_floor_names_that_rule_with_its_figures_and_to_fix_the_export() -> None:
+    text = held_notice(HoldFigures(over_limits=False, active=40, in_post=(40, 32)))
+    assert text == (
+        f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：8 项停用（离职、退休、调离）因在职人数骤减而暂缓："
+        "人事数据中的在职人数由上次完整读取时的 40 人降为 32 人，少了 8 人（20%），"
+        "超过骤减下限（减少超过 10% 且多于 5 人即暂缓）。\n"
+        f"开始：{SINCE}\n影响：8 项变更暂未写入通讯录：人员 {'、'.join(e.subject for e in LEAVES)}。\n"
+        "处理：人数骤减多半是人事数据有误（只导出了部分部门、导错了文件）：请人事部门重新完整导出，"
+        f"下一次同步会自动撤销这次暂缓。{HELD_ACTION}")
+    assert "批量停用上限" not in text
+    assert latin_words(text) == []
+
+
+def test_a_hold_by_the_deactivation_limits_names_them_with_the_people_in_the_directory_not_the_shrink() -> None:
+    text = held_notice(HoldFigures(over_limits=True, active=1000, in_post=None), HoldLimits(5, 0.05, 0.10, 5))
+    assert text.splitlines()[0] == (
+        f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：8 项停用（离职、退休、调离）超过批量停用上限"
+        "（一次停用超过 5 人或超过在用人数（1000 人）的 5% 即暂缓）。")
+    assert text.splitlines()[-1] == f"处理：{HELD_ACTION}"
+    assert "骤减" not in text
+    assert latin_words(text) == []
+
+
+def test_a_hold_past_both_rules_names_both() -> None:
+    text = held_notice(HoldFigures(over_limits=True, active=40, in_post=(40, 20)), HoldLimits(5, 0.125, 0.10, 5))
+    assert ("8 项停用（离职、退休、调离）超过批量停用上限（一次停用超过 5 人或超过在用人数（40 人）的 12.5% 即暂缓）；"
+            "8 项停用（离职、退休、调离）因在职人数骤减而暂缓：人事数据中的在职人数由上次完整读取时的 40 人降为 20 人，"
+            "少了 20 人（50%）") in text
+    assert "请人事部门重新完整导出" in text
 
 
 def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateStore, config: Config,
