@@ -77,6 +77,7 @@ DAILY_KINDS = ("records", "refused")
 WEEKLY_KINDS = ("calendar",)
 DAILY = timedelta(days=1)
 WEEKLY = timedelta(days=7)
+MINUTE = timedelta(minutes=1)  # a duration shorter than this reads "under a minute", never "0 minutes"
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
 DIGEST_WINDOW = timedelta(days=7)
@@ -161,6 +162,7 @@ class Facts:
     run_id: str | None = None  # the latest finished whole-unit run
     outcome: str | None = None  # success | partial | failed | held | crashed
     failed_in_a_row: int = 0
+    failing_since: datetime | None = None  # when the first run of that streak started
     failed: tuple[FailedEntry, ...] = ()  # the latest run's changes that did not land, for a cause of the run
     refused: tuple[FailedEntry, ...] = ()  # … and those the gateway refused for a cause in that one record
     auth_failed: bool = False
@@ -227,8 +229,9 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     auth = any(entry.category == SCOPE_CATEGORY for entry in failed) or (
         landed == 0 and any(entry.category in AUTH_CATEGORIES for entry in failed))
     by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
+    in_a_row, failing_since = problems.failed_streak()
     return replace(
-        facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
+        facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=in_a_row, failing_since=failing_since,
         failed=failed, refused=refused, auth_failed=auth or facts.auth_failed,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
@@ -729,7 +732,7 @@ class Escalation:
             elif quiet or last is None or now - last < self._reminder_interval(row, level):
                 continue
             number = 1 + sum(1 for a in heard if a.state == "reminder")
-            title, text = self._reminder_text(row, level, number, now)
+            title, text = self._reminder_text(row, level, number, now, facts)
             sent, delivered = self._send_once(row, level, "reminder", number, title, text, now, attempts)
             deliveries += sent
             if delivered:
@@ -795,13 +798,17 @@ class Escalation:
             return row.title, self._with_contacts(row.text)
         in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
+        open_for = now - _open_since(row, facts)
+        # Raised the moment it opened (no earlier run to date it from): "0 minutes, not yet solved" would be unfair.
+        template = "escalated" if open_for >= MINUTE else "escalated.now"
         return (notice_title("escalated", row.kind, self._unit, self._what(row)),
-                self._with_contacts(notice_text("escalated", unit=self._unit, in_a_row=in_a_row, text=row.text,
-                                                open_for=_duration(now - aware(row.opened_at)))))
+                self._with_contacts(notice_text(template, unit=self._unit, in_a_row=in_a_row, text=row.text,
+                                                open_for=_duration(open_for))))
 
-    def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime) -> tuple[str, str]:
+    def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime,
+                       facts: Facts) -> tuple[str, str]:
         # Never the open text again: the platform delivers the same content to a person once a day.
-        open_for = _duration(now - aware(row.opened_at))
+        open_for = _duration(now - _open_since(row, facts))
         if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
             return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                     self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
@@ -845,6 +852,15 @@ def _sequence(row: ProblemRow, number: int) -> str:
     return f"{row.token}:{number}"
 
 
+def _open_since(row: ProblemRow, facts: Facts) -> datetime:
+    """Since when a problem has lasted: a failing run's streak may have begun before its problem opened
+    (a daemon restarted mid-streak, runs by hand before the daemon ran), and then it is dated from its first run."""
+    opened = aware(row.opened_at)
+    if row.kind in RUN_KINDS and facts.failing and facts.failing_since is not None:
+        return min(opened, facts.failing_since)
+    return opened
+
+
 def _maybe(moment: datetime | None) -> datetime | None:
     return None if moment is None else aware(moment)
 
@@ -854,8 +870,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _duration(delta: timedelta) -> str:
-    """`1天4小时`, `3小时20分钟`, `45分钟`."""
-    minutes = max(0, int(delta.total_seconds() // 60))
+    """`1天4小时`, `3小时20分钟`, `45分钟`, `不到1分钟`."""
+    if delta < MINUTE:
+        return notice_text("duration.under_a_minute")
+    minutes = int(delta.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:

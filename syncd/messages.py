@@ -452,6 +452,8 @@ NOTICES: dict[str, str] = {
     "ids.departments_more": " 等 {count} 个",
     # Later notices about an open problem; `{text}` is its open notice's text, `{open_for}` a `duration.*`.
     "escalated": "上报：{unit}的以下问题已持续{open_for}{in_a_row}，本单位管理员尚未解决，请督促处理。\n{text}",
+    # … raised to level 2 the moment it opened, with no earlier failed run to date it from.
+    "escalated.now": "上报：{unit}的以下问题刚刚发现{in_a_row}，已同时通知本单位管理员，请督促处理。\n{text}",
     # Level 2 cannot run commands on the unit's server: it is told whom to call there.
     "contacts": "本单位联系人：{contacts}",
     "contact": "{name}（{contact}）",
@@ -472,10 +474,11 @@ NOTICES: dict[str, str] = {
     "digest.move": "{move} {employee_id}{to}",
     "digest.move_to": "（至 {department}）",
     "digest.destination_named": "{name} {id}",
-    # How long a problem has been open: `1天4小时`, `3小时20分钟`, `45分钟`.
+    # How long a problem has been open: `1天4小时`, `3小时20分钟`, `45分钟`, `不到1分钟`.
     "duration.days": "{days}天",
     "duration.hours": "{hours}小时",
     "duration.minutes": "{minutes}分钟",
+    "duration.under_a_minute": "不到1分钟",
 }
 
 

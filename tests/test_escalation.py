@@ -43,7 +43,7 @@ from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, Link
 from syncd.notice import Delivery, Notice, NoticeError, Recipient
 from syncd.state.admin import backup, restore
 from syncd.state.problems import FailedEntry
-from syncd.state.store import StateStore
+from syncd.state.store import StateStore, aware
 from syncd.target import TargetError
 from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
@@ -368,6 +368,7 @@ def test_an_auth_failure_reaches_level_2_at_once(store: StateStore, config: Conf
     observe(engine(store, config, recorder), store, config, at(2026, 10, 12, 9))
     assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
     assert "target.app_key" in recorder.last[1].text
+    assert "持续" not in recorder.last[1].text  # told at once as what happened: no "lasted 0 minutes"
     assert open_counts(store) == {(2, "auth_failed"): 1}
 
 
@@ -878,16 +879,52 @@ def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateSto
     ]
 
 
-def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(store: StateStore, config: Config,
-                                                                           recorder: Recorder) -> None:
+@pytest.mark.parametrize(("after", "resolved", "duration"), [
+    (timedelta(minutes=45), "09:45", "45分钟"),
+    (timedelta(seconds=40), "09:00", "不到1分钟"),  # never "0分钟"
+], ids=["minutes", "under-a-minute"])
+def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(
+        store: StateStore, config: Config, recorder: Recorder, after: timedelta, resolved: str, duration: str) -> None:
     t0 = at(2026, 10, 12, 9)
     escalation = engine(store, config, recorder)
     escalation.observe(t0, gather_facts(store, t0.date(), config.escalation, cycle_error="SourceError"))
     record_run(store, "success")
-    observe(escalation, store, config, t0 + timedelta(minutes=45))
+    observe(escalation, store, config, t0 + after)
     assert recorder.take() == [(1, "run_failed", "open"), (1, "run_failed", "resolved")]
     assert recorder.last[1].text == (f"已解决：{UNIT}的“同步失败”问题（run_failed）。\n"
-                                     "开始：2026-10-12 09:00，解决：2026-10-12 09:45，持续45分钟。")
+                                     f"开始：2026-10-12 09:00，解决：2026-10-12 {resolved}，持续{duration}。")
+
+
+def first_started(store: StateStore, run_id: str) -> datetime:
+    """When a recorded run started (the store's clock, not the test's)."""
+    run = store.run(run_id)
+    assert run is not None
+    return aware(run.started_at)
+
+
+def test_a_streak_first_seen_at_level_2_reads_its_duration_from_the_first_failed_run_not_0_minutes(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    """A daemon (re)started in the middle of a failure streak opens the problem and raises it at once."""
+    first = record_run(store, "partial", failed=["A000001"])
+    record_run(store, "partial", failed=["A000001"])
+    run = record_run(store, "partial", failed=["A000001"])
+    now = first_started(store, first) + timedelta(hours=2, minutes=5)
+    observe(engine(store, config, recorder), store, config, now)
+    assert recorder.take() == [(1, "run_failed", "open"), (2, "run_failed", "open")]
+    assert recorder.last[1].text.splitlines()[0] == (
+        f"上报：{UNIT}的以下问题已持续2小时5分钟，同步已连续失败 3 次，本单位管理员尚未解决，请督促处理。")
+    assert f"（运行 {run}，已连续失败 3 次）" in recorder.last[1].text
+
+
+def test_a_problem_raised_to_level_2_the_moment_it_opens_reads_just_found_not_0_minutes(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    config = make_config(tmp_path, failed_runs_before_escalation=1)
+    run = record_run(store, "partial", failed=["A000001"])
+    observe(engine(store, config, recorder), store, config, first_started(store, run) + timedelta(seconds=20))
+    assert recorder.take() == [(1, "run_failed", "open"), (2, "run_failed", "open")]
+    assert recorder.last[1].text.splitlines()[0] == (
+        f"上报：{UNIT}的以下问题刚刚发现，已同时通知本单位管理员，请督促处理。")
+    assert "0分钟" not in recorder.last[1].text
 
 
 def test_the_weekly_digest_reads_exactly_tells_retirement_death_and_departure_apart_and_goes_to_work_group_admins(
