@@ -242,6 +242,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
 
 
 def _hold_figures(store: StateStore, run_id: str) -> HoldFigures | None:
+    """What held a run's deactivations, as its counts recorded."""
     run = store.run(run_id)
     return None if run is None else HoldFigures.of(run.counts or {})
 

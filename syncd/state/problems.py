@@ -168,12 +168,9 @@ class Problems:
 
     # -- what the runs and the journal say ---------------------------------------------------
 
-    def failed_in_a_row(self) -> int:
-        """How many of the latest finished whole-unit runs failed (or partly failed, or crashed) in a row."""
-        return self.failed_streak()[0]
-
     def failed_streak(self) -> tuple[int, datetime | None]:
-        """How many of the latest finished whole-unit runs failed in a row, and when the first of them started."""
+        """How many of the latest finished whole-unit runs failed (or partly failed, or crashed) in a row, and
+        when the first of them started (None when the latest did not fail)."""
         with self._session() as session:
             runs = session.execute(select(Run.outcome, Run.started_at).where(
                 Run.scope == "all", Run.dry_run.is_(False), Run.trigger.not_in(_NOT_CYCLES),
