@@ -285,7 +285,7 @@ def record(store: StateStore, result: CycleResult, guarded: GuardedPlan, subject
     rejected = sum(1 for r in result.snapshot.rejections if r.kind != SOURCE_REJECTION)
     counts = {**result.report.counts(), "held": len(guarded.held), "rejected": rejected,
               "incomplete_people": len({i.key for i in result.snapshot.issues}),
-              "source_incomplete": int(not result.snapshot.complete)}
+              "source_incomplete": int(not result.snapshot.complete), **guarded.hold_counts()}
     store.finish_run(result.run_id, result.outcome, counts)
 
 

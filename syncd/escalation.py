@@ -32,6 +32,7 @@ import structlog
 
 from syncd.apply import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
 from syncd.config import Config, EscalationConfig
+from syncd.guard import COUNT_ACTIVE, COUNT_IN_POST_BEFORE, COUNT_IN_POST_NOW, COUNT_OVER_LIMITS, HOLD_MASS_DEACTIVATION
 from syncd.messages import (
     CHANGE_KINDS,
     DIGEST_MOVES,
@@ -76,6 +77,7 @@ DAILY_KINDS = ("records", "refused")
 WEEKLY_KINDS = ("calendar",)
 DAILY = timedelta(days=1)
 WEEKLY = timedelta(days=7)
+MINUTE = timedelta(minutes=1)  # a duration shorter than this reads "under a minute", never "0 minutes"
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
 DIGEST_WINDOW = timedelta(days=7)
@@ -84,9 +86,37 @@ DIGEST_WINDOW = timedelta(days=7)
 SEQUENCE_STRIDE = 100_000
 LISTED = 20  # ids listed in a notice; the rest are counted
 MAX_SUBJECTS = 1000  # ids kept on a problem
+# An incomplete read's notice by `source.kind`: files copied in, a directory server, a database break off
+# differently, and the admin checks a different thing (its what and action templates).
+SOURCE_INCOMPLETE: dict[str, tuple[str, str]] = {
+    "csv": ("source_incomplete.what.csv", "source_incomplete.action.file"),
+    "xlsx": ("source_incomplete.what.xlsx", "source_incomplete.action.file"),
+    "ldap": ("source_incomplete.what.ldap", "source_incomplete.action.ldap"),
+    "sql": ("source_incomplete.what.sql", "source_incomplete.action.sql"),
+}
 
 
 # -- facts ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HoldFigures:
+    """Which rule held a run's deactivations, with the figures its run recorded (`GuardedPlan.hold_counts`)."""
+
+    over_limits: bool  # past safety.max_deactivations or max_deactivation_share
+    active: int | None  # the active people the share was measured against
+    in_post: tuple[int, int] | None  # (before, now) when the shrink floor held them
+
+    @classmethod
+    def of(cls, counts: dict[str, Any]) -> HoldFigures | None:
+        """The figures a run's counts recorded; None for a run that recorded none (held before they were)."""
+        over = bool(counts.get(COUNT_OVER_LIMITS))
+        shrink = COUNT_IN_POST_BEFORE in counts and COUNT_IN_POST_NOW in counts
+        if not over and not shrink:
+            return None
+        active = counts.get(COUNT_ACTIVE)
+        return cls(over, None if active is None else int(active),
+                   (int(counts[COUNT_IN_POST_BEFORE]), int(counts[COUNT_IN_POST_NOW])) if shrink else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +127,7 @@ class HeldRun:
     started_at: datetime
     changes: int
     entries: tuple[FailedEntry, ...] = ()  # the held changes: kind, subject, the guard's reason (category)
+    figures: HoldFigures | None = None  # what held its deactivations
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +136,8 @@ class HoldLimits:
 
     max_deactivations: int
     max_deactivation_share: float
+    max_shrink_share: float = 0.10
+    max_shrink_count: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +162,14 @@ class Facts:
     run_id: str | None = None  # the latest finished whole-unit run
     outcome: str | None = None  # success | partial | failed | held | crashed
     failed_in_a_row: int = 0
+    failing_since: datetime | None = None  # when the first run of that streak started
     failed: tuple[FailedEntry, ...] = ()  # the latest run's changes that did not land, for a cause of the run
     refused: tuple[FailedEntry, ...] = ()  # … and those the gateway refused for a cause in that one record
     auth_failed: bool = False
     quarantined: bool = False
     rejected: int = 0
     incomplete: int = 0
-    source_incomplete: bool = False  # the latest run read a damaged or changing export
+    source_incomplete: bool = False  # the latest run read HR only in part (a damaged export, a broken-off server)
     held: tuple[HeldRun, ...] = ()
     overdue: tuple[OverdueChange, ...] = ()
     uncovered_years: tuple[int, ...] = ()  # years the working-day calendar does not know
@@ -168,7 +202,7 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     problems = Problems(store)
     runs = store.held_runs()
     entries = problems.held_entries([run_id for run_id, _, _ in runs])
-    held = tuple(HeldRun(run_id, aware(started), count, tuple(entries.get(run_id, ())))
+    held = tuple(HeldRun(run_id, aware(started), count, tuple(entries.get(run_id, ())), _hold_figures(store, run_id))
                  for run_id, started, count in runs)
     zone = ZoneInfo(timezone)
     overdue = tuple(
@@ -195,8 +229,9 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
     auth = any(entry.category == SCOPE_CATEGORY for entry in failed) or (
         landed == 0 and any(entry.category in AUTH_CATEGORIES for entry in failed))
     by_signal = any(entry.message == f"not attempted: {STOPPED_BY_SIGNAL}" for entry in failed)
+    in_a_row, failing_since = problems.failed_streak()
     return replace(
-        facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=problems.failed_in_a_row(),
+        facts, run_id=last.id, outcome=last.outcome, failed_in_a_row=in_a_row, failing_since=failing_since,
         failed=failed, refused=refused, auth_failed=auth or facts.auth_failed,
         # A recorded run ends "failed" only when it was stopped: by an auth error, by SIGTERM, or by
         # the quarantine (the apply report's `stopped`, which the run record does not keep).
@@ -204,6 +239,12 @@ def gather_facts(store: StateStore, today: date, escalation: EscalationConfig | 
         rejected=int(counts.get("rejected", 0)), incomplete=int(counts.get("incomplete_people", 0)),
         source_incomplete=bool(counts.get("source_incomplete", 0)),
     )
+
+
+def _hold_figures(store: StateStore, run_id: str) -> HoldFigures | None:
+    """What held a run's deactivations, as its counts recorded."""
+    run = store.run(run_id)
+    return None if run is None else HoldFigures.of(run.counts or {})
 
 
 def _refuses_one_record(entry: FailedEntry, ours: set[str]) -> bool:
@@ -262,8 +303,11 @@ _STILL_OPEN = Finding("run_failed", "-", 1, "", "")
 
 def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterable[str],
              timezone: str = "Asia/Shanghai", limits: HoldLimits | None = None,
-             console: str | None = None) -> dict[str, Finding]:
-    """The problems the facts show, by key; a run problem still open stays while runs keep failing."""
+             console: str | None = None, source_kind: str = "csv") -> dict[str, Finding]:
+    """The problems the facts show, by key; a run problem still open stays while runs keep failing.
+
+    `source_kind` (`source.kind`) words an incomplete read: export files, a directory server or a database.
+    """
     zone = ZoneInfo(timezone)
     found: dict[str, Finding] = {}
     still = set(open_keys) if not facts.healthy else set()
@@ -308,9 +352,9 @@ def findings(facts: Facts, unit: str, deadline_workdays: int, open_keys: Iterabl
     if facts.held:
         add(_held(facts.held, unit, limits, console))
     if facts.source_incomplete:
-        add(Finding("source_incomplete", "source_incomplete", 1,
-                    notice_text("source_incomplete.what", unit=unit, run=run),
-                    notice_text("source_incomplete.action"), notice_text("source_incomplete.affects")))
+        what, action = SOURCE_INCOMPLETE[source_kind]
+        add(Finding("source_incomplete", "source_incomplete", 1, notice_text(what, unit=unit, run=run),
+                    notice_text(action), notice_text("source_incomplete.affects")))
     if facts.rejected or facts.incomplete:
         add(Finding("records", "records", 1,
                     notice_text("records.what", unit=unit, rejected=facts.rejected, incomplete=facts.incomplete),
@@ -348,10 +392,21 @@ def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None, console
     for entry in entries:
         by_reason[entry.category or ""] += 1
     reasons = []
+    # The newest run's record of what held its deactivations (a run held before it was kept: the limits).
+    figures = next((h.figures for h in held if h.figures is not None), None)
+    shrink = figures is not None and figures.in_post is not None
     for reason, count in sorted(by_reason.items()):
-        if reason == "mass_deactivation" and limits is not None:
-            reasons.append(notice_text("held.reason.mass_deactivation", count=count, max=limits.max_deactivations,
-                                       share=f"{limits.max_deactivation_share:.0%}"))
+        if reason == HOLD_MASS_DEACTIVATION and limits is not None:
+            if figures is None or figures.over_limits:
+                active = notice_text("held.active", active=figures.active) if figures and figures.active else ""
+                reasons.append(notice_text("held.reason.mass_deactivation", count=count, max=limits.max_deactivations,
+                                           active=active, share=_percent(limits.max_deactivation_share)))
+            if figures is not None and figures.in_post is not None:
+                before, now = figures.in_post
+                lost = max(before - now, 0)
+                reasons.append(notice_text("held.reason.shrink", count=count, before=before, now=now, lost=lost,
+                                           drop=_percent(lost / before if before else 0.0),
+                                           share=_percent(limits.max_shrink_share), max=limits.max_shrink_count))
         elif reason == "structure":
             reasons.append(notice_text("held.reason.structure", count=count))
         else:
@@ -360,11 +415,18 @@ def _held(held: Sequence[HeldRun], unit: str, limits: HoldLimits | None, console
     affects = notice_text("held.affects", changes=sum(h.changes for h in held), ids=ids)
     commands = LIST_SEPARATOR.join(
         notice_text("held.command", run=run, link=console_link(console, f"/held/{run}/approve")) for run in runs)
+    # A shrink is most often a wrong export: fixing it ends the hold without a decision.
+    action = (notice_text("held.action.shrink") if shrink else "") + notice_text("held.action", commands=commands)
     return Finding("held", "held", 1,
                    notice_text("held.what", unit=unit, run=LIST_SEPARATOR.join(runs),
                                reasons=GROUP_SEPARATOR.join(reasons)),
-                   notice_text("held.action", commands=commands), affects,
+                   action, affects,
                    tuple(dict.fromkeys(e.subject for e in entries))[:MAX_SUBJECTS])
+
+
+def _percent(share: float) -> str:
+    """`5%`, `12.5%`: a share as a notice shows it, to a tenth of a percent."""
+    return f"{share:.1%}".replace(".0%", "%")
 
 
 def console_link(console: str | None, path: str) -> str:
@@ -473,7 +535,9 @@ class Escalation:
         self._problems = Problems(store)
         self._escalation = config.escalation
         self._timezone = config.schedule.timezone
-        self._limits = HoldLimits(config.safety.max_deactivations, config.safety.max_deactivation_share)
+        safety = config.safety
+        self._limits = HoldLimits(safety.max_deactivations, safety.max_deactivation_share, safety.max_shrink_share,
+                                  safety.max_shrink_count)
         self._zone = ZoneInfo(config.schedule.timezone)
         self._notifiers = list(notifiers)
         self._unit = unit_name
@@ -482,6 +546,7 @@ class Escalation:
         # The Article 11 digest is for the admins of work groups; the unit's admins when none are named.
         self._digest_recipients = recipients_of(config.escalation.work_group_admins) or self._recipients[1]
         self._console = config.api.public_url
+        self._source_kind = config.source.kind
         self._contacts = LIST_SEPARATOR.join(
             notice_text("contact", name=admin.name, contact=admin.contact) if admin.contact else admin.name
             for admin in config.escalation.unit_admins)
@@ -586,7 +651,7 @@ class Escalation:
         with self._problems.transaction() as session:
             rows = {row.key: row for row in self._problems.open_rows(session) if row.kind != "digest"}
             found = findings(facts, self._unit, escalation.deadline_workdays, rows, self._timezone, self._limits,
-                             self._console)
+                             self._console, self._source_kind)
             for key, finding in found.items():
                 row = rows.get(key)
                 if finding is _STILL_OPEN:
@@ -668,7 +733,7 @@ class Escalation:
             elif quiet or last is None or now - last < self._reminder_interval(row, level):
                 continue
             number = 1 + sum(1 for a in heard if a.state == "reminder")
-            title, text = self._reminder_text(row, level, number, now)
+            title, text = self._reminder_text(row, level, number, now, facts)
             sent, delivered = self._send_once(row, level, "reminder", number, title, text, now, attempts)
             deliveries += sent
             if delivered:
@@ -734,13 +799,17 @@ class Escalation:
             return row.title, self._with_contacts(row.text)
         in_a_row = (notice_text("escalated.in_a_row", count=facts.failed_in_a_row)
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
+        open_for = now - _open_since(row, facts)
+        # Raised the moment it opened (no earlier run to date it from): "0 minutes, not yet solved" would be unfair.
+        template = "escalated" if open_for >= MINUTE else "escalated.now"
         return (notice_title("escalated", row.kind, self._unit, self._what(row)),
-                self._with_contacts(notice_text("escalated", unit=self._unit, in_a_row=in_a_row, text=row.text,
-                                                open_for=_duration(now - aware(row.opened_at)))))
+                self._with_contacts(notice_text(template, unit=self._unit, in_a_row=in_a_row, text=row.text,
+                                                open_for=_duration(open_for))))
 
-    def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime) -> tuple[str, str]:
+    def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime,
+                       facts: Facts) -> tuple[str, str]:
         # Never the open text again: the platform delivers the same content to a person once a day.
-        open_for = _duration(now - aware(row.opened_at))
+        open_for = _duration(now - _open_since(row, facts))
         if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
             return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                     self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
@@ -784,6 +853,15 @@ def _sequence(row: ProblemRow, number: int) -> str:
     return f"{row.token}:{number}"
 
 
+def _open_since(row: ProblemRow, facts: Facts) -> datetime:
+    """Since when a problem has lasted: a failing run's streak may have begun before its problem opened
+    (a daemon restarted mid-streak, runs by hand before the daemon ran), and then it is dated from its first run."""
+    opened = aware(row.opened_at)
+    if row.kind in RUN_KINDS and facts.failing and facts.failing_since is not None:
+        return min(opened, facts.failing_since)
+    return opened
+
+
 def _maybe(moment: datetime | None) -> datetime | None:
     return None if moment is None else aware(moment)
 
@@ -793,8 +871,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _duration(delta: timedelta) -> str:
-    """`1天4小时`, `3小时20分钟`, `45分钟`."""
-    minutes = max(0, int(delta.total_seconds() // 60))
+    """`1天4小时`, `3小时20分钟`, `45分钟`, `不到1分钟`."""
+    if delta < MINUTE:
+        return notice_text("duration.under_a_minute")
+    minutes = int(delta.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:

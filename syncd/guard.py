@@ -27,9 +27,15 @@ STRUCTURE = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE, ChangeKind
 _NEW_DEPARTMENT = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE})  # people into it wait while it is held
 _INTO_DEPARTMENT = frozenset({ChangeKind.JOIN, ChangeKind.TRANSFER, ChangeKind.REJOIN, ChangeKind.ADOPT})
 
-HOLD_MASS_DEACTIVATION = "mass_deactivation"
+HOLD_MASS_DEACTIVATION = "mass_deactivation"  # by either rule: the run's counts (COUNT_*) tell which
 HOLD_STRUCTURE = "structure"
 WAITING = "waiting"
+# A held run's counts that say which rule held its deactivations, with the figures its notice names: the
+# limits (and the active people they were measured against), the shrink floor (in post before and now).
+COUNT_OVER_LIMITS = "held_over_limits"
+COUNT_ACTIVE = "active_people"
+COUNT_IN_POST_BEFORE = "in_post_before"
+COUNT_IN_POST_NOW = "in_post_now"
 
 
 class ScopeViolation(Exception):
@@ -85,11 +91,23 @@ class GuardedPlan:
     allowed: Plan
     held: list[Held] = field(default_factory=list)
     shrink_held: bool = False  # deactivations held because HR shrank past max_shrink_share and max_shrink_count
+    over_limits: bool = False  # deactivations held past max_deactivations or max_deactivation_share
+    active: int = 0  # the active people the share was measured against
+    in_post: InPost | None = None
 
     @property
     def needs_approval(self) -> bool:
         """Whether an operator must approve or reject (exit code 3)."""
         return any(h.reason != WAITING for h in self.held)
+
+    def hold_counts(self) -> dict[str, int]:
+        """The run's counts that record which rule held the deactivations, and its figures (none if neither)."""
+        counts: dict[str, int] = {}
+        if self.over_limits:
+            counts |= {COUNT_OVER_LIMITS: 1, COUNT_ACTIVE: self.active}
+        if self.shrink_held and self.in_post is not None:
+            counts |= {COUNT_IN_POST_BEFORE: self.in_post.before, COUNT_IN_POST_NOW: self.in_post.now}
+        return counts
 
 
 def check_scope(plan: Plan, snapshot: Snapshot, root_department: str) -> None:
@@ -131,7 +149,9 @@ def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]
     deactivations = [i for i, c in enumerate(plan.changes) if c.kind in DEACTIVATIONS and not is_approved(c)]
     active = sum(1 for link in links.people.values() if link.status == "active")
     share = len(deactivations) / active if active else 0.0
-    if deactivations and (len(deactivations) > limits.max_deactivations or share > limits.max_deactivation_share):
+    over_limits = bool(deactivations) and (len(deactivations) > limits.max_deactivations
+                                           or share > limits.max_deactivation_share)
+    if over_limits:
         detail = (f"{len(deactivations)} deactivations ({share:.1%} of {active} active people) exceed "
                   f"max_deactivations={limits.max_deactivations} / "
                   f"max_deactivation_share={limits.max_deactivation_share:.1%}")
@@ -165,4 +185,4 @@ def guard(plan: Plan, links: LinkState, limits: Limits, approved: frozenset[str]
             held[i] = Held(change, WAITING, f"waits for the held change of {change.subject}")
 
     allowed = Plan([c for i, c in enumerate(plan.changes) if i not in held])
-    return GuardedPlan(allowed, [held[i] for i in sorted(held)], shrink_held)
+    return GuardedPlan(allowed, [held[i] for i in sorted(held)], shrink_held, over_limits, active, in_post)

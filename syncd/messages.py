@@ -388,8 +388,15 @@ NOTICES: dict[str, str] = {
     "outage.what": "{unit}：通讯录服务不可用，变更暂时无法写入（运行 {run}{in_a_row}）。",
     "outage.action": "请检查本机到郑政钉网关的网络，或向平台确认服务状态；恢复后下一次同步会自动补上。",
     "held.what": "{unit}：运行 {run} 的变更被安全策略暂缓，等待审批：{reasons}。",
-    "held.reason.mass_deactivation": "{count} 项停用（离职、退休、调离）超过安全阈值"
-                                     "（safety.max_deactivations = {max} 人或在职人数的 {share}）",
+    # A hold of deactivations names the rule that held them, with its figures: the limits, the shrink floor, or both.
+    "held.reason.mass_deactivation": "{count} 项停用（离职、退休、调离）超过批量停用上限"
+                                     "（一次停用超过 {max} 人或超过在用人数{active}的 {share} 即暂缓）",
+    "held.active": "（{active} 人）",
+    "held.reason.shrink": "{count} 项停用（离职、退休、调离）因在职人数骤减而暂缓："
+                          "人事数据中的在职人数由上次完整读取时的 {before} 人降为 {now} 人，少了 {lost} 人（{drop}），"
+                          "超过骤减下限（减少超过 {share} 且多于 {max} 人即暂缓）",
+    "held.action.shrink": "人数骤减多半是人事数据有误（只导出了部分部门、导错了文件）：请人事部门重新完整导出，"
+                          "下一次同步会自动撤销这次暂缓。",
     "held.reason.structure": "{count} 项部门结构变更按 safety.structure_changes = \"hold\" 须经审批",
     "held.reason.other": "{count} 项变更（{reason}）",
     "held.affects": "{changes} 项变更暂未写入通讯录{ids}。",
@@ -406,11 +413,26 @@ NOTICES: dict[str, str] = {
     "records.what": "{unit}：人事数据中有 {rejected} 条记录被拒绝、{incomplete} 人信息不完整。",
     "records.affects": "被拒绝的记录未进入通讯录，信息不完整的人员缺少字段。",
     "records.action": "请运行 syncd report completeness 查看明细，交人事部门修正源数据。",
-    "source_incomplete.what": "{unit}：人事导出文件不完整或在读取时被改动（运行 {run}）："
-                              "文件被截断、某行字段数与表头不符、引号未闭合，或读取前后文件大小、修改时间、内容不一致。",
-    "source_incomplete.affects": "本次同步未处理离职和部门撤销，受损部分的数据未写入通讯录。",
-    "source_incomplete.action": "请查看 syncd 日志中的 source.incomplete 事件（指出文件和行号），"
-                                "请人事部门重新完整导出；下一次同步会自动重新读取。",
+    # An incomplete read, by `source.kind`: what broke off (`what.<kind>`) and what to check (`action.<kind>`).
+    "source_incomplete.what.csv": "{unit}：人事导出文件不完整或在读取时被改动（运行 {run}）："
+                                  "文件被截断、某行字段数与表头不符、引号未闭合，或读取前后文件大小、修改时间、内容不一致。",
+    "source_incomplete.what.xlsx": "{unit}：人事导出的表格文件不完整或在读取时被改动（运行 {run}）："
+                                   "文件损坏或未复制完、表头缺少列，或读取前后文件大小、修改时间、内容不一致。",
+    "source_incomplete.what.ldap": "{unit}：从人事目录服务器读取人员和部门时中途中断（运行 {run}）："
+                                   "连接或登录失败、超出服务器的条数或时间限制、分页结果不完整，或部分目录存放在其他服务器上。",
+    "source_incomplete.what.sql": "{unit}：从人事数据库读取人员和部门时中途中断（运行 {run}）："
+                                  "连接断开、查询语句出错、事务失败，或大量记录读取出错。",
+    "source_incomplete.affects": "本次同步未处理离职和部门撤销；未读到或读取出错的部分没有写入通讯录。",
+    "source_incomplete.action.file": "请确认人事导出文件已完整复制到本机（复制完成后再放入读取位置），"
+                                     "必要时请人事部门重新完整导出；运行 journalctl -u syncd -g source.incomplete "
+                                     "可查看出错的文件和行号。下一次同步会自动重新读取。",
+    "source_incomplete.action.ldap": "请检查人事目录服务器是否正常运行、本机能否连接，"
+                                     "以及同步账号的密码、查询条数和时间限制；"
+                                     "运行 journalctl -u syncd -g source.incomplete 可查看服务器返回的原因。"
+                                     "下一次同步会自动重新读取。",
+    "source_incomplete.action.sql": "请检查人事数据库是否正常运行、本机能否连接，以及同步所用账号的权限和查询语句；"
+                                    "运行 journalctl -u syncd -g source.incomplete 可查看出错原因。"
+                                    "下一次同步会自动重新读取。",
     "state_unwritable.what": "{unit}：同步状态数据库无法写入（{error}），同步已暂停，人事变更暂不能进入通讯录。",
     "state_unwritable.action": "请检查状态数据库：磁盘空间、文件权限、数据库锁，或 PostgreSQL 是否可达；"
                                "恢复后同步会自动继续。",
@@ -432,6 +454,8 @@ NOTICES: dict[str, str] = {
     "ids.departments_more": " 等 {count} 个",
     # Later notices about an open problem; `{text}` is its open notice's text, `{open_for}` a `duration.*`.
     "escalated": "上报：{unit}的以下问题已持续{open_for}{in_a_row}，本单位管理员尚未解决，请督促处理。\n{text}",
+    # … raised to level 2 the moment it opened, with no earlier failed run to date it from.
+    "escalated.now": "上报：{unit}的以下问题刚刚发现{in_a_row}，已同时通知本单位管理员，请督促处理。\n{text}",
     # Level 2 cannot run commands on the unit's server: it is told whom to call there.
     "contacts": "本单位联系人：{contacts}",
     "contact": "{name}（{contact}）",
@@ -452,10 +476,11 @@ NOTICES: dict[str, str] = {
     "digest.move": "{move} {employee_id}{to}",
     "digest.move_to": "（至 {department}）",
     "digest.destination_named": "{name} {id}",
-    # How long a problem has been open: `1天4小时`, `3小时20分钟`, `45分钟`.
+    # How long a problem has been open: `1天4小时`, `3小时20分钟`, `45分钟`, `不到1分钟`.
     "duration.days": "{days}天",
     "duration.hours": "{hours}小时",
     "duration.minutes": "{minutes}分钟",
+    "duration.under_a_minute": "不到1分钟",
 }
 
 

@@ -7,6 +7,7 @@ to a recording notifier (and, in one test, to a real webhook receiver checking s
 from __future__ import annotations
 
 import json
+import re
 import time as time_module
 import uuid
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,7 @@ from syncd.escalation import (
     Escalation,
     Facts,
     HeldRun,
+    HoldFigures,
     HoldLimits,
     OverdueChange,
     findings,
@@ -41,7 +43,7 @@ from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, Link
 from syncd.notice import Delivery, Notice, NoticeError, Recipient
 from syncd.state.admin import backup, restore
 from syncd.state.problems import FailedEntry
-from syncd.state.store import StateStore
+from syncd.state.store import StateStore, aware
 from syncd.target import TargetError
 from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
@@ -366,6 +368,7 @@ def test_an_auth_failure_reaches_level_2_at_once(store: StateStore, config: Conf
     observe(engine(store, config, recorder), store, config, at(2026, 10, 12, 9))
     assert recorder.take() == [(1, "auth_failed", "open"), (2, "auth_failed", "open")]
     assert "target.app_key" in recorder.last[1].text
+    assert "持续" not in recorder.last[1].text  # told at once as what happened: no "lasted 0 minutes"
     assert open_counts(store) == {(2, "auth_failed"): 1}
 
 
@@ -694,8 +697,8 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                        f"{UNIT}：同步部分失败（运行 R2，已连续失败 2 次）。\n开始：{SINCE}\n"
                        f"影响：3 项变更未写入通讯录：人员 A000001；部门 D0009\n{RUN_FAILED_ACTION}"),
         "held": (f"【郑政钉同步·{UNIT}】同步待审批",
-                 f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过安全阈值"
-                 "（safety.max_deactivations = 2 人或在职人数的 5%）；1 项部门结构变更按 "
+                 f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：3 项停用（离职、退休、调离）超过批量停用上限"
+                 "（一次停用超过 2 人或超过在用人数的 5% 即暂缓）；1 项部门结构变更按 "
                  f"safety.structure_changes = \"hold\" 须经审批。\n开始：{SINCE}\n"
                  "影响：4 项变更暂未写入通讯录：人员 A000011、A000012、A000013；部门 D0020。\n"
                  "处理：请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
@@ -747,6 +750,104 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                        f"{UNIT}：同步异常中断（运行 R5）。\n开始：{SINCE}\n{RUN_FAILED_ACTION}")}
 
 
+# What HR-facing text may hold in Latin letters: the commands to run, and ids (run R1, 工号 A000001).
+COMMANDS = re.compile(r"syncd (?:approve|reject|ack|status|sync|report) ?[\w-]*"
+                      r"|journalctl -u syncd -g source\.incomplete")
+
+
+def latin_words(text: str) -> list[str]:
+    """The Latin words of a notice besides its commands: what a city admin at 3 a.m. would have to look up."""
+    return re.findall(r"[A-Za-z]{2,}", COMMANDS.sub(" ", text))
+
+
+SOURCE_INCOMPLETE_AFFECTS = "影响：本次同步未处理离职和部门撤销；未读到或读取出错的部分没有写入通讯录。"
+
+
+@pytest.mark.parametrize(("kind", "what", "action"), [
+    ("csv", "人事导出文件不完整或在读取时被改动（运行 R7）：文件被截断、某行字段数与表头不符、引号未闭合，"
+            "或读取前后文件大小、修改时间、内容不一致。",
+     "请确认人事导出文件已完整复制到本机（复制完成后再放入读取位置），必要时请人事部门重新完整导出；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看出错的文件和行号。下一次同步会自动重新读取。"),
+    ("xlsx", "人事导出的表格文件不完整或在读取时被改动（运行 R7）：文件损坏或未复制完、表头缺少列，"
+             "或读取前后文件大小、修改时间、内容不一致。",
+     "请确认人事导出文件已完整复制到本机（复制完成后再放入读取位置），必要时请人事部门重新完整导出；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看出错的文件和行号。下一次同步会自动重新读取。"),
+    ("ldap", "从人事目录服务器读取人员和部门时中途中断（运行 R7）：连接或登录失败、超出服务器的条数或时间限制、"
+             "分页结果不完整，或部分目录存放在其他服务器上。",
+     "请检查人事目录服务器是否正常运行、本机能否连接，以及同步账号的密码、查询条数和时间限制；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看服务器返回的原因。下一次同步会自动重新读取。"),
+    ("sql", "从人事数据库读取人员和部门时中途中断（运行 R7）：连接断开、查询语句出错、事务失败，"
+            "或大量记录读取出错。",
+     "请检查人事数据库是否正常运行、本机能否连接，以及同步所用账号的权限和查询语句；"
+     "运行 journalctl -u syncd -g source.incomplete 可查看出错原因。下一次同步会自动重新读取。"),
+], ids=["csv", "xlsx", "ldap", "sql"])
+def test_an_incomplete_read_says_what_broke_off_and_what_to_check_for_the_source_kind(
+        kind: str, what: str, action: str) -> None:
+    facts = Facts(today=date(2026, 10, 12), run_id="R7", outcome="success", source_incomplete=True)
+    [(title, text)] = [(f.title, f.text(SINCE)) for f in findings(facts, UNIT, 3, (), source_kind=kind).values()]
+    assert title == f"【郑政钉同步·{UNIT}】人事数据读取不完整"
+    assert text == f"{UNIT}：{what}\n开始：{SINCE}\n{SOURCE_INCOMPLETE_AFFECTS}\n处理：{action}"
+    assert latin_words(text) == []
+    if kind in ("ldap", "sql"):
+        assert "导出文件" not in text
+
+
+def test_the_engine_words_an_incomplete_read_by_the_configured_source_kind(store: StateStore, config: Config,
+                                                                          recorder: Recorder) -> None:
+    sql = config.model_copy(update={"source": config.source.model_copy(update={"kind": "sql"})})
+    record_run(store, "success", counts={"source_incomplete": 1})
+    observe(engine(store, sql, recorder), store, sql, at(2026, 10, 12, 9))
+    assert recorder.take() == [(1, "source_incomplete", "open")]
+    assert "从人事数据库读取人员和部门时中途中断" in recorder.last[0].text
+    assert "导出文件" not in recorder.last[0].text
+
+
+HELD_ACTION = ("请核对后运行 syncd approve R1 或 syncd reject R1；暂缓期间新增的变更会并入同一次审批，"
+               "只需审批最新一次运行。")
+LEAVES = tuple(FailedEntry("leave", f"A0000{n}", "mass_deactivation", "") for n in range(11, 19))
+
+
+DEFAULT_LIMITS = HoldLimits(50, 0.05, 0.10, 5)
+
+
+def held_notice(figures: HoldFigures | None, limits: HoldLimits = DEFAULT_LIMITS) -> str:
+    """The open text of a hold of eight departures whose run recorded `figures`."""
+    facts = Facts(today=date(2026, 10, 12), run_id="R1", outcome="held",
+                  held=(HeldRun("R1", at(2026, 10, 12), 8, LEAVES, figures),))
+    return findings(facts, UNIT, 3, (), limits=limits)["held"].text(SINCE)
+
+
+def test_a_hold_by_the_shrink_floor_names_that_rule_with_its_figures_and_to_fix_the_export() -> None:
+    text = held_notice(HoldFigures(over_limits=False, active=40, in_post=(40, 32)))
+    assert text == (
+        f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：8 项停用（离职、退休、调离）因在职人数骤减而暂缓："
+        "人事数据中的在职人数由上次完整读取时的 40 人降为 32 人，少了 8 人（20%），"
+        "超过骤减下限（减少超过 10% 且多于 5 人即暂缓）。\n"
+        f"开始：{SINCE}\n影响：8 项变更暂未写入通讯录：人员 {'、'.join(e.subject for e in LEAVES)}。\n"
+        "处理：人数骤减多半是人事数据有误（只导出了部分部门、导错了文件）：请人事部门重新完整导出，"
+        f"下一次同步会自动撤销这次暂缓。{HELD_ACTION}")
+    assert "批量停用上限" not in text
+    assert latin_words(text) == []
+
+
+def test_a_hold_by_the_deactivation_limits_names_them_with_the_people_in_the_directory_not_the_shrink() -> None:
+    text = held_notice(HoldFigures(over_limits=True, active=1000, in_post=None), HoldLimits(5, 0.05, 0.10, 5))
+    assert text.splitlines()[0] == (
+        f"{UNIT}：运行 R1 的变更被安全策略暂缓，等待审批：8 项停用（离职、退休、调离）超过批量停用上限"
+        "（一次停用超过 5 人或超过在用人数（1000 人）的 5% 即暂缓）。")
+    assert text.splitlines()[-1] == f"处理：{HELD_ACTION}"
+    assert "骤减" not in text
+    assert latin_words(text) == []
+
+
+def test_a_hold_past_both_rules_names_both() -> None:
+    text = held_notice(HoldFigures(over_limits=True, active=40, in_post=(40, 20)), HoldLimits(5, 0.125, 0.10, 5))
+    assert ("8 项停用（离职、退休、调离）超过批量停用上限（一次停用超过 5 人或超过在用人数（40 人）的 12.5% 即暂缓）；"
+            "8 项停用（离职、退休、调离）因在职人数骤减而暂缓：人事数据中的在职人数由上次完整读取时的 40 人降为 20 人，"
+            "少了 20 人（50%）") in text
+    assert "请人事部门重新完整导出" in text
+
+
 def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateStore, config: Config,
                                                                  recorder: Recorder) -> None:
     t0 = at(2026, 10, 12, 9)
@@ -778,16 +879,52 @@ def test_reminder_escalation_and_resolution_notices_read_exactly(store: StateSto
     ]
 
 
-def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(store: StateStore, config: Config,
-                                                                           recorder: Recorder) -> None:
+@pytest.mark.parametrize(("after", "resolved", "duration"), [
+    (timedelta(minutes=45), "09:45", "45分钟"),
+    (timedelta(seconds=40), "09:00", "不到1分钟"),  # never "0分钟"
+], ids=["minutes", "under-a-minute"])
+def test_a_problem_resolved_within_the_hour_reads_its_duration_in_minutes(
+        store: StateStore, config: Config, recorder: Recorder, after: timedelta, resolved: str, duration: str) -> None:
     t0 = at(2026, 10, 12, 9)
     escalation = engine(store, config, recorder)
     escalation.observe(t0, gather_facts(store, t0.date(), config.escalation, cycle_error="SourceError"))
     record_run(store, "success")
-    observe(escalation, store, config, t0 + timedelta(minutes=45))
+    observe(escalation, store, config, t0 + after)
     assert recorder.take() == [(1, "run_failed", "open"), (1, "run_failed", "resolved")]
     assert recorder.last[1].text == (f"已解决：{UNIT}的“同步失败”问题（run_failed）。\n"
-                                     "开始：2026-10-12 09:00，解决：2026-10-12 09:45，持续45分钟。")
+                                     f"开始：2026-10-12 09:00，解决：2026-10-12 {resolved}，持续{duration}。")
+
+
+def first_started(store: StateStore, run_id: str) -> datetime:
+    """When a recorded run started (the store's clock, not the test's)."""
+    run = store.run(run_id)
+    assert run is not None
+    return aware(run.started_at)
+
+
+def test_a_streak_first_seen_at_level_2_reads_its_duration_from_the_first_failed_run_not_0_minutes(
+        store: StateStore, config: Config, recorder: Recorder) -> None:
+    """A daemon (re)started in the middle of a failure streak opens the problem and raises it at once."""
+    first = record_run(store, "partial", failed=["A000001"])
+    record_run(store, "partial", failed=["A000001"])
+    run = record_run(store, "partial", failed=["A000001"])
+    now = first_started(store, first) + timedelta(hours=2, minutes=5)
+    observe(engine(store, config, recorder), store, config, now)
+    assert recorder.take() == [(1, "run_failed", "open"), (2, "run_failed", "open")]
+    assert recorder.last[1].text.splitlines()[0] == (
+        f"上报：{UNIT}的以下问题已持续2小时5分钟，同步已连续失败 3 次，本单位管理员尚未解决，请督促处理。")
+    assert f"（运行 {run}，已连续失败 3 次）" in recorder.last[1].text
+
+
+def test_a_problem_raised_to_level_2_the_moment_it_opens_reads_just_found_not_0_minutes(
+        store: StateStore, tmp_path: Path, recorder: Recorder) -> None:
+    config = make_config(tmp_path, failed_runs_before_escalation=1)
+    run = record_run(store, "partial", failed=["A000001"])
+    observe(engine(store, config, recorder), store, config, first_started(store, run) + timedelta(seconds=20))
+    assert recorder.take() == [(1, "run_failed", "open"), (2, "run_failed", "open")]
+    assert recorder.last[1].text.splitlines()[0] == (
+        f"上报：{UNIT}的以下问题刚刚发现，已同时通知本单位管理员，请督促处理。")
+    assert "0分钟" not in recorder.last[1].text
 
 
 def test_the_weekly_digest_reads_exactly_tells_retirement_death_and_departure_apart_and_goes_to_work_group_admins(

@@ -134,7 +134,7 @@ def test_a_hold_that_grows_while_undecided_is_one_run_to_decide_and_one_level_2_
         assert recorder.take() == [(1, "held", "open")]
         opened = recorder.last[0]
         assert opened.key == "held" and opened.subjects == ("A000002", "A000003")
-        assert "2 项停用（离职、退休、调离）超过安全阈值（safety.max_deactivations = 1 人" in opened.text
+        assert "2 项停用（离职、退休、调离）超过批量停用上限（一次停用超过 1 人或超过在用人数（" in opened.text
         assert f"syncd approve {first}" in opened.text
 
         export(people=leavers("A000002", "A000003", "A000004"))  # one more leaves while the hold waits

@@ -8,12 +8,16 @@ count and share guards opened wide so that only `safety.max_shrink_share` (its d
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
+from syncd.config import EscalationConfig
+from syncd.escalation import Escalation, gather_facts
 from tests.conftest import DEPARTMENTS, person
 from tests.projection import hr_projection as expected
 from tests.sim_env import Env
+from tests.test_escalation import Recorder
 
 BUREAU = [person(f"A{i:06d}", f"人员{i}", f"138000{i:05d}", "D0003" if i % 2 else "D0005") for i in range(1, 41)]
 
@@ -63,3 +67,41 @@ def test_a_ten_person_unit_losing_two_people_is_held_only_under_a_lower_count(en
     statuses = {mobile: status for mobile, (_, _, status, _) in env.directory()["people"].items()}
     left = {m for m, status in statuses.items() if status == "F"}
     assert left == (set() if held else {p["手机号"] for p in BUREAU[8:10]})
+
+
+def held_notice(env: Env, kept: int) -> str:
+    """The open text of the hold the unit admin is told of when the whole bureau's export shrinks to `kept`."""
+    env.write_export(people=BUREAU)
+    assert env.sync().exit_code == 0
+    env.write_export(people=BUREAU[:kept])
+    assert env.sync().exit_code == 3
+    config = env.loaded_config()
+    admins = EscalationConfig.model_validate({"unit_admins": [{"name": "管理员甲", "account_id": 9001}]})
+    recorder = Recorder()
+    store = env.store()
+    try:
+        now = datetime.now(UTC)
+        Escalation(store, config.model_copy(update={"escalation": admins}), [recorder], config.unit.name).observe(
+            now, gather_facts(store, now.date(), config.escalation))
+    finally:
+        store.close()
+    [text] = [n.text for n in recorder.sent if n.kind == "held"]
+    return text
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 1000, "share": 1.0, "shrink": 0.10}], indirect=True)
+def test_the_notice_of_a_shrink_hold_names_the_floor_with_hr_before_and_now_and_says_to_fix_the_export(
+        env: Env) -> None:
+    text = held_notice(env, 32)
+    assert ("8 项停用（离职、退休、调离）因在职人数骤减而暂缓：人事数据中的在职人数由上次完整读取时的 40 人降为 32 人，"
+            "少了 8 人（20%），超过骤减下限（减少超过 10% 且多于 5 人即暂缓）") in text
+    assert "请人事部门重新完整导出" in text and "syncd approve" in text
+    assert "批量停用上限" not in text
+
+
+@pytest.mark.parametrize("env", [{"max_deactivations": 3, "share": 1.0, "shrink": 1.0}], indirect=True)
+def test_the_notice_of_a_hold_past_the_deactivation_limit_names_that_limit_not_the_floor(env: Env) -> None:
+    text = held_notice(env, 36)
+    assert ("4 项停用（离职、退休、调离）超过批量停用上限（一次停用超过 3 人或超过在用人数（40 人）的 100% 即暂缓）"
+            in text)
+    assert "骤减" not in text

@@ -168,18 +168,19 @@ class Problems:
 
     # -- what the runs and the journal say ---------------------------------------------------
 
-    def failed_in_a_row(self) -> int:
-        """How many of the latest finished whole-unit runs failed (or partly failed, or crashed) in a row."""
+    def failed_streak(self) -> tuple[int, datetime | None]:
+        """How many of the latest finished whole-unit runs failed (or partly failed, or crashed) in a row, and
+        when the first of them started (None when the latest did not fail)."""
         with self._session() as session:
-            outcomes = session.scalars(select(Run.outcome).where(
+            runs = session.execute(select(Run.outcome, Run.started_at).where(
                 Run.scope == "all", Run.dry_run.is_(False), Run.trigger.not_in(_NOT_CYCLES),
                 Run.finished_at.is_not(None)).order_by(Run.started_at.desc()).limit(_IN_A_ROW_LOOKBACK))
-            count = 0
-            for outcome in outcomes:
+            count, since = 0, None
+            for outcome, started in runs:
                 if outcome not in FAILED_OUTCOMES:
                     break
-                count += 1
-            return count
+                count, since = count + 1, aware(started)
+            return count, since
 
     def failed_entries(self, run_id: str) -> list[FailedEntry]:
         """The changes of a run that failed, in plan order."""
