@@ -9,11 +9,18 @@ import structlog
 
 from syncd.city import CityConfig
 from syncd.console.city import create_city_app
-from syncd.console.web import new_secret_key
-from syncd.service.http import WsgiServer, is_loopback, split_listen
+from syncd.console.web import new_secret_key, server_error_page
+from syncd.service.http import WsgiServer, is_loopback, json_error, split_listen
 from syncd.version import __version__
 
 log = structlog.get_logger(__name__)
+
+
+def city_server_error(path: str | None, code: int, reason: str, detail: str) -> tuple[list[tuple[str, str]], bytes]:
+    """waitress's own refusal of a request (a form over 64 KiB): the Chinese page, JSON for `/healthz`."""
+    if path is None or path == "/healthz":
+        return json_error(path, code, reason, detail)
+    return server_error_page(path, code, reason, detail)
 
 
 def serve_city(config: CityConfig, ready: threading.Event | None = None) -> int:
@@ -28,7 +35,7 @@ def serve_city(config: CityConfig, ready: threading.Event | None = None) -> int:
     app = create_city_app(config, new_secret_key(), warm=True)  # the first visitor finds the units read
     # A first view of a new period or a unit's page waits on the units' network: threads enough that a
     # few such views never hold the others' pages (the work is I/O, not CPU).
-    server = WsgiServer(app, host, port, threads=16, ident="syncd-city").start()
+    server = WsgiServer(app, host, port, threads=16, ident="syncd-city", error_answer=city_server_error).start()
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:

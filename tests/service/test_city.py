@@ -155,6 +155,9 @@ def test_syncd_city_serves_three_real_units_with_the_stopped_one_first_and_only_
         rows = list(load_workbook(io.BytesIO(workbook.content)).active.iter_rows(values_only=True))
         assert [r[0] for r in rows[1:]] == ["中原区", "二七区", "金水区"] and rows[1][1] == "无法连接"
 
+        too_large = requests.post(f"{base}/signin", data={"token": "x" * 70_000}, timeout=10)
+        assert too_large.status_code == 413 and too_large.headers["Content-Type"].startswith("text/html")
+        assert "Content-Security-Policy" in too_large.headers and "413" in too_large.text
         assert [len(bureau.journal()) for _, bureau, _ in units[:2]] == journals_before  # it only read
         city.send_signal(signal.SIGTERM)
         assert city.wait(timeout=15) == 0
