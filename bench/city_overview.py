@@ -30,6 +30,7 @@ from bench.compliance import build
 from syncd.city import load_city
 from syncd.compliance import Rules, compliance
 from syncd.console.city import create_city_app
+from syncd.demo.daemon import free_port
 from syncd.service.http import WsgiServer
 from syncd.service.status import gather_status
 from syncd.service.tokens import add_token
@@ -75,12 +76,6 @@ def _hanging_listener() -> tuple[socket.socket, int]:
     return listener, int(listener.getsockname()[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _csrf(text: str) -> str:
     return text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
@@ -109,7 +104,7 @@ def main() -> int:
         lines = [f"timeout = {args.timeout}\ntokens_file = \"city-tokens.toml\"\nrefresh_seconds = 60\n"]
         for number in range(args.units):
             if number < args.down:
-                url = f"http://127.0.0.1:{_free_port()}"
+                url = f"http://127.0.0.1:{free_port()}"
             elif number < args.down + args.hanging:
                 url = f"http://127.0.0.1:{hanging_port}"
             else:
