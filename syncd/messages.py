@@ -195,6 +195,7 @@ def label(table: Mapping[str, str], value: str | None, default: str = "—") -> 
 
 CONSOLE: dict[str, str] = {
     "signin.hint": "请输入管理员发给您的访问令牌（人事或运维角色）。令牌只用于本次登录，登录后 8 小时内有效。",
+    "city.signin.title": "登录市局控制台",
     "city.signin.hint": "请输入市局管理员发给您的访问令牌。本控制台只读取各单位的同步情况，不做任何修改；"
                         "登录后 8 小时内有效。",
     "signin.failed": "令牌无效，请检查后重试。",

@@ -94,7 +94,8 @@ def _globals() -> dict[str, Any]:
     pages: CityPages | None = current_app.extensions.get(CITY_EXTENSION)
     return {"m": messages, "me": g.get("token"), "home": "city", "brand": messages.CITY_BRAND,
             "unit_name": pages.config.title if pages else "", "version": __version__, "is_operator": False,
-            "signin_hint": messages.console_text("city.signin.hint")}
+            "signin_hint": messages.console_text("city.signin.hint"),
+            "signin_title": messages.console_text("city.signin.title")}
 
 
 add_signin_views(city)

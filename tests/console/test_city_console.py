@@ -66,7 +66,8 @@ def test_nothing_is_shown_without_signing_in_and_a_units_own_token_does_not_sign
     unit_token = (city.config_path.parent / "a.token").read_text().strip()  # A区's auditor token
     refused = sign_in(anonymous, unit_token)
     assert refused.status_code == 401 and "令牌无效" in refused.text
-    assert "市局管理员" in anonymous.get("/signin").text
+    form = anonymous.get("/signin").text
+    assert "市局管理员" in form and "<h1>登录市局控制台</h1>" in form
     assert sign_in(anonymous, city.token).status_code == 303
     assert anonymous.get("/").status_code == 200
 
