@@ -72,6 +72,7 @@ class CityUnit(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     token_file: Path
+    ca_file: Path | None = None  # the CA that signed the unit's certificate, when not one the system trusts
 
 
 class CityConfig(BaseModel):
@@ -107,8 +108,9 @@ def load_city(path: Path) -> CityConfig:
     """Read and check `city.toml`; ConfigError naming every bad key (a token file that cannot be read too)."""
     raw = read_toml(path)
     for unit in raw.get("unit", []) if isinstance(raw.get("unit"), list) else []:
-        if isinstance(unit, dict) and isinstance(unit.get("token_file"), str):
-            unit["token_file"] = str(path.parent / unit["token_file"])  # relative to city.toml
+        for key in ("token_file", "ca_file"):
+            if isinstance(unit, dict) and isinstance(unit.get(key), str):
+                unit[key] = str(path.parent / unit[key])  # relative to city.toml
     if isinstance(raw.get("tokens_file"), str):
         raw["tokens_file"] = str(path.parent / raw["tokens_file"])
     try:
@@ -117,12 +119,22 @@ def load_city(path: Path) -> CityConfig:
         raise problems_of(exc) from exc
     problems = [Problem(f"unit.{number}.token_file", str(unit.token_file), "a readable file holding the "
                         "unit's auditor token") for number, unit in enumerate(config.units) if not _token(unit)]
+    problems += [Problem(f"unit.{number}.ca_file", str(unit.ca_file), "a readable PEM file of the CA that signed "
+                         "the unit's certificate") for number, unit in enumerate(config.units)
+                 if unit.ca_file is not None and not _pem(unit.ca_file)]
     names = [unit.name for unit in config.units]
     problems += [Problem(f"unit.{number}.name", name, "a name no other unit has")
                  for number, name in enumerate(names) if names.index(name) != number]
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _pem(path: Path) -> bool:
+    try:
+        return "-----BEGIN CERTIFICATE-----" in path.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
 
 
 def _token(unit: CityUnit) -> str:
@@ -225,6 +237,8 @@ def _read(unit: CityUnit, start: date, end: date, timeout: float,
     deadline = time.monotonic() + unit_deadline(timeout)
     try:
         with requests.Session() as session:
+            # Per request: requests lets REQUESTS_CA_BUNDLE override a session's `verify`, not a request's.
+            session.verify = str(unit.ca_file) if unit.ca_file is not None else True
             # A unit behind a firewall that drops packets costs the connect time, not the whole timeout.
             limits = (min(CONNECT_TIMEOUT, timeout), timeout)
             _, healthz = _get_json(session, f"{base}/healthz", limits, deadline)
@@ -235,6 +249,9 @@ def _read(unit: CityUnit, start: date, end: date, timeout: float,
     except (requests.ReadTimeout, ReadTimeoutError, _Late) as exc:  # connected, and no answer in time
         log.warning("city.unit_slow", unit=unit.name, error=type(exc).__name__)
         return Standing(unit.name, "slow"), None
+    except requests.exceptions.SSLError as exc:  # reached, but its certificate is not one the city trusts
+        log.warning("city.unit_untrusted", unit=unit.name, error=type(exc).__name__)
+        return Standing(unit.name, "untrusted"), None
     except (requests.RequestException, Urllib3Error) as exc:  # the body is read from urllib3 directly
         log.warning("city.unit_unreachable", unit=unit.name, error=type(exc).__name__)
         return Standing(unit.name, "unreachable"), None
@@ -260,7 +277,8 @@ def _get_json(session: requests.Session, url: str, limits: tuple[float, float], 
     The body is read in pieces against `deadline` (_Late past it): a unit trickling a byte at a time
     resets every socket timeout, never this one, so no reading thread outlives its unit's deadline.
     """
-    with session.get(url, params=params, headers=headers, timeout=limits, stream=True) as answer:
+    with session.get(url, params=params, headers=headers, timeout=limits, stream=True,
+                     verify=session.verify) as answer:
         code = answer.status_code
         body = bytearray()
         for piece in answer.raw.stream(64 * 1024, decode_content=True):

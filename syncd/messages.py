@@ -326,7 +326,8 @@ COMPLIANCE_NONE = "无"
 CITY_COLUMNS = ("单位", "状态", "最近成功同步", "人员变动数", "按期同步率", "逾期未同步", "信息完整率",
                 "二级未解决问题", "待审批变更")
 CITY_HEALTH = {True: "正常", False: "异常"}
-CITY_ERRORS = {"unreachable": "无法连接", "slow": "应答超时", "refused": "令牌被拒绝（HTTP {status}）",
+CITY_ERRORS = {"unreachable": "无法连接", "slow": "应答超时", "untrusted": "证书不被信任",
+               "refused": "令牌被拒绝（HTTP {status}）",
                "bad_answer": "应答无法识别（HTTP {status}）"}
 CITY_SHEET = "年度考核 {start} 至 {end}"
 CITY_ABOUT_SHEET = "说明"  # the assessment workbook's second sheet: when and how completely it was read
@@ -341,6 +342,8 @@ CITY_ADVICE = {
                    "可联系该单位管理员检查 systemctl status syncd。",
     "refused": "该单位不接受市局的令牌：请该单位管理员执行 syncd token add city-bureau --role auditor，"
                "把新令牌发给市局，更新 city.toml 中该单位的 token_file。",
+    "untrusted": "该单位地址的证书不被市局信任（或证书与地址不符）。如该单位使用内部证书，"
+                 "请在 city.toml 中为该单位设置 ca_file（签发其证书的根证书）；否则请该单位检查其证书。",
     "slow": "该单位的同步服务迟迟没有答完：可能负载过高或网络不畅。请联系该单位管理员检查服务器和网络。",
     "bad_answer": "该单位的应答无法识别：可能是地址指向了其他服务，或该单位的 syncd 版本过旧（需支持第九条统计）。",
 }

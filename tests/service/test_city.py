@@ -22,13 +22,16 @@ import pytest
 import requests
 from flask import Flask, Response
 from openpyxl import load_workbook
+from werkzeug.serving import make_server
 
 from syncd.city import CityReader, Reading, format_table, load_city, overview
+from syncd.config import ConfigError
 from syncd.console.city import create_city_app
 from syncd.service.http import WsgiServer
 from syncd.service.tokens import add_token
 from tests.console.conftest import csrf_of
 from tests.console.harness import city_of_four
+from tests.ldap.slapd import make_tls_material
 from tests.service.daemon_harness import bureau_on, free_port, people_with, poll
 
 
@@ -349,3 +352,35 @@ def test_syncd_city_stops_on_sigterm_while_a_unit_is_still_trickling_its_answer(
         assert '"event": "city.stopped"' in (city.stderr.read().decode() if city.stderr else "")
     finally:
         trickler.close()
+
+
+def test_a_unit_behind_tls_with_a_private_ca_is_read_with_its_ca_file_and_untrusted_without(tmp_path: Path) -> None:
+    tls = make_tls_material(tmp_path / "tls")
+    unit = Flask("tls-unit")
+    figures = {"unit": "区审计局", "changes": 0, "on_time": 0, "on_time_share": None, "pending": 0, "overdue": 0,
+               "median_workdays": None, "max_workdays": None, "completeness_share": 1.0, "in_post": 2,
+               "open_problems": {}, "held": 0}
+    unit.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    unit.add_url_rule("/api/v1/compliance", "compliance", lambda: figures)
+    server = make_server("127.0.0.1", 0, unit, threaded=True,
+                         ssl_context=(str(tls.cert_file), str(tls.key_file)))  # the unit's TLS proxy, as it were
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "t.token").write_text("token\n")
+        url = f"https://127.0.0.1:{server.server_port}"
+        (tmp_path / "city.toml").write_text(
+            f'[[unit]]\nname = "有证书"\nurl = "{url}"\ntoken_file = "t.token"\nca_file = "tls/ca.pem"\n'
+            f'[[unit]]\nname = "无证书"\nurl = "{url}"\ntoken_file = "t.token"\n'
+            f'[[unit]]\nname = "别的证书"\nurl = "{url}"\ntoken_file = "t.token"\nca_file = "tls/other-ca.pem"\n',
+            encoding="utf-8")
+        standings = {s.name: s for s in overview(load_city(tmp_path / "city.toml"), date(2026, 1, 1),
+                                                 date(2026, 12, 31))}
+    finally:
+        server.shutdown()
+    assert standings["有证书"].error is None and standings["有证书"].figures == figures
+    assert standings["无证书"].error == "untrusted" and standings["别的证书"].error == "untrusted"
+    (tmp_path / "city.toml").write_text(
+        f'[[unit]]\nname = "A"\nurl = "{url}"\ntoken_file = "t.token"\nca_file = "t.token"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_city(tmp_path / "city.toml")
+    assert "unit.0.ca_file" in str(refused.value)
