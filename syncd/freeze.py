@@ -26,8 +26,17 @@ def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool
                timezone: str = "Asia/Shanghai") -> str:
     """Freeze (or unfreeze) the login of one person now; return the run id that journals it."""
     link = store.links(people=[employee_id]).people.get(employee_id)
-    if link is None or link.account_id is None:
+    if link is None:
         raise NotLinked(f"{employee_id} is not a person syncd has linked to a directory account")
+    account_id = link.account_id
+    if account_id is None:
+        # A link made without the account (confirmed by name in `syncd onboard --accept`): a lost phone
+        # cannot wait for the next sync to fill it, so the directory is asked now and the link completed.
+        account_id = target.account_ids([link.employee_code]).get(link.employee_code)
+        if account_id is None:
+            raise NotLinked(f"{employee_id} ({link.employee_code}) has no login account in the directory")
+        store.set_account_id(employee_id, account_id)
+        log.info("person.account_found", subject=employee_id, requested_by=requested_by)
     kind = ChangeKind.FREEZE if frozen else ChangeKind.UNFREEZE
     run_id = store.start_run(kind.value, "manual", dry_run=False)
     now = datetime.now(UTC)
@@ -36,7 +45,7 @@ def set_frozen(target: Target, store: StateStore, employee_id: str, frozen: bool
     [(entry, _)] = store.journal_plan(run_id, [change], now, local_date(now, timezone))
     store.mark_sent(entry)
     try:
-        target.set_account_frozen(link.account_id, frozen)
+        target.set_account_frozen(account_id, frozen)
     except TargetError as exc:
         store.mark_failed(entry, exc.category, str(exc))
         store.finish_run(run_id, "failed", {f"{kind.value}.failed": 1})

@@ -109,6 +109,9 @@ class Target(Protocol):
     def set_account_frozen(self, account_id: int, frozen: bool) -> None:
         """Freeze a login at once (a lost phone, Article 17) or unfreeze it."""
 
+    def account_ids(self, employee_codes: Sequence[str]) -> dict[str, int]:
+        """The login account of each of these people, by employeeCode (those with none are left out)."""
+
     def visible_scope(self) -> list[str]:
         """The organisation codes the app may see and write (check-config verifies the unit's root is one)."""
 

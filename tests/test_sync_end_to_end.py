@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bench.synthetic import generate
+from syncd.state.models import PersonLink
 from tests.conftest import DEPARTMENTS, PEOPLE, person
 from tests.projection import hr_projection
 from tests.sim_env import TENANT, Env, employee_code, hand_client
@@ -135,6 +137,21 @@ def test_a_frozen_login_stays_frozen_through_syncs_until_unfrozen(env: Env) -> N
     assert account_status(env, "13800000002") == "F"
     assert env.cli("unfreeze", "A000002").exit_code == 0
     assert account_status(env, "13800000002") == "A"
+
+
+def test_a_person_linked_without_their_account_is_frozen_at_once_and_the_link_completed(env: Env) -> None:
+    """People confirmed by name in `syncd onboard --accept` are linked before their account is known."""
+    assert env.sync().exit_code == 0
+    store = env.store()
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(update(PersonLink).where(PersonLink.employee_id == "A000002").values(account_id=None))
+        frozen = env.cli("freeze", "A000002", "--by", "duty-officer")
+        assert frozen.exit_code == 0, frozen.output
+        assert account_status(env, "13800000002") == "F"
+        assert store.links(people=["A000002"]).people["A000002"].account_id is not None
+    finally:
+        store.close()
 
 
 def test_freezing_an_unknown_person_is_a_usage_error(env: Env) -> None:

@@ -193,6 +193,15 @@ class ZzdTarget:
         """Freeze a login at once (a lost phone) or unfreeze it."""
         self.client.update_gov_account_status(account_id, "F" if frozen else "A")
 
+    def account_ids(self, employee_codes: Sequence[str]) -> dict[str, int]:
+        """The login account of each person, by employeeCode: 100 codes a call (`listEmployeeAccountIds`)."""
+        found: dict[str, int] = {}
+        for account in self.client.account_ids_in_batches(dict.fromkeys(employee_codes)):
+            account_id = _account_id(account.get("accountId"))
+            if account.get("employeeCode") and account_id is not None:
+                found[str(account["employeeCode"])] = account_id
+        return found
+
     def read_people(self, org_codes: Sequence[str], employee_codes: Sequence[str] = ()) -> list[DirectoryEntry]:
         """Everyone with a position in these organisations, active or not, as the directory holds them,
         and the people `employee_codes` names wherever they are (a person deactivated by hand may hold

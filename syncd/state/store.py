@@ -347,6 +347,12 @@ class StateStore:
                 "department": link.department, "organization_code": link.organization_code,
                 "pushed": dict(link.pushed), "status": link.status, "frozen": link.frozen, "updated_at": _now()}
 
+    def set_account_id(self, employee_id: str, account_id: int) -> None:
+        """Complete a person's link with the login account the directory holds for them."""
+        with self.engine.begin() as connection:
+            connection.execute(update(PersonLink).where(PersonLink.employee_id == employee_id).values(
+                account_id=account_id, updated_at=_now()))
+
     def set_frozen(self, employee_id: str, frozen: bool, entry_id: int) -> None:
         """Record a freeze or unfreeze on the link and close its journal entry."""
         with self.engine.begin() as connection:

@@ -151,6 +151,13 @@ def test_account_is_frozen_and_unfrozen(target: ZzdTarget, admin: SimAdmin, root
     assert admin.directory()["accounts"][0]["status"] == "A"
 
 
+def test_account_ids_are_found_by_employee_code_and_unknown_codes_are_left_out(
+        target: ZzdTarget, root: str, person_fields) -> None:
+    first, second = target.create_person(person_fields(1), root), target.create_person(person_fields(2), root)
+    found = target.account_ids([second.employee_code, first.employee_code, "GE_" + "0" * 32])
+    assert found == {first.employee_code: first.account_id, second.employee_code: second.account_id}
+
+
 def test_write_outside_the_scope_reaches_the_engine_as_a_scope_target_error(
     target: ZzdTarget, other_unit: str,
 ) -> None:
