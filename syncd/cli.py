@@ -618,6 +618,7 @@ def city_token() -> None:
 @click.pass_context
 def city_token_add(ctx: click.Context, name: str) -> None:
     """Create a sign-in token for NAME (read-only); it is printed once, and only its hash is kept."""
+    from syncd.service.token_admin import share_with_service
     from syncd.service.tokens import TokensError, add_token
 
     config = _load_city(ctx)
@@ -627,6 +628,8 @@ def city_token_add(ctx: click.Context, name: str) -> None:
         secret = add_token(config.tokens_file, name, "auditor")
     except TokensError as exc:
         raise click.UsageError(str(exc)) from exc
+    if note := share_with_service(config.tokens_file):  # syncd-city.service reads it as the group syncd
+        click.echo(f"syncd: warning: {note}", err=True)
     click.echo(f"city console token for {name}; shown once, keep it now:", err=True)
     click.echo(secret)
 

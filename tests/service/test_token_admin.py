@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from syncd.cli import main
 from syncd.config import ConfigError, load
 from syncd.service.token_admin import SERVICE_GROUP, readable_by_service, share_with_service
-from syncd.service.tokens import Token, TokenStore, add_token, hash_token
+from syncd.service.tokens import Token, TokenStore, add_token, hash_token, load_tokens
 from syncd.state.store import StateStore
 from tests.conftest import config_toml
 from tests.test_state_admin import pg_schema
@@ -72,6 +72,24 @@ def test_token_add_gives_the_file_to_the_group_syncd_or_says_it_is_missing(confi
     added = CliRunner().invoke(main, ["token", "add", "hr-portal", "--role", "hr", "--config", str(configured)])
     assert added.exit_code == 0, added.output
     path = configured.parent / "tokens.toml"
+    try:
+        gid = grp.getgrnam(SERVICE_GROUP).gr_gid
+    except KeyError:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert f"groupadd --system {SERVICE_GROUP}" in added.stderr
+    else:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640 and path.stat().st_gid == gid
+
+
+def test_city_token_add_gives_the_city_tokens_file_to_the_group_syncd_or_says_it_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "a.token").write_text("t\n")
+    config = tmp_path / "city.toml"
+    config.write_text('tokens_file = "city-tokens.toml"\n[[unit]]\nname = "A区"\nurl = "http://127.0.0.1:1"\n'
+                      'token_file = "a.token"\n', encoding="utf-8")
+    added = CliRunner().invoke(main, ["city", "token", "add", "city-admin-1", "--config", str(config)])
+    assert added.exit_code == 0, added.output
+    path = tmp_path / "city-tokens.toml"
+    assert [(token.name, token.role) for token in load_tokens(path)] == [("city-admin-1", "auditor")]
     try:
         gid = grp.getgrnam(SERVICE_GROUP).gr_gid
     except KeyError:
