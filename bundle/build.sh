@@ -101,6 +101,7 @@ units=("$ROOT"/systemd/*.service "$ROOT"/systemd/*.timer "$ROOT"/systemd/*.socke
 if [ ${#units[@]} -eq 0 ]; then say "warning: no unit files in systemd/"; fi
 for unit in "${units[@]}"; do install -m 0644 "$unit" "$STAGE/systemd/"; done
 install -m 0644 "$ROOT/config/example.toml" "$STAGE/config/example.toml"
+install -m 0644 "$ROOT/config/city.example.toml" "$STAGE/config/city.example.toml"  # the city bureau's (README)
 install -m 0644 "$ROOT/bundle/README.md" "$STAGE/README.md"
 install -d -m 0755 "$STAGE/ops"
 install -m 0644 "$ROOT"/ops/alerts.yml "$ROOT"/ops/alerts_test.yml "$ROOT"/ops/grafana-dashboard.json "$STAGE/ops/"

@@ -95,6 +95,8 @@ if [ -z "$P" ] && ! getent group syncd >/dev/null; then
   groupadd --system syncd
 fi
 install -m 0644 "$HERE/config/example.toml" "$CONF/syncd.toml.example"  # this release's reference
+# The city bureau's console (syncd-city.service) is optional: its example only, never a city.toml.
+install -m 0644 "$HERE/config/city.example.toml" "$CONF/city.toml.example"
 if [ -e "$CONF/syncd.toml" ]; then
   config_note="kept $CONF/syncd.toml as it was (this release's example: syncd.toml.example)"
 else

@@ -101,6 +101,9 @@ def test_the_bundle_installs_offline_runs_and_upgrades_in_place_keeping_the_conf
     for unit in (ROOT / "systemd").glob("*.service"):
         assert (prefix / "etc" / "systemd" / "system" / unit.name).read_bytes() == unit.read_bytes()
     assert (prefix / "usr" / "local" / "bin" / "syncd").resolve() == syncd.resolve()
+    city_example = config.parent / "city.toml.example"  # for syncd-city.service, installed beside it
+    assert city_example.read_bytes() == (ROOT / "config" / "city.example.toml").read_bytes()
+    assert not (config.parent / "city.toml").exists()
 
     helped = run([str(syncd), "--help"])
     assert helped.returncode == 0 and "check-config" in helped.stdout
