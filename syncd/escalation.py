@@ -658,14 +658,15 @@ class Escalation:
                     continue
                 if row is None:
                     row = ProblemRow(level=finding.level, kind=finding.kind, key=key, subjects=list(finding.subjects),
-                                     title=finding.title, text=finding.text(self._local(now)), opened_at=now,
-                                     reminders=0)
+                                     title=finding.title, text="", opened_at=now, reminders=0)
+                    # A failure streak that began before this run (a restart mid-streak) is dated from its first run.
+                    row.text = finding.text(self._local(_open_since(row, facts)))
                     session.add(row)
                     rows[key] = row
                     log.info("escalation.opened", kind=finding.kind, key=key, level=finding.level,
                              subjects=len(finding.subjects))
                 else:  # the same problem, described as it is now (counts, ids); no notice for that but a hold's
-                    text = finding.text(self._local(aware(row.opened_at)))
+                    text = finding.text(self._local(_open_since(row, facts)))
                     if row.kind == "held" and text != row.text:
                         grown.add(row.id)
                     row.subjects = list(finding.subjects)

@@ -914,6 +914,8 @@ def test_a_streak_first_seen_at_level_2_reads_its_duration_from_the_first_failed
     assert recorder.last[1].text.splitlines()[0] == (
         f"上报：{UNIT}的以下问题已持续2小时5分钟，同步已连续失败 3 次，本单位管理员尚未解决，请督促处理。")
     assert f"（运行 {run}，已连续失败 3 次）" in recorder.last[1].text
+    started = first_started(store, first).astimezone(CST).strftime("%Y-%m-%d %H:%M")
+    assert f"开始：{started}" in recorder.last[1].text  # the streak's first run, not the moment the problem opened
 
 
 def test_a_problem_raised_to_level_2_the_moment_it_opens_reads_just_found_not_0_minutes(
