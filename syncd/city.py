@@ -195,8 +195,8 @@ def read_unit_detail(unit: CityUnit, start: date, end: date, timeout: float,
 
 
 def unit_deadline(timeout: float) -> float:
-    """How long one unit may take in all: its three requests, each within `timeout`."""
-    return 3 * timeout + CONNECT_TIMEOUT
+    """How long one unit may take in all: connecting, then its three requests, each within `timeout`."""
+    return 3 * timeout + min(CONNECT_TIMEOUT, timeout)
 
 
 def _bounded(calls: Sequence[Callable[[], T]], deadline: float) -> list[T | None]:
