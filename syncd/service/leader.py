@@ -34,7 +34,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from syncd.state.store import StateStore
+from syncd.state.store import StateStore, name_sessions, session_name
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +100,8 @@ class InstanceLock:
         self._fd: int | None = None
         # Its own connections, never pooled: the lease settings must not reach the store's other sessions.
         self._engine = None if self._sqlite else create_engine(url, poolclass=NullPool)
+        if self._engine is not None:
+            name_sessions(self._engine)
         self._connection: Connection | None = None
         self._guard = threading.Lock()  # the lock session is touched by the main thread and by writers
         self._checked = 0.0  # time.monotonic() of the last good touch
@@ -133,10 +135,13 @@ class InstanceLock:
             got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _DAEMON_KEY}).scalar()
             connection.commit()  # a session lock outlives the transaction; never sit idle in one
             if got:
-                evicted = _evict_cycle_lock_holders(connection)
+                previous = _holder(self._store.value(LEADER))
+                if previous is not None and (previous.pid, previous.host) == (me.pid, me.host):
+                    previous = None  # this process led before: its own sessions stay
+                evicted = _evict_previous_leader(connection, previous)
                 if evicted:
                     log.warning("daemon.evicted", sessions=evicted,
-                                reason="a session of the previous leader still held the cycle lock")
+                                reason="sessions of the previous leader were still open")
                 self._store.set_value(LEADER, me.as_json())
         except SQLAlchemyError:
             connection.close()
@@ -195,17 +200,21 @@ class InstanceLock:
             self._engine.dispose()
 
 
-def _evict_cycle_lock_holders(connection: Connection) -> int:
-    """End every other session holding the cycle lock: the new leader's, or a frozen predecessor's cycle.
+def _evict_previous_leader(connection: Connection, previous: Holder | None) -> int:
+    """End every other session holding the cycle lock, and every session of the previous leader.
 
-    Only the leader runs cycles, so such a session belongs to a leader that lost its lease and may
-    thaw at any moment; ending it releases the lock (and its open transaction) now. Nodes share one
-    database role, which may end its own sessions.
+    Only the leader runs cycles and writes, so such a session belongs to a leader that lost its
+    lease and may thaw at any moment: its cycle lock, and any transaction it was frozen inside of
+    (with its row locks), would stall this leader until the server noticed. Ending them releases
+    them now; a thawed leader finds its sessions gone and stands by. Nodes share one database role,
+    which may end its own sessions.
     """
+    name = session_name(previous.pid, previous.host) if previous is not None else None
     ended = connection.execute(text(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND classid = :high AND objid = :low AND objsubid = 1 AND pid <> pg_backend_pid()"),
-        {"high": _CYCLE_KEY >> 32, "low": _CYCLE_KEY & 0xFFFFFFFF}).scalar()
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ("
+        "application_name = :name OR pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = :high AND objid = :low AND objsubid = 1))"),
+        {"name": name, "high": _CYCLE_KEY >> 32, "low": _CYCLE_KEY & 0xFFFFFFFF}).scalar()
     connection.commit()
     return int(ended or 0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -147,7 +148,27 @@ def _engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    else:
+        name_sessions(engine)
     return engine
+
+
+def session_name(pid: int, host: str) -> str:
+    """The `application_name` of every PostgreSQL session of the process `pid` on `host`.
+
+    A node that takes the lead ends every session of the leader before it by this name: a leader
+    frozen inside a transaction would otherwise hold its row locks until the server notices.
+    """
+    return f"syncd {pid} {host}".encode()[:63].decode(errors="ignore")  # the server keeps 63 bytes
+
+
+def name_sessions(engine: Engine) -> None:
+    """Give each new session of `engine` this process's `session_name` (looked up at connect: a fork has its own)."""
+
+    def named(dialect: Any, record: Any, args: Any, params: dict[str, Any]) -> None:
+        params["application_name"] = session_name(os.getpid(), socket.gethostname())
+
+    event.listen(engine, "do_connect", named)
 
 
 def _alembic() -> AlembicConfig:
