@@ -68,6 +68,7 @@ class CycleResult:
     held: list[Held] = field(default_factory=list)
     drift: Drift | None = None
     decide_runs: list[str] = field(default_factory=list)  # runs whose holds an operator must decide
+    taken_in: int = 0  # earlier runs' holds outside a scoped run's plan that it now holds too
     outcome: str = "success"  # success | partial | failed | held | dry_run | skipped
     duration_s: float = 0.0
 
@@ -259,7 +260,9 @@ def apply(config: Config, planned: Planned, guarded: GuardedPlan, store: StateSt
         new_holds = list(guarded.held)
     result.report = Applier(target, store, planned.links, settings).apply(result.run_id, guarded.allowed, new_holds)
     if joining:
-        store.supersede_holds({h.change.fingerprint() for h in guarded.held}, result.run_id)
+        # A scoped run holds only its part of the waiting set: it takes in the rest, so one run is decided.
+        result.taken_in = store.supersede_holds({h.change.fingerprint() for h in guarded.held}, result.run_id,
+                                                take_in=not options.scope.everything)
         pending = {}
     if guarded.needs_approval:  # announced whatever else happened: a failure elsewhere must not hide it
         waiting_on = {pending[fp] for h in guarded.held if (fp := h.change.fingerprint()) in pending}
@@ -283,7 +286,7 @@ def record(store: StateStore, result: CycleResult, guarded: GuardedPlan, subject
     elif guarded.needs_approval:
         result.outcome = "held"
     rejected = sum(1 for r in result.snapshot.rejections if r.kind != SOURCE_REJECTION)
-    counts = {**result.report.counts(), "held": len(guarded.held), "rejected": rejected,
+    counts = {**result.report.counts(), "held": len(guarded.held) + result.taken_in, "rejected": rejected,
               "incomplete_people": len({i.key for i in result.snapshot.issues}),
               "source_incomplete": int(not result.snapshot.complete), **guarded.hold_counts()}
     store.finish_run(result.run_id, result.outcome, counts)

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from connectors.zzd.simulator import SimTenant, SimulatorServer
 from connectors.zzd.simulator.directory import Account, Employee, Position
 from syncd.config import Admin, Config, load
-from syncd.cycle import run_cycle
+from syncd.cycle import CycleOptions, run_cycle
 from syncd.escalation import Escalation, gather_facts
+from syncd.scope import Scope
 from syncd.state.models import JournalEntry
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
@@ -51,10 +52,10 @@ def bureau(tmp_path: Path, export: Callable[..., tuple[Path, Path]]) -> Iterator
         yield config.model_copy(update={"escalation": escalation}), server
 
 
-def sync(config: Config) -> str | None:
+def sync(config: Config, options: CycleOptions | None = None) -> str | None:
     store = StateStore(config.state.url)
     try:
-        result = run_cycle(config, build_source(config), build_target(config), store)
+        result = run_cycle(config, build_source(config), build_target(config), store, options or CycleOptions())
         return result.outcome
     finally:
         store.close()
@@ -166,5 +167,34 @@ def test_a_hold_that_grows_while_undecided_is_one_run_to_decide_and_one_level_2_
         directory = server.simulator.directory.employees
         assert {i for i in people if directory[people[i].employee_code].status == "F"} == {
             "A000002", "A000003", "A000004", "A000005"}
+    finally:
+        store.close()
+
+
+def test_a_scoped_resync_that_joins_part_of_a_waiting_hold_takes_in_the_rest_one_run_to_decide(
+        bureau: tuple[Config, SimulatorServer], export: Callable[..., tuple[Path, Path]]) -> None:
+    config, server = bureau
+    assert sync(config) == "success"
+    store = StateStore(config.state.url)
+    try:
+        export(people=leavers("A000002", "A000003"))  # 办公室 and 财政审计处: held (at most 1 unheld)
+        assert sync(config) == "held"
+        [(first, _, held)] = store.held_runs()
+        assert held == 2
+        # One more leaves in 财政审计处, and HR resyncs that department only: its plan holds A000003
+        # (waiting in the first run) and A000004; A000002 (办公室) is outside its scope.
+        export(people=leavers("A000002", "A000003", "A000004"))
+        resync = CycleOptions(trigger="resync", scope=Scope("department", "D0003"))
+        assert sync(config, resync) == "held"
+        [(second, _, held)] = store.held_runs()  # one run to decide, holding the whole set
+        assert second != first and held == 3
+        assert store.decide(first, approve=True) == 0
+        assert store.decide(second, approve=True) == 3
+        assert sync(config) == "success"
+        people = store.links().people
+        directory = server.simulator.directory.employees
+        assert {i for i in people if directory[people[i].employee_code].status == "F"} == {
+            "A000002", "A000003", "A000004"}
+        assert store.held_runs() == []
     finally:
         store.close()

@@ -538,15 +538,30 @@ class StateStore:
                     error_message=f"applied by run {run_id}" if was_applied else f"no longer planned (run {run_id})",
                     updated_at=_now()))
 
-    def supersede_holds(self, fingerprints: set[str], run_id: str) -> None:
-        """Earlier runs' undecided holds of these changes are superseded by `run_id`, which holds them all."""
-        with self._session() as session:
-            earlier = [e.id for e in session.scalars(select(JournalEntry).where(
-                JournalEntry.state == "held", JournalEntry.run_id != run_id)) if _fingerprint(e) in fingerprints]
-        if earlier:
-            with self._session.begin() as session:
-                session.execute(update(JournalEntry).where(JournalEntry.id.in_(earlier)).values(
-                    state="superseded", error_message=f"held again with more by run {run_id}", updated_at=_now()))
+    def supersede_holds(self, fingerprints: set[str], run_id: str, take_in: bool = False) -> int:
+        """Earlier runs' undecided holds of these changes are superseded by `run_id`, which holds them all.
+
+        `take_in` (a scoped run, whose plan holds only its part): every other undecided hold of the
+        earlier runs is journaled into `run_id` too, as it was detected and due, so one run is decided
+        and not two. Returns how many were taken in.
+        """
+        now = _now()
+        with self._session.begin() as session:
+            earlier = list(session.scalars(select(JournalEntry).where(
+                JournalEntry.state == "held", JournalEntry.run_id != run_id).order_by(JournalEntry.id)))
+            held_again = [e.id for e in earlier if _fingerprint(e) in fingerprints]
+            taken = [e for e in earlier if take_in and e.error_category != "waiting" and e.id not in set(held_again)]
+            seq = session.scalar(select(func.max(JournalEntry.seq)).where(JournalEntry.run_id == run_id)) or 0
+            for n, entry in enumerate(taken, start=seq + 1):
+                session.add(JournalEntry(run_id=run_id, seq=n, kind=entry.kind, subject=entry.subject,
+                                         change=entry.change, state="held", attempts=0,
+                                         error_category=entry.error_category, error_message=entry.error_message,
+                                         detected_at=entry.detected_at, due_at=entry.due_at, updated_at=now))
+            superseded = [*held_again, *(e.id for e in taken)]
+            if superseded:
+                session.execute(update(JournalEntry).where(JournalEntry.id.in_(superseded)).values(
+                    state="superseded", error_message=f"held again with more by run {run_id}", updated_at=now))
+        return len(taken)
 
     def overdue(self, today: date) -> list[JournalEntry]:
         """Changes not in the directory past their due date: what the latest whole-unit run could not
