@@ -455,10 +455,22 @@ def _check_tree(departments: dict[str, Department], located: _Locations, root: s
     """Keep the departments that reach the root through known parents; reject the rest with the path."""
     parents = {dept.id: dept.parent for dept in departments.values()}
     memo: dict[str, _TreeReason | None] = {}
+    # A name with markup or a formula would reach the directory, and every export of it: rejected
+    # (with its sub-departments and people, who stay as they are), unlike a person's name, which the
+    # directory needs and is only reported. The root is the unit's own organisation, never written.
+    unsafe = {dept.id: field for dept in departments.values() if dept.id != root
+              for field, value in (("name", dept.name), ("short_name", dept.short_name)) if value and _unsafe(value)}
+    for dept_id, field in unsafe.items():
+        memo[dept_id] = ("holds markup or a spreadsheet formula", f"{field}.unsafe", ())
     for position, dept in enumerate(departments.values()):
         if dept.id == root:
             # The root's parent is the level above the unit, which syncd never touches.
             snapshot.departments[dept.id] = Department(dept.id, dept.name, dept.short_name, None, dept.order)
+            continue
+        if dept.id in unsafe:
+            snapshot.rejections.append(Rejection("department", dept.id, unsafe[dept.id],
+                                                 "holds markup or a spreadsheet formula", *located[position],
+                                                 f"{unsafe[dept.id]}.unsafe", ()))
             continue
         problem = _tree_problem(dept.id, parents, root, memo)
         if problem is None:

@@ -253,6 +253,22 @@ def test_a_hold_hr_has_made_moot_is_superseded_and_cannot_be_approved_later(env:
     assert all(status == "A" for _, _, status, _ in env.directory()["people"].values())
 
 
+def test_a_department_renamed_to_a_formula_reaches_nobody_and_its_people_stay_as_they_are(env: Env) -> None:
+    assert env.sync().exit_code == 0
+    before = env.directory()
+    renamed = [dict(d, 部门名称='=HYPERLINK("http://evil.example","财政审计处")') if d["部门编号"] == "D0003" else d
+               for d in DEPARTMENTS]
+    env.write_export(departments=renamed, people=[dict(p, 职务="处长") for p in PEOPLE])
+    result = env.cycle()
+    assert {(r.key, r.code) for r in result.snapshot.rejections if r.kind == "department"} == {("D0003", "name.unsafe")}
+    after = env.directory()
+    # Nobody in 财政审计处 left, nothing there was renamed or changed; the rest of the unit synced.
+    assert after["departments"] == before["departments"]
+    kept = {k: v for k, v in before["people"].items() if v[1] == "D0003"}
+    assert len(kept) == 2 and {k: v for k, v in after["people"].items() if v[1] == "D0003"} == kept
+    assert {v[3] for k, v in after["people"].items() if v[2] == "A" and k not in kept} == {"处长"}
+
+
 def test_people_already_in_the_directory_are_adopted_moved_and_rehired_not_created_twice(env: Env) -> None:
     hand = hand_client(env)
     def by_hand(name: str, mobile: str) -> dict[str, Any]:

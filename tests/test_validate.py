@@ -234,6 +234,25 @@ def test_a_name_holding_a_formula_is_reported_and_still_the_persons_name() -> No
     assert snapshot.people["A1"].name == HYPERLINK and "name" not in snapshot.people["A1"].invalid
 
 
+def test_a_department_named_with_a_formula_or_markup_is_rejected_with_what_is_under_it_and_nobody_leaves() -> None:
+    departments = [{"id": "D1", "name": "<b>市审计局</b>"}, {"id": "D2", "name": "办公室", "parent": "D1"},
+                   {"id": "D4", "name": "二科", "parent": "D3"}, {"id": "D3", "name": HYPERLINK, "parent": "D1"},
+                   {"id": "D5", "name": "信息中心", "short_name": "<script>alert(1)</script>", "parent": "D1"}]
+    people = [good("A1"), good("A3", department="D3"), good("A4", department="D4")]
+    snapshot = build_snapshot(ListSource(departments, people), "D1", CODES)
+    texts = {(r.key, r.field, r.code): problem_text(r) for r in snapshot.rejections}
+    assert texts == {
+        ("D3", "name", "name.unsafe"): "部门名称含有网页标记或表格公式（如 <…> 或以 = @ 开头），请改为纯文本",
+        ("D4", "parent", "parent.rejected"): "位于被拒绝的部门 D3 之下",
+        ("D5", "short_name", "short_name.unsafe"): "简称含有网页标记或表格公式（如 <…> 或以 = @ 开头），请改为纯文本",
+        ("A3", "department", "department.unknown"): "部门编号 D3 不存在（部门表中没有，或该部门被拒绝）",
+        ("A4", "department", "department.unknown"): "部门编号 D4 不存在（部门表中没有，或该部门被拒绝）",
+    }
+    # The root is the unit's own organisation, which syncd never writes: its name is not a reason to stop.
+    assert set(snapshot.departments) == {"D1", "D2"} and snapshot.complete
+    assert set(snapshot.people) == {"A1"}
+
+
 @pytest.mark.parametrize("fields", [
     {"office_phone": "+86 371 6718 0000"}, {"office_phone": "-"}, {"mobile": "+86 138 0000 0001"},
     {"name": "<无名氏>"}, {"post": "副处长（主持工作）"}, {"post": "a < b"}, {"name": "阿卜杜拉·买买提"},
