@@ -21,7 +21,7 @@ from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from connectors.zzd.simulator.tenant import Faults
 from syncd import log as logging_setup
 from syncd.config import Config
-from syncd.cycle import run_cycle
+from syncd.engine.cycle import run_cycle
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 

@@ -5,7 +5,7 @@
 The units stand in for 50 district daemons on their own servers: one waitress server (in a process
 of its own, 32 threads) answers `/u<N>/healthz`, `/u<N>/api/v1/compliance` and `/u<N>/api/v1/status`
 after `--unit-latency` seconds each, with answers computed once by syncd's own functions
-(`syncd.compliance.compliance`, `syncd.service.status.gather_status`) over a journal of
+(`syncd.domain.compliance.compliance`, `syncd.service.status.gather_status`) over a journal of
 `--changes` changes. `--down` units have nothing listening; `--hanging` units accept the
 connection and never answer (the city waits its `timeout`). The city console is the real app
 (`syncd.console.city.create_city_app`) over real HTTP, read with `requests` as a browser would.
@@ -28,9 +28,9 @@ import requests
 
 from bench.compliance import build
 from syncd.city import load_city
-from syncd.compliance import Rules, compliance
 from syncd.console.city import create_city_app
 from syncd.demo.daemon import free_port
+from syncd.domain.compliance import Rules, compliance
 from syncd.service.http import WsgiServer
 from syncd.service.status import gather_status
 from syncd.service.tokens import add_token

@@ -1,4 +1,4 @@
-"""Benchmark the Article 9 figures of a year at a large unit: `syncd.compliance.compliance` over the journal.
+"""Benchmark the Article 9 figures of a year at a large unit: `syncd.domain.compliance.compliance` over the journal.
 
     python -m bench.compliance --changes 100000 --batches 50
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from syncd.compliance import Rules, compliance
+from syncd.domain.compliance import Rules, compliance
 from syncd.state.models import JournalEntry, Run
 from syncd.state.store import StateStore
 

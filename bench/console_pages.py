@@ -49,8 +49,8 @@ def _with_problems(rows: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
 
 def prepare(directory: Path, people: int, seed: int) -> Path:
     """The export and the seeded state in `directory` (reused when they match)."""
+    from syncd.domain.validate import CodeTables, build_snapshot
     from syncd.state.store import StateStore
-    from syncd.validate import CodeTables, build_snapshot
 
     marker = directory / "console.json"
     wanted = {"people": people, "seed": seed, "version": 1}
@@ -128,10 +128,10 @@ def _seed_history(store: Any, people: list[str], departments: list[str], rng: ra
 def build(directory: Path, database: Path) -> tuple[Any, Any, Any, str]:
     """The daemon's app with the console over the seeded state; (app, console data, snapshot cache, operator token)."""
     from syncd.console import ConsoleData, SnapshotCache, read_directory_person, read_hr, register_console
+    from syncd.domain.target import DirectoryEntry
     from syncd.service.api import create_api
     from syncd.service.daemon import Daemon, DaemonControl
     from syncd.service.tokens import TokenStore, add_token
-    from syncd.target import DirectoryEntry
 
     class Control(DaemonControl):
         def directory_person(self, employee_id: str) -> DirectoryEntry | None:

@@ -43,8 +43,8 @@ from bench.seeding import (
 
 def prepare(directory: Path, people: int, seed: int) -> Path:
     """The export and a state database holding the links a sync of it would leave (reused when present)."""
+    from syncd.domain.validate import CodeTables, build_snapshot
     from syncd.state.store import StateStore
-    from syncd.validate import CodeTables, build_snapshot
 
     export(directory, people, seed)
     database = directory / "state.db"
@@ -92,7 +92,7 @@ class CollectorWatch:
 def measure_cycle(directory: Path, base_url: str, tenant: dict[str, Any]) -> dict[str, Any]:
     """One real forced no-change cycle; its figures (run in a fresh process)."""
     from syncd import log as logging_setup
-    from syncd.cycle import CycleOptions, run_cycle
+    from syncd.engine.cycle import CycleOptions, run_cycle
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 
@@ -114,9 +114,9 @@ def measure_cycle(directory: Path, base_url: str, tenant: dict[str, Any]) -> dic
 
 def measure_steps(directory: Path, tenant: dict[str, Any]) -> dict[str, Any]:
     """The cycle's steps one by one (read, links, reconcile, the applier's setup): time, RSS after, peak after."""
-    from syncd.apply import Applier, ApplySettings
-    from syncd.cycle import YOUNG_GENERATION, read, young_generation
-    from syncd.reconcile import reconcile
+    from syncd.domain.reconcile import reconcile
+    from syncd.engine.apply import Applier, ApplySettings
+    from syncd.engine.cycle import YOUNG_GENERATION, read, young_generation
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 

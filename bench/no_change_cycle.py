@@ -31,9 +31,9 @@ from bench.seeding import ROOT, as_synced, bench_config, csv_source, export, see
 from connectors.sources.csv_source import CsvSource
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd import log as logging_setup
-from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.domain.validate import CodeTables, build_snapshot
+from syncd.engine.cycle import CycleOptions, CycleResult, run_cycle
 from syncd.state.store import StateStore
-from syncd.validate import CodeTables, build_snapshot
 from syncd.wiring import build_target
 
 INCREMENTAL = CycleOptions(trigger="schedule", skip_unchanged=True)

@@ -105,9 +105,9 @@ def measure(directory: Path, base_url: str, tenant: dict[str, Any], output: Path
     """`syncd onboard --output`, step by step, in this (fresh) process: seconds, RSS after, peak."""
     from bench.seeding import csv_source
     from syncd import log as logging_setup
-    from syncd.cycle import read
-    from syncd.onboard import lookup_mobiles, read_directory, review
-    from syncd.onboard_workbook import write_review
+    from syncd.engine.cycle import read
+    from syncd.engine.onboard import lookup_mobiles, read_directory, review
+    from syncd.reporting.onboard_workbook import write_review
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 

@@ -21,9 +21,9 @@ from bench.seeding import ROOT, as_synced, peak_rss_mb, seed_links
 from bench.synthetic import generate_lazily, write_csv
 from connectors.sources.csv_source import CsvSource
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.model import LinkState
-from syncd.reconcile import reconcile
-from syncd.validate import CodeTables, build_snapshot
+from syncd.domain.model import LinkState
+from syncd.domain.reconcile import reconcile
+from syncd.domain.validate import CodeTables, build_snapshot
 
 
 def timed(label: str, func, *args):  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ def run_cycle_bench(directory: Path, source: CsvSource) -> None:
     from connectors.zzd.simulator.server import SimulatorServer
     from connectors.zzd.simulator.tenant import SimTenant
     from syncd.config import Config
-    from syncd.cycle import run_cycle
+    from syncd.engine.cycle import run_cycle
     from syncd.state.store import StateStore
     from syncd.wiring import build_target
 

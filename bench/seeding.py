@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.sources.csv_source import CsvSource
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS, Config
-from syncd.model import LinkedDepartment, LinkedPerson, LinkState, Snapshot, department_pushed_fields
+from syncd.domain.model import LinkedDepartment, LinkedPerson, LinkState, Snapshot, department_pushed_fields
 from syncd.state.models import DepartmentLink, PersonLink
 from syncd.state.store import StateStore
 

@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
-from syncd.compliance import share_text
 from syncd.config import ConfigError, Problem, problems_of, read_toml
-from syncd.messages import (
+from syncd.domain.compliance import share_text
+from syncd.reporting.messages import (
     CITY_ABOUT,
     CITY_ABOUT_SHEET,
     CITY_COLUMNS,
@@ -53,7 +53,7 @@ from syncd.messages import (
     COMPLIANCE_NONE,
     COMPLIANCE_PERIOD,
 )
-from syncd.spreadsheet import text_row
+from syncd.reporting.spreadsheet import text_row
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -103,8 +103,8 @@ def _print_problems(ctx: click.Context, problems: list[str]) -> None:
 @click.pass_context
 def sync(ctx: click.Context, full: bool, dry_run: bool, fmt: str) -> None:
     """Run one cycle now, then exit."""
-    from syncd.cycle import CycleOptions, run_cycle
-    from syncd.present import (
+    from syncd.engine.cycle import CycleOptions, run_cycle
+    from syncd.reporting.present import (
         print_drift,
         print_held,
         print_issues,
@@ -252,7 +252,7 @@ def resync(ctx: click.Context, employee_id: str | None, department_id: str | Non
     without a daemon it runs here. Waits and exits with the run's code."""
     import time
 
-    from syncd.scope import Scope
+    from syncd.domain.scope import Scope
     from syncd.service.leader import running_daemon
     from syncd.service.resyncs import carry_out
     from syncd.state.store import ResyncQueueFull, StateStore
@@ -306,7 +306,7 @@ def ack(ctx: click.Context, key: str, by: str | None) -> None:
     """Acknowledge an open escalation: its reminders stop, its level-2 deadline does not."""
     from datetime import UTC
 
-    from syncd.escalation import acknowledge
+    from syncd.domain.escalation import acknowledge
     from syncd.state.store import StateStore
 
     config = _load_config(ctx)
@@ -391,9 +391,9 @@ def token_revoke(ctx: click.Context, name: str) -> None:
 
 
 def _freeze(ctx: click.Context, employee_id: str, frozen: bool, by: str | None) -> None:
-    from syncd.freeze import NotLinked, set_frozen
+    from syncd.domain.target import TargetError
+    from syncd.engine.freeze import NotLinked, set_frozen
     from syncd.state.store import StateStore
-    from syncd.target import TargetError
     from syncd.wiring import build_target
 
     config = _load_config(ctx)
@@ -442,8 +442,8 @@ def report() -> None:
 @click.pass_context
 def report_completeness(ctx: click.Context, fmt: str, output: Path | None) -> None:
     """Article 9 completeness: per in-post person, the missing or invalid fields, by department."""
-    from syncd import report as reports
-    from syncd.validate import CodeTables, build_snapshot
+    from syncd.domain.validate import CodeTables, build_snapshot
+    from syncd.reporting import report as reports
     from syncd.wiring import build_source
 
     config = _load_config(ctx)
@@ -491,7 +491,7 @@ def _print_text(text: str, output: Path | None) -> None:
 def _warn_partial(ctx: click.Context, complete: bool) -> None:
     """A report from an HR read that broke off says so and fails."""
     if not complete:
-        from syncd.messages import REPORT_PARTIAL
+        from syncd.reporting.messages import REPORT_PARTIAL
 
         click.echo(REPORT_PARTIAL, err=True)
         ctx.exit(EXIT_FAILED)
@@ -504,8 +504,8 @@ def report_compliance(ctx: click.Context, start: datetime, end: datetime, fmt: s
     """Article 9 figures: personnel changes of the period on time, completeness, open problems, holds."""
     from zoneinfo import ZoneInfo
 
-    from syncd import compliance as figures
     from syncd.console.snapshots import read_hr
+    from syncd.domain import compliance as figures
     from syncd.state.store import StateStore
 
     if end < start:
@@ -692,10 +692,10 @@ def simulator(host: str, port: int, tenant_id: int, app_key: str, app_secret_fil
 @click.pass_context
 def onboard(ctx: click.Context, output: Path | None, accepted: Path | None) -> None:
     """First sync at a unit whose directory was built by hand: review, then accept the matches."""
-    from syncd.cycle import read
-    from syncd.messages import onboard_refusal
-    from syncd.onboard import accept, build_review
-    from syncd.onboard_workbook import WorkbookError, read_confirmed, write_review
+    from syncd.engine.cycle import read
+    from syncd.engine.onboard import accept, build_review
+    from syncd.reporting.messages import onboard_refusal
+    from syncd.reporting.onboard_workbook import WorkbookError, read_confirmed, write_review
     from syncd.state.store import Busy, StateStore
     from syncd.wiring import build_source, build_target
 

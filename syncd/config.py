@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from sqlalchemy.engine import make_url
 
-from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
+from syncd.domain.model import DEPARTMENT_FIELDS, PERSON_FIELDS
 
 DEFAULT_PATH = Path("/etc/syncd/syncd.toml")
 ENV_PREFIX = "SYNCD_"

@@ -46,9 +46,9 @@ def secret_files(config: Config) -> list[tuple[str, Path]]:
 
 def check_files(config: Config, config_file: Path, findings: Findings) -> None:
     """HR export files, code tables, secrets readable by the service, no secret written in a production file."""
+    from syncd.domain.validate import CodeTables
     from syncd.service.token_admin import readable_by_service
     from syncd.service.tokens import TokensError, load_tokens
-    from syncd.validate import CodeTables
 
     for key in ("people", "departments"):
         path = getattr(config.source, key)
@@ -93,9 +93,9 @@ def check_state(config: Config, findings: Findings) -> None:
 
 def reach(config: Config, findings: Findings, send_test_notice: bool) -> None:
     """The HR source (the unit's root department in it), the gateway, and each escalation channel."""
-    from syncd.source import SourceError
-    from syncd.target import TargetError
-    from syncd.validate import normalise_text
+    from syncd.domain.source import SourceError
+    from syncd.domain.target import TargetError
+    from syncd.domain.validate import normalise_text
     from syncd.wiring import build_source, build_target
 
     try:
@@ -128,8 +128,8 @@ def reach(config: Config, findings: Findings, send_test_notice: bool) -> None:
 
 def _reach_channels(config: Config, findings: Findings, send_test_notice: bool) -> None:
     from connectors.notify import EmailNotifier, WebhookNotifier
-    from syncd.messages import notice_text, notice_title
-    from syncd.notice import Notice, NoticeError, notice_id, recipients_of
+    from syncd.reporting.messages import notice_text, notice_title
+    from syncd.reporting.notice import Notice, NoticeError, notice_id, recipients_of
 
     email = config.escalation.email
     if "email" in config.escalation.channels and email is not None:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from syncd.config import Config
-from syncd.notice import Notifier
-from syncd.source import Source
-from syncd.target import Target
+from syncd.domain.source import Source
+from syncd.domain.target import Target
+from syncd.reporting.notice import Notifier
 
 SOURCES: dict[str, str] = {
     "csv": "connectors.sources.csv_source:CsvSource",

@@ -16,7 +16,7 @@ from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd.cli import main
 from syncd.config import Config, load
-from syncd.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.engine.cycle import CycleOptions, CycleResult, run_cycle
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 from tests.conftest import config_toml

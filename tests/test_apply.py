@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd.apply import STOPPED_BY_SIGNAL, Applier, ApplySettings
-from syncd.model import Change, ChangeKind, LinkState, Plan
+from syncd.domain.model import STOPPED_BY_SIGNAL, Change, ChangeKind, LinkState, Plan
+from syncd.domain.target import CreatedPerson, DirectoryPerson, TargetError
+from syncd.engine.apply import Applier, ApplySettings
 from syncd.state.store import StateStore
-from syncd.target import CreatedPerson, DirectoryPerson, TargetError
 
 
 class Refused(TargetError):

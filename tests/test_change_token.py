@@ -9,7 +9,7 @@ from pathlib import Path
 from connectors.sources.csv_source import CsvSource
 from connectors.sources.sql_source import SqlSource
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.source import change_token
+from syncd.domain.source import change_token
 from tests.conftest import PEOPLE, person
 
 Export = Callable[..., tuple[Path, Path]]

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import syncd.state.store as store_module
-from syncd.compliance import Rules, change_figures, compliance
-from syncd.model import Change, ChangeKind, Department, FieldIssue, Person, PersonStatus, Snapshot
-from syncd.report import completeness
+from syncd.domain.compliance import Rules, change_figures, compliance
+from syncd.domain.model import Change, ChangeKind, Department, FieldIssue, Person, PersonStatus, Snapshot
+from syncd.domain.workdays import add_workdays, due_date, workdays_taken
+from syncd.reporting.report import completeness
 from syncd.state.models import ProblemRow
 from syncd.state.problems import Problems
 from syncd.state.store import StateStore
-from syncd.workdays import add_workdays, due_date, workdays_taken
 
 ZONE = ZoneInfo("Asia/Shanghai")
 RULES = Rules(deadline_workdays=3, timezone="Asia/Shanghai")

@@ -1,10 +1,10 @@
-"""Which organisation of the directory is an HR department: the pure matching rules of `syncd.correlate`."""
+"""Which organisation of the directory is an HR department: the pure matching rules of `syncd.domain.correlate`."""
 
 from __future__ import annotations
 
-from syncd.correlate import MatchKind, match_department, name_key, similar_departments
-from syncd.model import Department
-from syncd.target import DirectoryOrganization
+from syncd.domain.correlate import MatchKind, match_department, name_key, similar_departments
+from syncd.domain.model import Department
+from syncd.domain.target import DirectoryOrganization
 
 FINANCE = Department("D0003", "财政审计处", "财政处", "D0001", 2)
 

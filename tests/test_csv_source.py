@@ -9,7 +9,7 @@ import pytest
 
 from connectors.sources.csv_source import CsvSource, detect_encoding
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.source import SourceError
+from syncd.domain.source import SourceError
 from tests.conftest import PEOPLE
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cycle import YOUNG_GENERATION, CycleOptions, run_cycle
-from syncd.model import Change, ChangeKind
-from syncd.source import RawRecord, Source
+from syncd.domain.model import Change, ChangeKind
+from syncd.domain.source import RawRecord, Source
+from syncd.engine.cycle import YOUNG_GENERATION, CycleOptions, run_cycle
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 from tests.conftest import DEPARTMENTS, PEOPLE, person
@@ -187,7 +187,7 @@ def test_a_change_open_across_runs_keeps_its_first_due_date_and_becomes_overdue(
 
 
 def test_ack_stops_reminders_of_an_open_problem_and_status_shows_it(env: Env) -> None:
-    from syncd.escalation import Escalation, gather_facts
+    from syncd.domain.escalation import Escalation, gather_facts
 
     env.cycle()
     admin = env.sim_admin()

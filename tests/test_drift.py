@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from syncd.drift import detect_drift
-from syncd.model import Department, LinkedDepartment, LinkedPerson, LinkState, Person, Snapshot
-from syncd.reconcile import reconcile
-from syncd.target import DirectoryEntry
+from syncd.domain.drift import detect_drift
+from syncd.domain.model import Department, LinkedDepartment, LinkedPerson, LinkState, Person, Snapshot
+from syncd.domain.reconcile import reconcile
+from syncd.domain.target import DirectoryEntry
 
 ALICE = Person("A1", "张明", "1", "13800000001", "D2", post="科员")
 BOB = Person("A2", "李华", "2", "13800000002", "D2", post="科员")

@@ -25,9 +25,8 @@ from connectors.notify.webhook import WebhookNotifier
 from connectors.notify.work_notification import WorkNotifier
 from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator import SimAdmin
-from syncd.apply import Applier, ApplySettings
 from syncd.config import Config, EscalationConfig
-from syncd.escalation import (
+from syncd.domain.escalation import (
     Escalation,
     Facts,
     HeldRun,
@@ -39,13 +38,14 @@ from syncd.escalation import (
     open_counts,
     problems_json,
 )
-from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
-from syncd.notice import Delivery, Notice, NoticeError, Recipient
+from syncd.domain.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
+from syncd.domain.target import TargetError
+from syncd.domain.workdays import add_workdays
+from syncd.engine.apply import Applier, ApplySettings
+from syncd.reporting.notice import Delivery, Notice, NoticeError, Recipient
 from syncd.state.admin import backup, restore
 from syncd.state.problems import FailedEntry
 from syncd.state.store import StateStore, aware
-from syncd.target import TargetError
-from syncd.workdays import add_workdays
 from tests.notify.conftest import WebhookServer, webhook_server  # noqa: F401  (the fixture)
 from tests.test_sql_source import PG_URL
 from tests.zzd.conftest import admin, client, connect, server, tenant  # noqa: F401  (the simulator fixtures)

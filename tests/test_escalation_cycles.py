@@ -18,9 +18,9 @@ from sqlalchemy import select
 from connectors.zzd.simulator import SimTenant, SimulatorServer
 from connectors.zzd.simulator.directory import Account, Employee, Position
 from syncd.config import Admin, Config, load
-from syncd.cycle import CycleOptions, run_cycle
-from syncd.escalation import Escalation, gather_facts
-from syncd.scope import Scope
+from syncd.domain.escalation import Escalation, gather_facts
+from syncd.domain.scope import Scope
+from syncd.engine.cycle import CycleOptions, run_cycle
 from syncd.state.models import JournalEntry
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target

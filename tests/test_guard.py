@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.guard import (
+from syncd.domain.guard import (
     HOLD_MASS_DEACTIVATION,
     HOLD_STRUCTURE,
     WAITING,
@@ -14,7 +14,7 @@ from syncd.guard import (
     check_scope,
     guard,
 )
-from syncd.model import Change, ChangeKind, Department, LinkedPerson, LinkState, Plan, Snapshot
+from syncd.domain.model import Change, ChangeKind, Department, LinkedPerson, LinkState, Plan, Snapshot
 
 APPLY = Limits(max_deactivations=2, max_deactivation_share=0.5, hold_structure=False)
 HOLD = Limits(max_deactivations=50, max_deactivation_share=1.0, hold_structure=True)

@@ -20,10 +20,10 @@ from openpyxl import Workbook
 from connectors.sources.csv_source import CsvSource
 from connectors.sources.xlsx_source import XlsxSource
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS, EscalationConfig, load
-from syncd.escalation import Escalation, gather_facts
-from syncd.source import RawRecord, SourceError
+from syncd.domain.escalation import Escalation, gather_facts
+from syncd.domain.source import RawRecord, SourceError
+from syncd.domain.validate import CodeTables, build_snapshot
 from syncd.state.store import StateStore
-from syncd.validate import CodeTables, build_snapshot
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, write_csv
 from tests.sim_env import Env
 from tests.test_escalation import Recorder

@@ -74,7 +74,7 @@ def test_a_python_warning_is_a_json_line_too(capsys: pytest.CaptureFixture[str])
 
 def test_an_escalation_level_is_its_own_field_beside_the_log_level(capsys: pytest.CaptureFixture[str]) -> None:
     logging_setup.configure("json", "info")
-    structlog.get_logger("syncd.escalation").warning("escalation.opened", kind="held", level=2)
+    structlog.get_logger("syncd.domain.escalation").warning("escalation.opened", kind="held", level=2)
     [line] = lines(capsys)
     assert line["level"] == "warning" and line["escalation_level"] == 2
 

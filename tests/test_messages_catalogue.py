@@ -3,7 +3,7 @@
 Every module under `syncd/` and `connectors/` is parsed, and every string constant holding Chinese
 (CJK ideographs, CJK punctuation, full-width forms) is collected, the literal parts of f-strings
 included. Docstrings and other bare string statements are documentation and left out; comments are
-not strings. Outside `syncd/messages.py` only what ALLOWED names may hold Chinese: data (the HR
+not strings. Outside `syncd/reporting/messages.py` only what ALLOWED names may hold Chinese: data (the HR
 export's own headers and values, the demo's synthetic rows, the simulated platform's messages) and
 English text that names an HR term.
 """
@@ -16,13 +16,13 @@ import string
 from pathlib import Path
 
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.messages import NOTICES, PROBLEM_TITLES
-from syncd.model import LEADER_ROLE, PersonStatus
-from syncd.notice import KINDS
+from syncd.domain.model import LEADER_ROLE, PersonStatus
+from syncd.reporting.messages import NOTICES, PROBLEM_TITLES
+from syncd.reporting.notice import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("syncd", "connectors")  # bench/ and tests/ are not the program
-CATALOGUE = "syncd/messages.py"
+CATALOGUE = "syncd/reporting/messages.py"
 CHINESE = re.compile("[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
 
 ANY = None  # every string of the file (a path ending in "/": of every file under it)
@@ -36,13 +36,13 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     # Data: the HR export's own column headers, the defaults of `source.columns`.
     "syncd/config.py": frozenset({*DEFAULT_PEOPLE_COLUMNS.values(), *DEFAULT_DEPARTMENT_COLUMNS.values()}),
     # Data: 人员状态 values and the 人员角色 value of a leader, as the HR export spells them.
-    "syncd/model.py": frozenset({*(status.value for status in PersonStatus), LEADER_ROLE}),
+    "syncd/domain/model.py": frozenset({*(status.value for status in PersonStatus), LEADER_ROLE}),
     # Data: HR column names among the keys the log processor masks as personal.
     "syncd/log.py": frozenset({"姓名", "手机号", "办公电话"}),
     # Data: full-width parentheses are noise in a mobile number.
-    "syncd/validate.py": frozenset({r"[\s\-()（）]"}),
+    "syncd/domain/validate.py": frozenset({r"[\s\-()（）]"}),
     # English for operators and API clients that names an HR column (工号, 部门编号), not wording for HR.
-    "syncd/apply.py": frozenset({"the mobile belongs to a person syncd already links to another 工号"}),
+    "syncd/engine/apply.py": frozenset({"the mobile belongs to a person syncd already links to another 工号"}),
     "syncd/service/openapi.py": frozenset({"HR employee id (工号)",
                                            "HR department id (部门编号); the department and its people"}),
     # The help text is English naming 工号; 郑州市审计局 is data: the simulator's default tenant name.
@@ -101,8 +101,8 @@ def test_no_chinese_text_outside_the_message_catalogue_but_what_the_allowlist_na
         allowed = entry[1] if entry else frozenset()
         stray += [f"{module}:{line}: {text!r}" for line, text in chinese_strings(module)
                   if allowed is not ANY and text not in allowed]
-    assert stray == [], "Chinese text outside syncd/messages.py (move it there, or allowlist data):\n" + "\n".join(
-        stray)
+    assert stray == [], ("Chinese text outside syncd/reporting/messages.py (move it there, or allowlist data):\n"
+                         + "\n".join(stray))
 
 
 def test_the_allowlist_names_only_files_and_strings_that_still_hold_chinese() -> None:

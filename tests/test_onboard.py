@@ -13,8 +13,8 @@ from openpyxl import load_workbook
 
 from connectors.zzd.simulator.handbuilt import HandBuilt
 from syncd.config import load
-from syncd.cycle import CycleOptions, run_cycle
-from syncd.messages import ONBOARD_KINDS, ONBOARD_YES
+from syncd.engine.cycle import CycleOptions, run_cycle
+from syncd.reporting.messages import ONBOARD_KINDS, ONBOARD_YES
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 from tests.conftest import DEPARTMENTS, PEOPLE

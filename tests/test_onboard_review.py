@@ -6,10 +6,10 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from syncd.model import Department, LinkState, Person, Snapshot
-from syncd.onboard import ConfirmedRow, Directory, check, review
-from syncd.onboard_workbook import read_confirmed, write_review
-from syncd.target import DirectoryEntry, DirectoryOrganization, DirectoryPerson
+from syncd.domain.model import Department, LinkState, Person, Snapshot
+from syncd.domain.target import DirectoryEntry, DirectoryOrganization, DirectoryPerson
+from syncd.engine.onboard import ConfirmedRow, Directory, check, review
+from syncd.reporting.onboard_workbook import read_confirmed, write_review
 
 ROOT = "GO_ROOT"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from syncd.model import (
+from syncd.domain.model import (
     ChangeKind,
     Department,
     LinkedDepartment,
@@ -16,7 +16,7 @@ from syncd.model import (
     Snapshot,
     department_pushed_fields,
 )
-from syncd.reconcile import reconcile
+from syncd.domain.reconcile import reconcile
 
 ROOT = Department("D1", "市审计局")
 OFFICE = Department("D2", "办公室", parent="D1", order=1)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from syncd.config import EscalationConfig
-from syncd.escalation import Escalation, gather_facts
+from syncd.domain.escalation import Escalation, gather_facts
 from tests.conftest import DEPARTMENTS, person
 from tests.projection import hr_projection as expected
 from tests.sim_env import Env

@@ -1,4 +1,4 @@
-"""Every HR source implements the `syncd.source.Source` contract, checked in one place."""
+"""Every HR source implements the `syncd.domain.source.Source` contract, checked in one place."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from connectors.sources.ldap_source import LdapSource
 from connectors.sources.sql_source import SqlSource
 from connectors.sources.xlsx_source import XlsxSource
 from syncd.config import SourceConfig
-from syncd.source import Source
+from syncd.domain.source import Source
 from syncd.wiring import SOURCES
 
 PROTOCOL_METHODS = [name for name, _ in inspect.getmembers(Source, inspect.isfunction) if not name.startswith("_")]

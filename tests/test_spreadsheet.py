@@ -7,7 +7,7 @@ import io
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from syncd.spreadsheet import safe_cell, text_row
+from syncd.reporting.spreadsheet import safe_cell, text_row
 
 
 @pytest.mark.parametrize("value", ['=HYPERLINK("http://evil.example/","x")', "+1+cmd|' /C calc'!A0", "-2+3",

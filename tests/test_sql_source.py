@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine, make_url
 
 from connectors.sources.sql_source import SqlSource, timeout_arguments
 from syncd.config import load
-from syncd.source import RawRecord, SourceError
-from syncd.validate import SOURCE_REJECTION, CodeTables, build_snapshot
+from syncd.domain.source import RawRecord, SourceError
+from syncd.domain.validate import SOURCE_REJECTION, CodeTables, build_snapshot
 from syncd.wiring import build_source
 from tests.conftest import config_toml
 

@@ -23,8 +23,8 @@ from connectors.zzd.simulator.admin import SimAdmin
 from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
 from syncd.config import Config, load
-from syncd.cycle import CycleResult, run_cycle
-from syncd.model import LinkState
+from syncd.domain.model import LinkState
+from syncd.engine.cycle import CycleResult, run_cycle
 from syncd.state.admin import AdminError, StateInUse, backup, migrate, restore
 from syncd.state.commands import state
 from syncd.state.models import JournalEntry

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from syncd.model import Change, ChangeKind, LinkedPerson
+from syncd.domain.model import Change, ChangeKind, LinkedPerson
 from syncd.state.store import Busy, StateStore
 from tests.test_state_admin import pg_schema
 

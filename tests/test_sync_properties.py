@@ -13,7 +13,7 @@ from connectors.zzd.simulator.admin import SimAdmin
 from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
 from syncd.config import Config
-from syncd.cycle import run_cycle
+from syncd.engine.cycle import run_cycle
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 from tests.conftest import DEPARTMENT_HEADER, PEOPLE_HEADER, person, write_csv

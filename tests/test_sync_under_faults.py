@@ -15,7 +15,7 @@ from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from connectors.zzd.simulator.tenant import Faults
 from connectors.zzd.target import ZzdTarget
 from syncd.config import Config
-from syncd.cycle import run_cycle
+from syncd.engine.cycle import run_cycle
 from syncd.state.store import StateStore
 from syncd.wiring import build_source
 from tests.projection import directory_projection, hr_projection

@@ -21,8 +21,8 @@ from connectors.zzd.simulator.server import SimulatorServer
 from connectors.zzd.simulator.tenant import SimTenant
 from syncd.cli import main
 from syncd.config import Config, load
-from syncd.cycle import run_cycle
-from syncd.model import fingerprint
+from syncd.domain.model import fingerprint
+from syncd.engine.cycle import run_cycle
 from syncd.state import MigrationFailed
 from syncd.state.models import Base
 from syncd.state.store import MIGRATIONS, StateStore

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncd import messages
-from syncd.messages import problem_text
-from syncd.model import PersonStatus
-from syncd.source import RawRecord, SourceError
-from syncd.validate import CodeTables, build_snapshot, normalise_mobile, normalise_text
+from syncd.domain.model import PersonStatus
+from syncd.domain.source import RawRecord, SourceError
+from syncd.domain.validate import CodeTables, build_snapshot, normalise_mobile, normalise_text
+from syncd.reporting import messages
+from syncd.reporting.messages import problem_text
 
 CODES = CodeTables.load()
 

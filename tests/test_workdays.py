@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from syncd.workdays import add_workdays, due_date, is_workday, local_date, uncovered_years
+from syncd.domain.workdays import add_workdays, due_date, is_workday, local_date, uncovered_years
 
 
 def test_the_national_day_holiday_is_skipped() -> None:

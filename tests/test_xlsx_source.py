@@ -9,8 +9,8 @@ from openpyxl import Workbook
 
 from connectors.sources.xlsx_source import XlsxSource
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.source import SourceError
-from syncd.validate import CodeTables, build_snapshot
+from syncd.domain.source import SourceError
+from syncd.domain.validate import CodeTables, build_snapshot
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER
 
 

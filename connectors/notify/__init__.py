@@ -1,4 +1,4 @@
-"""The channels that carry notices (`syncd.notice.Notifier`): work notification, email, webhook."""
+"""The channels that carry notices (`syncd.reporting.notice.Notifier`): work notification, email, webhook."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from connectors.notify.webhook import WebhookNotifier
 from connectors.notify.work_notification import WorkNotifier
 from connectors.zzd.client import ContactsClient
 from syncd.config import Config
-from syncd.notice import Notifier
+from syncd.reporting.notice import Notifier
 
 __all__ = ["EmailNotifier", "WebhookNotifier", "WorkNotifier", "build_notifiers"]
 

@@ -18,7 +18,7 @@ from email.utils import formatdate, parseaddr
 import structlog
 
 from syncd.config import EmailConfig
-from syncd.notice import Notice, NoticeError
+from syncd.reporting.notice import Notice, NoticeError
 
 log = structlog.get_logger(__name__)
 

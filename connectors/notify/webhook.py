@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from syncd.notice import Notice, NoticeError
+from syncd.reporting.notice import Notice, NoticeError
 
 CHANNEL = "webhook"
 SIGNATURE_HEADER = "X-Syncd-Signature"

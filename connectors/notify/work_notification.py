@@ -16,8 +16,8 @@ import structlog
 
 from connectors.zzd.client import ContactsClient
 from connectors.zzd.errors import Category, ZzdError
-from syncd.notice import Notice, NoticeError
-from syncd.target import TargetError
+from syncd.domain.target import TargetError
+from syncd.reporting.notice import Notice, NoticeError
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from operator import itemgetter
 from pathlib import Path
 
-from syncd.source import RawRecord, SourceError
+from syncd.domain.source import RawRecord, SourceError
 
 _SAMPLE_BYTES = 256 * 1024
 REQUIRED_PEOPLE_FIELDS = ("employee_id",)

@@ -41,8 +41,8 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from syncd.config import LdapConfig
-from syncd.source import RawRecord, SourceError
-from syncd.validate import normalise_mobile
+from syncd.domain.source import RawRecord, SourceError
+from syncd.domain.validate import normalise_mobile
 
 log = structlog.get_logger(__name__)
 

@@ -19,8 +19,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sources.xlsx_source import cell_text
-from syncd.model import DEPARTMENT_FIELDS, PERSON_FIELDS
-from syncd.source import RawRecord, SourceError
+from syncd.domain.model import DEPARTMENT_FIELDS, PERSON_FIELDS
+from syncd.domain.source import RawRecord, SourceError
 
 _BATCH = 1000
 DEFAULT_TIMEOUT = 300.0  # seconds; generous, because one batch of a sorted HR query may wait for the whole sort

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from connectors.sources.csv_source import ExportFiles, header_positions
-from syncd.source import RawRecord, SourceError
+from syncd.domain.source import RawRecord, SourceError
 
 _HEADER_SEARCH_ROWS = 10
 

@@ -22,8 +22,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
+from syncd.domain.target import TargetError
 from syncd.log import MASK, mask_text
-from syncd.target import TargetError
 
 
 class Category(StrEnum):

@@ -1,4 +1,4 @@
-"""Pure field mapping: HR field names (`syncd.model.PUSHED_PERSON_FIELDS`) to API fields (zzd-api.md §4).
+"""Pure field mapping: HR field names (`syncd.domain.model.PUSHED_PERSON_FIELDS`) to API fields (zzd-api.md §4).
 
 Empty values. The gateway neither signs nor sends an empty parameter (§1), and the directory
 treats a missing field as unchanged, so an empty value cannot be written as such:

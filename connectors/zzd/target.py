@@ -1,4 +1,4 @@
-"""`ZzdTarget`: the engine's `syncd.target.Target` spoken to Zhengzhengding through `ContactsClient`.
+"""`ZzdTarget`: the engine's `syncd.domain.target.Target` spoken to Zhengzhengding through `ContactsClient`.
 
 Field names are mapped by `connectors.zzd.mapper`; errors arrive already typed (`errors.py`), as
 `TargetError` subclasses with the categories of zzd-api.md §3.
@@ -19,7 +19,7 @@ import structlog
 from connectors.zzd.client import ContactsClient
 from connectors.zzd.errors import Category, ConflictError, InvalidError, NotFoundError, TransientError
 from connectors.zzd.mapper import department_params, person_fields_from_api, person_params
-from syncd.target import CreatedPerson, DirectoryEntry, DirectoryOrganization, DirectoryPerson
+from syncd.domain.target import CreatedPerson, DirectoryEntry, DirectoryOrganization, DirectoryPerson
 
 log = structlog.get_logger(__name__)
 

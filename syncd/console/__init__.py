@@ -20,13 +20,13 @@ from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from syncd import messages
 from syncd.console import onboard as _onboard_page  # noqa: F401  (its routes join the blueprint)
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter, new_auth
 from syncd.console.data import ConsoleData, read_directory_person
 from syncd.console.snapshots import SnapshotCache, read_hr
 from syncd.console.views import DATA_EXTENSION, UNIT_EXTENSION, ZONE_EXTENSION, console
 from syncd.console.web import CSP, ERRORS, error_page, new_secret_key, page_errors, secure_pages, server_error_page
+from syncd.reporting import messages
 from syncd.service.api import STATE_RETRY_AFTER, ApiError, queue_full
 from syncd.service.http import json_error
 from syncd.service.state_alarm import OUT_OF_REACH, unreachable

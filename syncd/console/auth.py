@@ -37,7 +37,7 @@ from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, rend
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
-from syncd import messages
+from syncd.reporting import messages
 from syncd.service.api import role_allows
 from syncd.service.tokens import ROLES, Role, Token, TokenStore
 from syncd.service.tokens import FailureLimiter as SignInLimiter

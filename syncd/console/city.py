@@ -22,11 +22,11 @@ import structlog
 from flask import Blueprint, Flask, abort, current_app, g, render_template, request, send_file
 from flask.typing import ResponseReturnValue
 
-from syncd import messages
 from syncd.city import CityConfig, CityReader, Standing, local_time, read_unit_detail, row, status_text, write_xlsx
-from syncd.compliance import figure_lines
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter, add_signin_views, console_requires, new_auth
 from syncd.console.web import error_page, page_errors, secure_pages
+from syncd.domain.compliance import figure_lines
+from syncd.reporting import messages
 from syncd.service.http import MAX_BODY_BYTES
 from syncd.version import __version__
 

@@ -20,11 +20,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from syncd.apply import DEPARTMENT_KINDS
 from syncd.config import SafetyConfig
-from syncd.escalation import ProblemView, open_problems
-from syncd.messages import GROUP_SEPARATOR, console_text, problem_text
-from syncd.model import (
+from syncd.domain.escalation import ProblemView, open_problems
+from syncd.domain.model import (
+    DEPARTMENT_KINDS,
     Change,
     ChangeKind,
     Department,
@@ -39,13 +38,14 @@ from syncd.model import (
     department_pushed_fields,
     fingerprint,
 )
-from syncd.reconcile import reconcile
-from syncd.report import INCOMPLETE, CompletenessReport, ReportRow, completeness, write_csv, write_xlsx
+from syncd.domain.reconcile import reconcile
+from syncd.domain.target import DirectoryEntry, Target
+from syncd.domain.validate import CodeTables
+from syncd.reporting.messages import GROUP_SEPARATOR, console_text, problem_text
+from syncd.reporting.report import INCOMPLETE, CompletenessReport, ReportRow, completeness, write_csv, write_xlsx
 from syncd.service.leader import Holder, running_daemon
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, Run
 from syncd.state.store import CLOSED_STATES, StateStore, aware
-from syncd.target import DirectoryEntry, Target
-from syncd.validate import CodeTables
 
 _DEPARTMENT_KINDS = tuple(kind.value for kind in DEPARTMENT_KINDS)
 OVERVIEW_RUNS = 10

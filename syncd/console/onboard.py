@@ -17,12 +17,12 @@ import structlog
 from flask import current_app, flash, redirect, render_template, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from syncd import messages
 from syncd.console.auth import console_requires
 from syncd.console.views import ZONE_EXTENSION, console
-from syncd.onboard import DIRECTORY_ONLY, Review
-from syncd.onboard_workbook import write_review
-from syncd.target import TargetError
+from syncd.domain.target import TargetError
+from syncd.engine.onboard import DIRECTORY_ONLY, Review
+from syncd.reporting import messages
+from syncd.reporting.onboard_workbook import write_review
 
 log = structlog.get_logger(__name__)
 

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.config import Config
-from syncd.model import Snapshot
+from syncd.domain.model import Snapshot
 
 log = structlog.get_logger(__name__)
 
 
 def read_hr(config: Config) -> Snapshot:
     """Read and validate HR's records with a source of its own (never the one a running cycle uses)."""
-    from syncd.cycle import read  # the cycle's read step: the same validation, the same logged rejections
+    from syncd.engine.cycle import read  # the cycle's read step: the same validation, the same logged rejections
     from syncd.wiring import build_source
 
     source = build_source(config)

@@ -19,23 +19,23 @@ import structlog
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from syncd import messages
 from syncd.console.auth import add_signin_views, console_requires
 from syncd.console.data import ChangeFilter, ConsoleData, Finding, RunFilter, RunLine, page_of
-from syncd.model import ARTICLE9_FIELDS
-from syncd.report import REJECTED, ReportRow, place, summary_lines
-from syncd.scope import ResyncRequest
+from syncd.domain.model import ARTICLE9_FIELDS
+from syncd.domain.scope import ResyncRequest
+from syncd.domain.target import TargetError
+from syncd.reporting import messages
+from syncd.reporting.report import REJECTED, ReportRow, place, summary_lines
+from syncd.reporting.spreadsheet import safe_cell
 from syncd.service.api import EXTENSION, ApiServices, parse_resync
-from syncd.spreadsheet import safe_cell
 from syncd.state.store import aware
-from syncd.target import TargetError
 from syncd.version import __version__
 
 log = structlog.get_logger(__name__)
 
 DATA_EXTENSION = "syncd.console.data"
 EXPORT_RUNS = 10000  # runs one download holds
-REQUESTED_BY = "requested by "  # the reason `syncd.freeze` journals
+REQUESTED_BY = "requested by "  # the reason `syncd.engine.freeze` journals
 ZONE_EXTENSION = "syncd.console.zone"
 UNIT_EXTENSION = "syncd.console.unit"
 console = Blueprint("console", __name__, template_folder="templates", static_folder="static",

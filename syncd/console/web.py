@@ -17,8 +17,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from syncd import messages
 from syncd.console.auth import ConsoleAuth, configure_sessions
+from syncd.reporting import messages
 
 log = structlog.get_logger(__name__)
 

@@ -25,11 +25,11 @@ from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from connectors.zzd.simulator.handbuilt import HandBuilt, build_by_hand
 from syncd import log as logging_setup
 from syncd.config import load
-from syncd.cycle import CycleOptions, CycleResult, run_cycle
 from syncd.demo.city import CityDemo
 from syncd.demo.daemon import WEBHOOK_SECRET, NoticeInbox, free_port, run_daemon_demo
-from syncd.model import ChangeKind
-from syncd.present import print_issues, print_plan, print_rejections
+from syncd.domain.model import ChangeKind
+from syncd.engine.cycle import CycleOptions, CycleResult, run_cycle
+from syncd.reporting.present import print_issues, print_plan, print_rejections
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
 

@@ -22,6 +22,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from syncd.domain.target import DirectoryEntry, TargetError
 from syncd.service.control import Control, ResyncScope, StateUnavailable
 from syncd.service.http import MAX_BODY_BYTES
 from syncd.service.metrics import Metrics
@@ -35,7 +36,6 @@ from syncd.service.openapi import (
 )
 from syncd.service.tokens import FailureLimiter, Role, Token, TokenStore
 from syncd.state.store import ResyncQueueFull
-from syncd.target import DirectoryEntry, TargetError
 from syncd.version import __version__
 
 log = structlog.get_logger(__name__)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from syncd.scope import ResyncRequest, Scope
+from syncd.domain.scope import ResyncRequest, Scope
+from syncd.domain.target import DirectoryEntry
 from syncd.state import StateUnavailable
-from syncd.target import DirectoryEntry
 from syncd.version import __version__
 
 # The scope, the request and the state's outage are the engine's and the store's; re-exported for the API.
@@ -62,14 +62,14 @@ class Control(Protocol):
 
     def set_frozen(self, employee_id: str, frozen: bool, by: str) -> str:
         """Freeze or unfreeze a login now; the run id. LookupError: not a linked person;
-        `syncd.target.TargetError`: the directory refused."""
+        `syncd.domain.target.TargetError`: the directory refused."""
 
     def health(self) -> Health:
         """Whether the service is doing its job."""
 
     def directory_person(self, employee_id: str) -> DirectoryEntry | None:
         """What the directory holds for a linked person now (a live read), None when it has no such
-        employee. LookupError: not a linked person; `syncd.target.TargetError`: the directory refused."""
+        employee. LookupError: not a linked person; `syncd.domain.target.TargetError`: the directory refused."""
 
     def escalations(self) -> dict[str, Any]:
         """`{"open": [...], "resolved": [...]}`: problems and the notices sent about them."""
@@ -78,4 +78,5 @@ class Control(Protocol):
         """Stop the reminders of an open problem (not its level-2 deadline); False when none is open."""
 
     def compliance(self, start: date, end: date) -> dict[str, Any]:
-        """The Article 9 figures of the changes detected from `start` to `end` (`syncd.compliance`), JSON-ready."""
+        """The Article 9 figures of the changes detected from `start` to `end` (`syncd.domain.compliance`),
+        JSON-ready."""

@@ -45,7 +45,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import log as logging_setup
-from syncd.compliance import Compliance, LatestCompleteness, Rules, compliance
 from syncd.config import Config, ConfigError, load
 from syncd.console import (
     ConsoleData,
@@ -57,11 +56,14 @@ from syncd.console import (
     server_error,
 )
 from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
-from syncd.cycle import SOURCE_TOKEN, CycleOptions, CycleResult, run_cycle
-from syncd.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
-from syncd.freeze import set_frozen
-from syncd.onboard import build_review
-from syncd.scope import ResyncRequest, Scope
+from syncd.domain.compliance import Compliance, LatestCompleteness, Rules, compliance
+from syncd.domain.escalation import Escalation, acknowledge, gather_facts, open_counts, problems_json
+from syncd.domain.scope import ResyncRequest, Scope
+from syncd.domain.source import Source
+from syncd.domain.target import DirectoryEntry, Target
+from syncd.engine.cycle import SOURCE_TOKEN, CycleOptions, CycleResult, run_cycle
+from syncd.engine.freeze import set_frozen
+from syncd.engine.onboard import build_review
 from syncd.service.api import create_api
 from syncd.service.control import Health
 from syncd.service.http import WsgiServer, is_loopback, split_listen
@@ -72,10 +74,8 @@ from syncd.service.resyncs import carry_out, cycle_outcome
 from syncd.service.state_alarm import OUT_OF_REACH, StateAlarm, database_reason, unreachable
 from syncd.service.status import gather_status
 from syncd.service.tokens import TokensError, TokenStore
-from syncd.source import Source
 from syncd.state import StateUnavailable
 from syncd.state.store import Busy, StateStore, aware
-from syncd.target import DirectoryEntry, Target
 from syncd.version import __version__
 from syncd.wiring import build_notifiers, build_source, build_target
 
@@ -445,7 +445,7 @@ class Daemon:
         # A key per start: a restart signs everyone out, and no key that could forge a session is ever stored.
         register_console(app, data, new_secret_key(), tokens_file=config.api.tokens_file, unit_name=config.unit.name,
                          timezone=config.schedule.timezone, secure_cookies=config.api.secure_cookies)
-        # 接入核对: the onboarding review on an operator's request, from the latest HR read (syncd.onboard).
+        # 接入核对: the onboarding review on an operator's request, from the latest HR read (syncd.engine.onboard).
         app.extensions[ONBOARD_EXTENSION] = OnboardReviews(lambda: build_review(
             self.engine.config, self.snapshots(), self.engine.target, self.store))
         self._api = WsgiServer(app, host, port, threads=4, ident="syncd-api", error_answer=server_error).start()

@@ -219,7 +219,7 @@ def _evict_previous_leader(connection: Connection, previous: Holder | None) -> i
     return int(ended or 0)
 
 
-# The directory's write verbs of a cycle (syncd.target.Target): each waits for the lease check. Not
+# The directory's write verbs of a cycle (syncd.domain.target.Target): each waits for the lease check. Not
 # `set_account_frozen`: any node may freeze a lost phone's login at once, leader or not (Article 17).
 _WRITES = frozenset({"create_department", "update_department", "create_person", "update_person", "move_person",
                      "deactivate_person", "rehire_person", "remove_position", "move_department",

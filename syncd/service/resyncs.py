@@ -7,11 +7,11 @@ import threading
 import structlog
 
 from syncd.config import Config
-from syncd.cycle import CycleOptions, run_cycle
-from syncd.scope import ResyncRequest
-from syncd.source import Source
+from syncd.domain.scope import ResyncRequest
+from syncd.domain.source import Source
+from syncd.domain.target import Target, TargetError
+from syncd.engine.cycle import CycleOptions, run_cycle
 from syncd.state.store import Busy, StateStore
-from syncd.target import Target, TargetError
 
 log = structlog.get_logger(__name__)
 

@@ -20,9 +20,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from syncd.config import Config
-from syncd.escalation import _duration
-from syncd.messages import PROBLEM_TITLES, notice_text, notice_title
-from syncd.notice import Notice, Notifier, State, recipients_of, send_first
+from syncd.domain.escalation import _duration
+from syncd.reporting.messages import PROBLEM_TITLES, notice_text, notice_title
+from syncd.reporting.notice import Notice, Notifier, State, recipients_of, send_first
 from syncd.state import StateUnavailable
 
 log = structlog.get_logger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from syncd.escalation import open_problems
+from syncd.domain.escalation import open_problems
 from syncd.service.leader import Holder
 from syncd.state.store import StateStore, aware
 

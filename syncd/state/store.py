@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from syncd.model import (
+from syncd.domain.model import (
     REPEATING_PERSON_FIELDS,
     Change,
     LinkedDepartment,
@@ -41,7 +41,7 @@ from syncd.model import (
     Snapshot,
     fingerprint,
 )
-from syncd.scope import ResyncRequest, Scope
+from syncd.domain.scope import ResyncRequest, Scope
 from syncd.state import MigrationFailed, StateTooNew, StateUnavailable
 from syncd.state.models import DepartmentLink, JournalEntry, PersonLink, ResyncRequestRow, Run, ServiceState
 

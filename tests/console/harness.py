@@ -25,15 +25,15 @@ from connectors.zzd.simulator import SimAdmin, SimTenant, SimulatorServer
 from syncd.config import Config, load
 from syncd.console import ConsoleData, SnapshotCache, read_directory_person, read_hr, register_console, server_error
 from syncd.console.auth import SESSION_LIFETIME, SignInLimiter
-from syncd.cycle import CycleResult
-from syncd.model import Change, ChangeKind
+from syncd.domain.model import Change, ChangeKind
+from syncd.domain.target import DirectoryEntry
+from syncd.engine.cycle import CycleResult
 from syncd.service.api import create_api
 from syncd.service.daemon import Daemon, DaemonControl
 from syncd.service.http import WsgiServer
 from syncd.service.resyncs import carry_out
 from syncd.service.tokens import TokenStore, add_token
 from syncd.state.store import StateStore
-from syncd.target import DirectoryEntry
 from tests.conftest import DEPARTMENT_HEADER, DEPARTMENTS, PEOPLE, PEOPLE_HEADER, config_toml, write_csv
 from tests.service.daemon_harness import free_port
 from tests.sim_env import directory_posts, run_one_cycle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from syncd.model import ChangeKind
+from syncd.domain.model import ChangeKind
 from tests.conftest import PEOPLE, person
 from tests.console.conftest import Browser, sign_in
 from tests.console.harness import Bureau, Console

@@ -8,8 +8,8 @@ import io
 import requests
 from openpyxl import load_workbook
 
-from syncd import messages
-from syncd.spreadsheet import FORMULA_STARTS
+from syncd.reporting import messages
+from syncd.reporting.spreadsheet import FORMULA_STARTS
 from tests.conftest import PEOPLE
 from tests.console.conftest import csrf_of
 from tests.console.harness import Bureau, Console

@@ -7,7 +7,7 @@ from openpyxl import load_workbook
 
 from connectors.zzd.client import ContactsClient
 from syncd.console.onboard import ONBOARD_EXTENSION, OnboardReviews
-from syncd.onboard import build_review
+from syncd.engine.onboard import build_review
 from tests.conftest import DEPARTMENTS
 from tests.console.conftest import Browser
 from tests.console.harness import TENANT, Bureau, Console

@@ -12,11 +12,12 @@ from urllib.parse import unquote
 import pytest
 from structlog.testing import capture_logs
 
-from syncd import messages, validate
 from syncd.console import ConsoleData, SnapshotCache
-from syncd.messages import REASONS, reason_template
-from syncd.model import Department, Snapshot
-from syncd.scope import Scope
+from syncd.domain import validate
+from syncd.domain.model import Department, Snapshot
+from syncd.domain.scope import Scope
+from syncd.reporting import messages
+from syncd.reporting.messages import REASONS, reason_template
 from syncd.service.resyncs import carry_out
 from tests.conftest import DEPARTMENTS, PEOPLE, person
 from tests.console.conftest import csrf_of, sign_in

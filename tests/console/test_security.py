@@ -14,10 +14,10 @@ from flask import Flask
 from structlog.testing import capture_logs
 from werkzeug.test import TestResponse
 
-from syncd import messages
 from syncd.console import CSP, is_api_path, register_console
 from syncd.console.auth import SESSION_COOKIE, SESSION_LIFETIME, SignInLimiter
 from syncd.console.web import SECURITY_HEADERS
+from syncd.reporting import messages
 from syncd.service.api import create_api, required_role
 from tests.console.conftest import csrf_of, sign_in
 from tests.console.harness import Bureau, Console, build_console

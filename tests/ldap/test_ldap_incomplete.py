@@ -9,10 +9,10 @@ from structlog.testing import capture_logs
 
 from connectors.sources.ldap_source import LdapSource
 from syncd.config import LdapConfig
-from syncd.model import ChangeKind, LinkedPerson, LinkState
-from syncd.reconcile import reconcile
-from syncd.source import RawRecord, SourceError
-from syncd.validate import CodeTables, build_snapshot
+from syncd.domain.model import ChangeKind, LinkedPerson, LinkState
+from syncd.domain.reconcile import reconcile
+from syncd.domain.source import RawRecord, SourceError
+from syncd.domain.validate import CodeTables, build_snapshot
 from tests.ldap.slapd import LIMITED_DN, LIMITED_TOTAL, Slapd, free_port
 
 MakeConfig = Callable[..., LdapConfig]

@@ -18,10 +18,10 @@ from connectors.sources.ldap_source import (
     split_dn,
 )
 from syncd.config import DEFAULT_LDAP_PEOPLE_ATTRIBUTES, LdapConfig
-from syncd.model import ChangeKind, LinkedPerson, LinkState
-from syncd.reconcile import reconcile
-from syncd.source import RawRecord, SourceError
-from syncd.validate import CodeTables, build_snapshot
+from syncd.domain.model import ChangeKind, LinkedPerson, LinkState
+from syncd.domain.reconcile import reconcile
+from syncd.domain.source import RawRecord, SourceError
+from syncd.domain.validate import CodeTables, build_snapshot
 from tests.ldap.conftest import ROOT_DN, SEED
 from tests.ldap.slapd import SEED_TIMESTAMP, SERVICE_DN, SUFFIX, Slapd
 

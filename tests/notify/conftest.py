@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from connectors.notify.webhook import SIGNATURE_HEADER, signature
-from syncd.notice import Notice, Recipient
+from syncd.reporting.notice import Notice, Recipient
 
 # check-config's fixtures, for trying the channels (test_check_config_channels.py).
 from tests.test_check_config import check, gateway  # noqa: F401

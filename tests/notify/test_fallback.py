@@ -6,7 +6,7 @@ from connectors.notify.webhook import WebhookNotifier
 from connectors.notify.work_notification import WorkNotifier
 from connectors.zzd.client import RetryPolicy
 from connectors.zzd.simulator import SimAdmin
-from syncd.notice import Delivery, Notice, send_first
+from syncd.reporting.notice import Delivery, Notice, send_first
 from tests.notify.conftest import WebhookServer
 from tests.zzd.conftest import Connect
 

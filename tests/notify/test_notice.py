@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from syncd.config import Admin
-from syncd.notice import WEBHOOK_KEYS, Delivery, Notice, NoticeError, Recipient, recipients_of, send_first
+from syncd.reporting.notice import WEBHOOK_KEYS, Delivery, Notice, NoticeError, Recipient, recipients_of, send_first
 from tests.notify.conftest import make_notice
 
 

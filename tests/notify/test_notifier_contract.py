@@ -1,4 +1,4 @@
-"""Every channel implements the `syncd.notice.Notifier` contract, checked in one place."""
+"""Every channel implements the `syncd.reporting.notice.Notifier` contract, checked in one place."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from connectors.notify import EmailNotifier, WebhookNotifier, WorkNotifier
 from connectors.zzd.client import RetryPolicy
 from syncd.config import EmailConfig, EscalationConfig
-from syncd.notice import Notice, NoticeError, Notifier
+from syncd.reporting.notice import Notice, NoticeError, Notifier
 from tests.notify.conftest import free_port
 from tests.zzd.conftest import Connect
 

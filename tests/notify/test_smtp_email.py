@@ -6,7 +6,7 @@ import pytest
 
 from connectors.notify.smtp_email import EmailNotifier
 from syncd.config import EmailConfig
-from syncd.notice import Notice, NoticeError, Recipient
+from syncd.reporting.notice import Notice, NoticeError, Recipient
 from tests.notify.conftest import SMTP_PASSWORD, SMTP_USER, SmtpServer, WriteSecret, free_port, make_notice
 
 SENDER = "syncd@zz.gov.example"

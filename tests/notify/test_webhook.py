@@ -9,7 +9,7 @@ import json
 import pytest
 
 from connectors.notify.webhook import WebhookNotifier, body_of, signature
-from syncd.notice import Notice, NoticeError
+from syncd.reporting.notice import Notice, NoticeError
 from tests.notify.conftest import WebhookServer, WriteSecret, free_port
 
 

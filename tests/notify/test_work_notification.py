@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from connectors.notify.work_notification import ELLIPSIS, MAX_MSG_BYTES, WorkNotifier, text_message
 from connectors.zzd.client import ContactsClient
 from connectors.zzd.simulator import SimAdmin
-from syncd.notice import Notice, NoticeError, Recipient
+from syncd.reporting.notice import Notice, NoticeError, Recipient
 from tests.notify.conftest import make_notice
 
 

@@ -15,12 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from structlog.testing import capture_logs
 
-from syncd.freeze import NotLinked
+from syncd.domain.target import DirectoryEntry, TargetError
+from syncd.engine.freeze import NotLinked
 from syncd.service.api import create_api, required_role
 from syncd.service.control import Control, Health, ResyncRequest, ResyncScope, StateUnavailable
 from syncd.service.metrics import Metrics
 from syncd.service.tokens import TokenStore, add_token
-from syncd.target import DirectoryEntry, TargetError
 from syncd.version import __version__
 
 WHEN = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from syncd.cli import main
-from syncd.compliance import PERSON_KINDS
 from syncd.console import read_hr
-from syncd.report import completeness
+from syncd.domain.compliance import PERSON_KINDS
+from syncd.reporting.report import completeness
 from syncd.service.tokens import add_token
 from tests.console.conftest import csrf_of
 from tests.console.harness import Bureau, Console, build_console, bureau_at, serve

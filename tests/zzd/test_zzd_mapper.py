@@ -14,7 +14,7 @@ from connectors.zzd.mapper import (
     person_fields_from_api,
     person_params,
 )
-from syncd.model import PUSHED_PERSON_FIELDS
+from syncd.domain.model import PUSHED_PERSON_FIELDS
 
 
 def test_every_pushed_person_field_has_exactly_one_api_field() -> None:

@@ -10,7 +10,7 @@ import structlog
 
 from connectors.zzd.simulator import SimAdmin
 from connectors.zzd.target import ZzdTarget
-from syncd.target import CreatedPerson, DirectoryPerson, Target, TargetError
+from syncd.domain.target import CreatedPerson, DirectoryPerson, Target, TargetError
 
 PROTOCOL_METHODS = [name for name, _ in inspect.getmembers(Target, inspect.isfunction) if not name.startswith("_")]
 

@@ -30,10 +30,17 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from syncd.apply import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
 from syncd.config import Config, EscalationConfig
-from syncd.guard import COUNT_ACTIVE, COUNT_IN_POST_BEFORE, COUNT_IN_POST_NOW, COUNT_OVER_LIMITS, HOLD_MASS_DEACTIVATION
-from syncd.messages import (
+from syncd.domain.guard import (
+    COUNT_ACTIVE,
+    COUNT_IN_POST_BEFORE,
+    COUNT_IN_POST_NOW,
+    COUNT_OVER_LIMITS,
+    HOLD_MASS_DEACTIVATION,
+)
+from syncd.domain.model import DEPARTMENT_KINDS, STOPPED_BY_SIGNAL
+from syncd.domain.workdays import add_workdays, is_workday, uncovered_years
+from syncd.reporting.messages import (
     CHANGE_KINDS,
     DIGEST_MOVES,
     GROUP_SEPARATOR,
@@ -44,11 +51,21 @@ from syncd.messages import (
     notice_text,
     notice_title,
 )
-from syncd.notice import Delivery, Kind, Level, Notice, Notifier, Recipient, State, notice_id, recipients_of, send_first
+from syncd.reporting.notice import (
+    Delivery,
+    Kind,
+    Level,
+    Notice,
+    Notifier,
+    Recipient,
+    State,
+    notice_id,
+    recipients_of,
+    send_first,
+)
 from syncd.state.models import NoticeRow, ProblemRow
 from syncd.state.problems import Attempts, FailedEntry, Move, Problems, utc
 from syncd.state.store import StateStore, aware
-from syncd.workdays import add_workdays, is_workday, uncovered_years
 
 log = structlog.get_logger(__name__)
 

@@ -17,19 +17,19 @@ from datetime import datetime
 
 import structlog
 
-from syncd.apply import Applier, ApplyReport, ApplySettings, DryRunJournal
 from syncd.config import Config
-from syncd.correlate import find_existing
-from syncd.drift import Drift, detect_drift
-from syncd.guard import WAITING, GuardedPlan, Held, InPost, Limits, ScopeViolation, check_scope, guard
-from syncd.model import Change, ChangeKind, LinkState, PersonStatus, Plan, Snapshot
-from syncd.reconcile import reconcile
-from syncd.recovery import recover
-from syncd.scope import EVERYTHING, Scope, keep_in_scope, narrow
-from syncd.source import Source, change_token
+from syncd.domain.correlate import find_existing
+from syncd.domain.drift import Drift, detect_drift
+from syncd.domain.guard import WAITING, GuardedPlan, Held, InPost, Limits, ScopeViolation, check_scope, guard
+from syncd.domain.model import Change, ChangeKind, LinkState, PersonStatus, Plan, Snapshot
+from syncd.domain.reconcile import reconcile
+from syncd.domain.scope import EVERYTHING, Scope, keep_in_scope, narrow
+from syncd.domain.source import Source, change_token
+from syncd.domain.target import Target
+from syncd.domain.validate import SOURCE_REJECTION, CodeTables, build_snapshot
+from syncd.engine.apply import Applier, ApplyReport, ApplySettings, DryRunJournal
+from syncd.engine.recovery import recover
 from syncd.state.store import DECIDED_AT, StateStore, aware
-from syncd.target import Target
-from syncd.validate import SOURCE_REJECTION, CodeTables, build_snapshot
 
 log = structlog.get_logger(__name__)
 

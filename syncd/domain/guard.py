@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from syncd.model import Change, ChangeKind, LinkState, Plan, Snapshot
+from syncd.domain.model import Change, ChangeKind, LinkState, Plan, Snapshot
 
 DEACTIVATIONS = frozenset({ChangeKind.LEAVE, ChangeKind.TRANSFER_OUT})
 STRUCTURE = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE, ChangeKind.DEPT_MOVE,

@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from syncd.cycle import CycleResult
-from syncd.drift import Drift
-from syncd.guard import Held
-from syncd.model import FieldIssue, Plan, Rejection
+from syncd.domain.drift import Drift
+from syncd.domain.guard import Held
+from syncd.domain.model import FieldIssue, Plan, Rejection
+from syncd.engine.cycle import CycleResult
 
 
 def print_issues(issues: list[FieldIssue]) -> None:

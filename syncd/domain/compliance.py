@@ -5,7 +5,7 @@ department's change, nor a freeze an operator asked for), counted once however m
 it: a retry keeps the detection time it was first journaled with (`StateStore.journal_plan`). It
 reached the directory on time when its journal entry was done by its due date, `escalation.
 deadline_workdays` working days after the day it was detected in `schedule.timezone`: the same
-rule (`syncd.workdays.due_date`) the applier journals and the escalation chases. A change HR took
+rule (`syncd.domain.workdays.due_date`) the applier journals and the escalation chases. A change HR took
 back, or an operator rejected, is withdrawn and counts nowhere.
 """
 
@@ -24,8 +24,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from syncd.config import Config
-from syncd.escalation import open_counts
-from syncd.messages import (
+from syncd.domain.escalation import open_counts
+from syncd.domain.model import ChangeKind, Snapshot
+from syncd.domain.workdays import due_date, local_date, workdays_taken
+from syncd.reporting.messages import (
     COMPLIANCE_HEADER,
     COMPLIANCE_LABELS,
     COMPLIANCE_NONE,
@@ -33,11 +35,9 @@ from syncd.messages import (
     COMPLIANCE_SHEET,
     FULL_WIDTH_SPACE,
 )
-from syncd.model import ChangeKind, Snapshot
-from syncd.report import CompletenessReport, completeness
-from syncd.spreadsheet import text_row
+from syncd.reporting.report import CompletenessReport, completeness
+from syncd.reporting.spreadsheet import text_row
 from syncd.state.store import JournaledChange, StateStore
-from syncd.workdays import due_date, local_date, workdays_taken
 
 # What HR changed of a person. A freeze or unfreeze is an operator's order, not a personnel change.
 PERSON_KINDS: tuple[str, ...] = tuple(kind.value for kind in ChangeKind
@@ -151,7 +151,7 @@ def change_figures(entries: Iterable[JournaledChange], today: date, rules: Rules
 def compliance(store: StateStore, unit: str, start: date, end: date, today: date, rules: Rules,
                report: CompletenessReport | None) -> Compliance:
     """A unit's Article 9 figures for changes detected from `start` to `end` (dates in `rules.timezone`),
-    as of `today`; `report` the latest HR read's completeness report (`syncd.report.completeness`)."""
+    as of `today`; `report` the latest HR read's completeness report (`syncd.reporting.report.completeness`)."""
     if end < start:
         raise ValueError("the period ends before it starts")
     entries = store.journaled_changes(PERSON_KINDS, _midnight(start, rules.timezone),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from syncd.model import LinkState
-from syncd.target import DirectoryEntry
+from syncd.domain.model import LinkState
+from syncd.domain.target import DirectoryEntry
 
 
 @dataclass(slots=True)

@@ -6,8 +6,8 @@ link), so an unchanged person produces no change and costs no API call.
 
 from __future__ import annotations
 
-from syncd.correlate import Found
-from syncd.model import (
+from syncd.domain.correlate import Found
+from syncd.domain.model import (
     ADOPTED_ORGANIZATION,
     ADOPTED_PERSON,
     Change,

@@ -18,8 +18,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TypeVar
 
-from syncd.messages import LIST_SEPARATOR
-from syncd.model import (
+from syncd.domain.model import (
     ARTICLE9_FIELDS,
     LEADER_ROLE,
     REPEATING_PERSON_FIELDS,
@@ -30,7 +29,8 @@ from syncd.model import (
     Rejection,
     Snapshot,
 )
-from syncd.source import RawRecord, Source, SourceError, one_read
+from syncd.domain.source import RawRecord, Source, SourceError, one_read
+from syncd.reporting.messages import LIST_SEPARATOR
 
 # Package data, found the same way from a checkout, a wheel, the bundle and an editable install.
 BUNDLED_CODE_TABLES: Traversable = files("syncd").joinpath("data", "codes")
@@ -59,7 +59,7 @@ _POST_MAX = 64
 # HR values are plain text. One that holds markup (`<a href=…>`, `<script>`) or a spreadsheet formula
 # (`=HYPERLINK(…)`, `@SUM(…)`, `+cmd(…)`, `-cmd|' /C calc'!A0`) is an attack or a slip in the export:
 # reported for HR to fix. It is never executed anyway: pages escape it, downloads write it as text
-# (`syncd.spreadsheet`).
+# (`syncd.reporting.spreadsheet`).
 _UNSAFE = re.compile(r"<[A-Za-z!/?]|^[=@]|^[+\-]\s*[A-Za-z_][\w.]*\s*\(|^[+\-].*[|!]")
 _UNSAFE_FIRST = frozenset("=@+-")
 
@@ -112,7 +112,7 @@ class _Invalid(Exception):
     def __init__(self, field: str, reason: str, code: str, **params: str) -> None:
         self.field = field
         self.reason = reason  # English, for logs
-        self.code = code  # stable, rendered in Chinese for HR by syncd.messages
+        self.code = code  # stable, rendered in Chinese for HR by syncd.reporting.messages
         self.params: _Params = tuple(params.items())
 
 

@@ -20,10 +20,19 @@ from typing import Protocol
 import structlog
 
 from syncd.config import Config
-from syncd.guard import Held
-from syncd.model import Change, ChangeKind, LinkedDepartment, LinkedPerson, LinkState, Plan
-from syncd.target import DirectoryPerson, Target, TargetError
-from syncd.workdays import due_date
+from syncd.domain.guard import Held
+from syncd.domain.model import (
+    DEPARTMENT_KINDS,
+    STOPPED_BY_SIGNAL,
+    Change,
+    ChangeKind,
+    LinkedDepartment,
+    LinkedPerson,
+    LinkState,
+    Plan,
+)
+from syncd.domain.target import DirectoryPerson, Target, TargetError
+from syncd.domain.workdays import due_date
 
 log = structlog.get_logger(__name__)
 
@@ -102,12 +111,9 @@ class _Dependency(Exception):
     """A change that needs an object an earlier change failed to create."""
 
 
-DEPARTMENT_KINDS = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE,
-                              ChangeKind.DEPT_MOVE, ChangeKind.DEPT_RETIRE})
 _NEW_DEPARTMENT = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE})
 _ADOPTING_KINDS = frozenset({ChangeKind.JOIN, ChangeKind.ADOPT, ChangeKind.LEAVE})  # kinds that test `_linked_codes`
 QUARANTINE_MIN_WRITES = 10  # below this, a couple of failures say nothing about the run
-STOPPED_BY_SIGNAL = "the service is stopping"
 
 
 @dataclass(frozen=True, slots=True)

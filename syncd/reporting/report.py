@@ -1,7 +1,7 @@
 """The Article 9 completeness report: per in-post person, which fields are missing or invalid.
 
 Written for HR, not operators: Chinese headers and reasons (rendered from each problem's stable
-code by `syncd.messages`), grouped by department (by the path from the unit's root), each problem
+code by `syncd.reporting.messages`), grouped by department (by the path from the unit's root), each problem
 with the file and line to fix. Rejected records are listed too, since they are the worst case of
 incomplete.
 """
@@ -17,7 +17,8 @@ from typing import IO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from syncd.messages import (
+from syncd.domain.model import FieldIssue, PersonStatus, Snapshot
+from syncd.reporting.messages import (
     GROUP_SEPARATOR,
     LIST_SEPARATOR,
     REPORT,
@@ -29,8 +30,7 @@ from syncd.messages import (
     field_label,
     problem_text,
 )
-from syncd.model import FieldIssue, PersonStatus, Snapshot
-from syncd.spreadsheet import safe_cell, text_row
+from syncd.reporting.spreadsheet import safe_cell, text_row
 
 INCOMPLETE, REJECTED = REPORT_STATUSES["incomplete"], REPORT_STATUSES["rejected"]
 

@@ -1,6 +1,6 @@
 """The contract between the engine and the contacts directory it writes to.
 
-The engine speaks HR field names (`syncd.model.PUSHED_PERSON_FIELDS`); the Zhengzhengding
+The engine speaks HR field names (`syncd.domain.model.PUSHED_PERSON_FIELDS`); the Zhengzhengding
 adapter in `connectors/zzd/` maps them onto the API of `zzd-api.md`. Organisation codes and
 employee codes are the directory's own identifiers.
 """

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from syncd.target import DirectoryPerson
+    from syncd.domain.target import DirectoryPerson
 
 
 class PersonStatus(StrEnum):
@@ -118,7 +118,7 @@ class Rejection:
     reason: str
     source: str = ""  # file name, LDAP DN, query …
     line: int | None = None
-    code: str = ""  # stable reason code (`department.unknown`): `syncd.messages` renders it for HR
+    code: str = ""  # stable reason code (`department.unknown`): `syncd.reporting.messages` renders it for HR
     params: tuple[tuple[str, str], ...] = ()  # what the code's Chinese text names (ids, limits), never a value
 
     def location(self) -> str:
@@ -137,7 +137,7 @@ class FieldIssue:
     department: str = ""
     source: str = ""
     line: int | None = None
-    code: str = ""  # stable reason code (`mobile.invalid`): `syncd.messages` renders it for HR
+    code: str = ""  # stable reason code (`mobile.invalid`): `syncd.reporting.messages` renders it for HR
     params: tuple[tuple[str, str], ...] = ()
 
     def location(self) -> str:
@@ -173,6 +173,13 @@ class ChangeKind(StrEnum):
     DEPT_RETIRE = "dept_retire"
     FREEZE = "freeze"
     UNFREEZE = "unfreeze"
+
+
+DEPARTMENT_KINDS = frozenset({ChangeKind.DEPT_ADOPT, ChangeKind.DEPT_CREATE, ChangeKind.DEPT_UPDATE,
+                              ChangeKind.DEPT_MOVE, ChangeKind.DEPT_RETIRE})
+# Why a change was not attempted when the service stopped mid-run (journaled as `not attempted: …`):
+# not a failure of the change, so escalation does not count it as one.
+STOPPED_BY_SIGNAL = "the service is stopping"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import structlog
 
-from syncd.apply import inside_unit
-from syncd.model import ChangeKind, LinkedDepartment, LinkedPerson
+from syncd.domain.model import ChangeKind, LinkedDepartment, LinkedPerson
+from syncd.domain.target import Target
+from syncd.engine.apply import inside_unit
 from syncd.state.store import StateStore
-from syncd.target import Target
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from syncd.model import LinkState, Plan, Snapshot
+from syncd.domain.model import LinkState, Plan, Snapshot
 
 ScopeKind = Literal["employee", "department", "all"]
 

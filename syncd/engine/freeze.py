@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from syncd.model import Change, ChangeKind
+from syncd.domain.model import Change, ChangeKind
+from syncd.domain.target import Target, TargetError
+from syncd.domain.workdays import local_date
 from syncd.state.store import StateStore
-from syncd.target import Target, TargetError
-from syncd.workdays import local_date
 
 log = structlog.get_logger(__name__)
 

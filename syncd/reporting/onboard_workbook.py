@@ -15,7 +15,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from syncd.messages import (
+from syncd.engine.onboard import DIRECTORY_ONLY, LINKED, NONE, SAME_NAME, ConfirmedRow, DepartmentRow, PersonRow, Review
+from syncd.reporting.messages import (
     ONBOARD_DEPARTMENT_COLUMNS,
     ONBOARD_KINDS,
     ONBOARD_NOTES,
@@ -26,7 +27,6 @@ from syncd.messages import (
     ONBOARD_SUMMARY,
     ONBOARD_YES,
 )
-from syncd.onboard import DIRECTORY_ONLY, LINKED, NONE, SAME_NAME, ConfirmedRow, DepartmentRow, PersonRow, Review
 
 _BOLD = Font(bold=True)
 _EXACT = ("ext_code", "name", "short_name")

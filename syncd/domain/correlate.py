@@ -17,8 +17,8 @@ from enum import StrEnum
 
 import structlog
 
-from syncd.model import Department, LinkState, PersonStatus, Snapshot, department_depth
-from syncd.target import DirectoryOrganization, DirectoryPerson, Target
+from syncd.domain.model import Department, LinkState, PersonStatus, Snapshot, department_depth
+from syncd.domain.target import DirectoryOrganization, DirectoryPerson, Target
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
-from syncd.model import FieldIssue, Rejection
+from syncd.domain.model import FieldIssue, Rejection
 
 # -- field labels ---------------------------------------------------------------------------------
 
@@ -288,7 +288,7 @@ def problem_text(item: Rejection | FieldIssue) -> str:
     return reason_text(item.code, item.params, kind, fallback=item.reason)
 
 
-# -- the completeness report (`syncd.report`: `syncd report completeness`, the console's downloads) --------
+# -- the completeness report (`syncd.reporting.report`: `syncd report completeness`, the console's downloads) --------
 
 REPORT_COLUMNS: tuple[str, ...] = ("部门", "部门编号", "工号", "姓名", "状态", "缺少字段", "无效字段", "说明", "位置")
 # A row's 状态: an in-post person with fields to fix, or a person record syncd rejected.
@@ -308,7 +308,7 @@ REPORT: dict[str, str] = {
 # `syncd report completeness` over a source that broke off (stderr; the report itself is HR's).
 REPORT_PARTIAL = "警告：人事数据源未能读到末尾，本报告不完整。"
 
-# -- the Article 9 figures (`syncd report compliance`, `syncd.compliance`) -------------------------
+# -- the Article 9 figures (`syncd report compliance`, `syncd.domain.compliance`) -------------------------
 
 COMPLIANCE_SHEET = "第九条执行情况"
 # One row per figure, in this order; the value column says 无 where a figure has nothing to count.
@@ -350,7 +350,7 @@ CITY_ADVICE = {
 COMPLIANCE_PERIOD = "{start} 至 {end}"
 
 
-# -- the escalation notices (`syncd.escalation`) --------------------------------------------------
+# -- the escalation notices (`syncd.domain.escalation`) --------------------------------------------------
 
 NOTICE_TITLE_PREFIX = "【郑政钉同步·{unit}】"  # the unit in every title and email subject
 # What each kind of problem is, as a notice's title and its resolved notice name it.

@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.config import Config
-from syncd.correlate import MatchKind, match_department, name_key, similar_departments
-from syncd.cycle import SOURCE_TOKEN
-from syncd.model import (
+from syncd.domain.correlate import MatchKind, match_department, name_key, similar_departments
+from syncd.domain.model import (
     ADOPTED_ORGANIZATION,
     ADOPTED_PERSON,
     Change,
@@ -34,8 +33,9 @@ from syncd.model import (
     Snapshot,
     department_depth,
 )
+from syncd.domain.target import DirectoryEntry, DirectoryOrganization, DirectoryPerson, Target
+from syncd.engine.cycle import SOURCE_TOKEN
 from syncd.state.store import StateStore
-from syncd.target import DirectoryEntry, DirectoryOrganization, DirectoryPerson, Target
 
 log = structlog.get_logger(__name__)
 
