@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from click.testing import CliRunner, Result
 
 from connectors.zzd.client import ContactsClient
@@ -34,17 +33,13 @@ class Env:
     config: Path
     write_export: Callable[..., tuple[Path, Path]]
 
-    def admin(self, path: str) -> Any:
-        response = requests.get(self.server.base_url + path, headers={"X-Sim-Admin-Token": "it-admin"}, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
     def sim_admin(self) -> SimAdmin:
         """The simulator's admin API: faults, counters, the directory."""
         return SimAdmin(self.server.base_url, TENANT.admin_token)
 
     def writes(self) -> int:
-        return int(self.admin("/_sim/counters")["writes"])
+        """How many writes the directory has taken so far."""
+        return int(self.sim_admin().counters()["writes"])
 
     def sync(self, *args: str) -> Result:
         return CliRunner().invoke(main, ["--config", str(self.config), "sync", *args])
@@ -54,7 +49,7 @@ class Env:
 
     def directory(self) -> Projection:
         """What the directory holds, as HR would describe it."""
-        return directory_projection(self.admin("/_sim/directory"))
+        return directory_projection(self.sim_admin().directory())
 
     def posts(self) -> dict[str, str | None]:
         """Employee code → main position's post, as the directory holds it."""
@@ -122,5 +117,5 @@ def hand_client(env: Env) -> ContactsClient:
 
 
 def employee_code(env: Env, mobile: str) -> str:
-    [employee] = [e for e in env.admin("/_sim/directory")["employees"] if e["mobile"] == mobile]
+    [employee] = [e for e in env.sim_admin().directory()["employees"] if e["mobile"] == mobile]
     return str(employee["employeeCode"])

@@ -68,17 +68,17 @@ def build(env: Env, people: list[dict[str, str]] = PEOPLE, departments: list[dic
 
 
 def calls(env: Env) -> dict[str, int]:
-    return dict(env.admin("/_sim/counters")["calls"])
+    return dict(env.sim_admin().counters()["calls"])
 
 
 def test_a_hand_built_directory_is_adopted_by_a_full_sync_with_nothing_created(env: Env) -> None:
     built = build(env, ext_code_of=lambda row: "HAND-" + row["部门编号"][-2:] if row["排序"] == "1" else "")
-    before = env.admin("/_sim/directory")
+    before = env.sim_admin().directory()
     counters_before = calls(env)
     result = env.sync("--full")
     assert result.exit_code == 0, result.output
     assert "zzd.fields_not_cleared" not in result.output  # HR's empty 简称 is not asked to clear anything
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     made = {path: calls(env).get(path, 0) - counters_before.get(path, 0) for path in CREATES}
     assert made == {path: 0 for path in CREATES}
     assert len(after["organizations"]) == len(before["organizations"])
@@ -103,7 +103,7 @@ def test_the_dry_run_shows_adoptions_and_a_held_adoption_waits_for_approval(env:
     run_id = re.search(r"syncd approve (\w+)", held.output)[1]  # type: ignore[index]
     assert env.cli("approve", run_id).exit_code == 0
     assert env.sync().exit_code == 0
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
     assert len(after["employees"]) == 5 and no_same_named_siblings(after)
 
@@ -111,7 +111,7 @@ def test_the_dry_run_shows_adoptions_and_a_held_adoption_waits_for_approval(env:
 def test_departments_typed_by_their_short_name_are_adopted_and_renamed_to_hrs_name(env: Env) -> None:
     build(env, name_of=lambda row: row["简称"] or row["部门名称"])  # 财政处, 信息中心
     assert env.sync().exit_code == 0
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
     assert len(after["organizations"]) == len(DEPARTMENTS)
 
@@ -121,11 +121,11 @@ def test_an_ambiguous_department_is_neither_adopted_nor_created_and_names_syncd_
     build(env, departments=[d for d in DEPARTMENTS if d["部门编号"] != "D0002"], people=[])
     hand.create_gov_organization(TENANT.root_code, "办公室")
     hand.create_gov_organization(TENANT.root_code, "综合办公室", gov_short_name="办公室")
-    before = len(env.admin("/_sim/directory")["organizations"])
+    before = len(env.sim_admin().directory()["organizations"])
     result = env.sync()
     assert result.exit_code == 1, result.output
     assert "syncd onboard" in result.output
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert len(after["organizations"]) == before and no_same_named_siblings(after)
     office = {e["mobile"] for e in after["employees"]}
     assert office == {p["手机号"] for p in PEOPLE if p["部门编号"] != "D0002" and p["人员状态"] == "在职"}
@@ -142,4 +142,4 @@ def test_a_whole_unit_is_looked_up_by_mobile_fifty_a_call(env: Env) -> None:
             for path in (*CREATES, "/mozi/employee/get_by_mobiles")}
     in_post = sum(1 for p in people if p["人员状态"] == "在职")
     assert made == {CREATES[0]: 0, CREATES[1]: 0, "/mozi/employee/get_by_mobiles": -(-in_post // 50)}
-    assert by_names(env.admin("/_sim/directory")) == hr_by_names(people, departments)
+    assert by_names(env.sim_admin().directory()) == hr_by_names(people, departments)

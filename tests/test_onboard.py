@@ -70,7 +70,7 @@ def test_onboard_review_accept_and_full_sync_adopt_short_named_departments_and_k
         env: Env, tmp_path: Path) -> None:
     built = build(env, name_of=lambda row: row["简称"] or row["部门名称"])  # 财政处, 信息中心
     unknown = add_unknown_people(env, built)
-    before = env.admin("/_sim/directory")
+    before = env.sim_admin().directory()
     writes = env.writes()
     workbook = tmp_path / "review.xlsx"
     result = env.cli("onboard", "--output", str(workbook))
@@ -107,7 +107,7 @@ def test_onboard_review_accept_and_full_sync_adopt_short_named_departments_and_k
     synced = env.sync("--full")
     assert synced.exit_code == 0, synced.output
     assert {path: calls(env).get(path, 0) - counters.get(path, 0) for path in CREATES} == dict.fromkeys(CREATES, 0)
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert len(after["organizations"]) == len(before["organizations"]) and no_same_named_siblings(after)
     wanted = hr_by_names(PEOPLE, DEPARTMENTS)
     assert by_names(after)["departments"] == wanted["departments"]  # renamed to HR's 部门名称
@@ -133,10 +133,10 @@ def test_a_renamed_department_is_a_suggestion_not_adopted_until_confirmed(env: E
     accepted = env.cli("onboard", "--accept", str(workbook))
     assert accepted.exit_code == 0, accepted.output
     assert state(env).links().departments["D0002"].organization_code == built.organizations["D0002"]
-    before = len(env.admin("/_sim/directory")["organizations"])
+    before = len(env.sim_admin().directory()["organizations"])
     synced = env.sync("--full")
     assert synced.exit_code == 0, synced.output
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert len(after["organizations"]) == before
     assert by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)  # 综合办公室 is 办公室 again, not a second one
 
@@ -183,9 +183,9 @@ def test_an_organisation_only_in_the_directory_is_matched_by_typing_the_hr_id_in
     accepted = env.cli("onboard", "--accept", str(workbook))
     assert accepted.exit_code == 0, accepted.output
     assert state(env).links().departments["D0005"].organization_code == built.organizations["D0005"]
-    before = len(env.admin("/_sim/directory")["organizations"])
+    before = len(env.sim_admin().directory()["organizations"])
     assert env.sync("--full").exit_code == 0
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert len(after["organizations"]) == before and by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
 
 
@@ -200,10 +200,10 @@ def test_a_confirmed_organisation_under_another_parent_than_hrs_is_moved_by_the_
     accepted = env.cli("onboard", "--accept", str(workbook))
     assert accepted.exit_code == 0, accepted.output
     assert state(env).links().departments["D0005"].parent == "D0001"  # where the directory has it
-    before = len(env.admin("/_sim/directory")["organizations"])
+    before = len(env.sim_admin().directory()["organizations"])
     result = env.sync("--full")
     assert result.exit_code == 0, result.output
-    after = env.admin("/_sim/directory")
+    after = env.sim_admin().directory()
     assert len(after["organizations"]) == before and by_names(after) == hr_by_names(PEOPLE, DEPARTMENTS)
     organization = next(o for o in after["organizations"] if o["organizationCode"] == built.organizations["D0005"])
     assert organization["parentCode"] == built.organizations["D0004"]

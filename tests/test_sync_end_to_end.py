@@ -119,7 +119,7 @@ def test_a_snapshot_missing_people_deactivates_nobody_until_approved(env: Env) -
 
 
 def account_status(env: Env, mobile: str) -> str:
-    data = env.admin("/_sim/directory")
+    data = env.sim_admin().directory()
     [employee] = [e for e in data["employees"] if e["mobile"] == mobile]
     [account] = [a for a in data["accounts"] if a["accountId"] == employee["accountId"]]
     return str(account["status"])
@@ -175,7 +175,7 @@ def test_a_hold_is_announced_once_and_decided_on_the_run_that_first_held_it(env:
 def test_full_sync_repairs_hand_edits_and_reports_people_unknown_to_hr(env: Env) -> None:
     assert env.sync().exit_code == 0
     hand = hand_client(env)
-    orgs = {o["extOrgCode"]: o["organizationCode"] for o in env.admin("/_sim/directory")["organizations"]}
+    orgs = {o["extOrgCode"]: o["organizationCode"] for o in env.sim_admin().directory()["organizations"]}
     hand.update_gov_employee(employee_code(env, "13800000001"), {"employeeName": "改过的名字"})
     hand.move_employee_position(employee_code(env, "13800000004"), orgs["D0003"], orgs["D0005"])
     hand.deactivate_gov_employee(employee_code(env, "13800000002"))
@@ -283,14 +283,14 @@ def test_people_already_in_the_directory_are_adopted_moved_and_rehired_not_creat
     assert env.directory() == expected(PEOPLE, DEPARTMENTS)
     assert employee_code(env, "13800000003") == moved["employeeCode"]
     assert employee_code(env, "13800000002") == inactive["employeeCode"]
-    assert len(env.admin("/_sim/directory")["employees"]) == 5
+    assert len(env.sim_admin().directory()["employees"]) == 5
 
 
 def test_a_unit_prefix_keeps_its_ext_org_codes_apart_from_a_sister_unit(env: Env,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNCD_UNIT__EXT_ORG_CODE_PREFIX", "ZZSJ-")
     assert env.sync().exit_code == 0
-    ext_codes = {o["extOrgCode"] for o in env.admin("/_sim/directory")["organizations"] if o["extOrgCode"]}
+    ext_codes = {o["extOrgCode"] for o in env.sim_admin().directory()["organizations"] if o["extOrgCode"]}
     assert ext_codes == {"ZZSJ-D0002", "ZZSJ-D0003", "ZZSJ-D0004", "ZZSJ-D0005"}
     before = env.writes()
     assert env.sync().exit_code == 0 and env.writes() == before
