@@ -665,7 +665,7 @@ def test_a_cycle_that_recorded_no_run_is_a_failure_too(store: StateStore, config
     assert isinstance(facts, Facts) and facts.failing
     engine(store, config, recorder).observe(at(2026, 10, 12, 9), facts)
     assert recorder.take() == [(1, "run_failed", "open")]
-    assert "同步未能运行（SourceError）" in recorder.last[0].text
+    assert "本次同步未能运行（错误类型：SourceError）" in recorder.last[0].text
 
 
 # -- the exact wording ---------------------------------------------------------------------------
@@ -743,8 +743,9 @@ def test_each_kind_of_problem_opens_with_its_exact_title_and_text() -> None:
                         "处理：请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), cycle_error="SourceError")) == {
         "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
-                       f"{UNIT}：同步未能运行（SourceError）。\n开始：{SINCE}\n"
-                       "处理：请查看 syncd 日志并排除问题（人事数据源、网络或网关）；下一次同步会自动重试。")}
+                       f"{UNIT}：同步程序出错，本次同步未能运行（错误类型：SourceError）。\n开始：{SINCE}\n"
+                       "处理：请在 syncd 日志中查看 scheduler.job_failed 记录及其前面的错误，"
+                       "排除问题（人事数据源、网络或网关）；无法判断原因时请把这段日志交给运维人员。下一次同步会自动重试。")}
     assert opened_notices(Facts(today=date(2026, 10, 12), run_id="R5", outcome="crashed", failed_in_a_row=1)) == {
         "run_failed": (f"【郑政钉同步·{UNIT}】同步失败",
                        f"{UNIT}：同步异常中断（运行 R5）。\n开始：{SINCE}\n{RUN_FAILED_ACTION}")}

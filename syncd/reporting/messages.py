@@ -382,8 +382,9 @@ NOTICES: dict[str, str] = {
                           "修复后运行 syncd sync。",
     "quarantined.what": "{unit}：写入失败比例过高，同步已自动中止（运行 {run}）。",
     "quarantined.action": "请运行 syncd status 查看失败原因，检查网关与字段映射；排除后下一次同步会自动继续。",
-    "not_run.what": "{unit}：同步未能运行（{error}）。",
-    "not_run.action": "请查看 syncd 日志并排除问题（人事数据源、网络或网关）；下一次同步会自动重试。",
+    "not_run.what": "{unit}：同步程序出错，本次同步未能运行（错误类型：{error}）。",
+    "not_run.action": "请在 syncd 日志中查看 scheduler.job_failed 记录及其前面的错误，"
+                      "排除问题（人事数据源、网络或网关）；无法判断原因时请把这段日志交给运维人员。下一次同步会自动重试。",
     "run_failed.what": "{unit}：同步{outcome}（运行 {run}{in_a_row}）。",
     "run_failed.in_a_row": "，已连续失败 {count} 次",
     "run_failed.action": "请运行 syncd status 查看失败原因并排除（网关、网络或数据）；下一次同步会自动重试。",
