@@ -171,30 +171,36 @@ def test_a_hold_that_grows_while_undecided_is_one_run_to_decide_and_one_level_2_
         store.close()
 
 
-def test_a_scoped_resync_that_joins_part_of_a_waiting_hold_takes_in_the_rest_one_run_to_decide(
-        bureau: tuple[Config, SimulatorServer], export: Callable[..., tuple[Path, Path]]) -> None:
+@pytest.mark.parametrize(("first_leavers", "then"), [
+    (("A000002", "A000003"), ("A000004",)),  # the resync holds A000003 again, and A000004
+    (("A000002", "A000005"), ("A000003", "A000004")),  # the resync's hold shares nothing with the waiting one
+])
+def test_a_scoped_resync_that_holds_while_a_hold_waits_takes_in_the_rest_one_run_to_decide(
+        bureau: tuple[Config, SimulatorServer], export: Callable[..., tuple[Path, Path]],
+        first_leavers: tuple[str, ...], then: tuple[str, ...]) -> None:
     config, server = bureau
     assert sync(config) == "success"
     store = StateStore(config.state.url)
     try:
-        export(people=leavers("A000002", "A000003"))  # 办公室 and 财政审计处: held (at most 1 unheld)
+        export(people=leavers(*first_leavers))  # held: at most 1 deactivation unheld
         assert sync(config) == "held"
         [(first, _, held)] = store.held_runs()
         assert held == 2
-        # One more leaves in 财政审计处, and HR resyncs that department only: its plan holds A000003
-        # (waiting in the first run) and A000004; A000002 (办公室) is outside its scope.
-        export(people=leavers("A000002", "A000003", "A000004"))
+        # More leave in 财政审计处 (D0003), and HR resyncs that department only: its plan holds its own
+        # leavers; the waiting hold's others are outside its scope.
+        export(people=leavers(*first_leavers, *then))
         resync = CycleOptions(trigger="resync", scope=Scope("department", "D0003"))
         assert sync(config, resync) == "held"
+        everyone = {*first_leavers, *then}
         [(second, _, held)] = store.held_runs()  # one run to decide, holding the whole set
-        assert second != first and held == 3
+        assert second != first and held == len(everyone)
+        assert store.run(second).counts["held"] == len(everyone)
         assert store.decide(first, approve=True) == 0
-        assert store.decide(second, approve=True) == 3
+        assert store.decide(second, approve=True) == len(everyone)
         assert sync(config) == "success"
         people = store.links().people
         directory = server.simulator.directory.employees
-        assert {i for i in people if directory[people[i].employee_code].status == "F"} == {
-            "A000002", "A000003", "A000004"}
+        assert {i for i in people if directory[people[i].employee_code].status == "F"} == everyone
         assert store.held_runs() == []
     finally:
         store.close()

@@ -254,8 +254,11 @@ def apply(config: Config, planned: Planned, guarded: GuardedPlan, store: StateSt
     # run holds the whole set and the earlier runs' holds are superseded, so one run is decided.
     pending = store.pending_holds()
     new_holds = [h for h in guarded.held if h.change.fingerprint() not in pending]
-    joining = any(h.reason != WAITING for h in new_holds) and any(
-        h.change.fingerprint() in pending for h in guarded.held)
+    # A whole-unit plan holds every waiting change it still wants, so it joins when it holds one of
+    # them; a scoped one sees only its part, so it joins (and takes in the rest) whenever any waits.
+    joining = any(h.reason != WAITING for h in new_holds) and (
+        any(h.change.fingerprint() in pending for h in guarded.held)
+        or (not options.scope.everything and bool(pending)))
     if joining:
         new_holds = list(guarded.held)
     result.report = Applier(target, store, planned.links, settings).apply(result.run_id, guarded.allowed, new_holds)
