@@ -271,8 +271,11 @@ def test_a_300_mb_body_is_refused_from_its_headers_without_a_temp_file(bureau: B
                 client.sendall(b"{" * 16_384)
                 assert not _open_temp_files(daemon.pid)
         answer = b""
-        while chunk := client.recv(65_536):
-            answer += chunk
+        # The server closes with our unread bytes in its buffer, so its kernel ends the connection with
+        # a reset instead of a FIN: after the answer, a read may raise rather than return b"".
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := client.recv(65_536):
+                answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), head
     assert b"Content-Type: application/json" in head and json.loads(body)["error"] == "request_entity_too_large"
