@@ -128,10 +128,9 @@ def test_every_notice_template_is_used_and_every_key_used_has_a_template() -> No
     constants: set[str] = set()
     used: set[str] = set()
     for module in modules():
-        if module == CATALOGUE:
-            continue
         for node in ast.walk(ast.parse((ROOT / module).read_text(encoding="utf-8"), module)):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # The catalogue's own constants are its keys; its calls (`duration_text`) are uses like any other.
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and module != CATALOGUE:
                 constants.add(node.value)
             elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
                   and isinstance(node.args[0], ast.Constant)):

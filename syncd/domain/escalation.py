@@ -48,6 +48,7 @@ from syncd.reporting.messages import (
     NOTICE_TITLE_PREFIX,
     PROBLEM_TITLES,
     RUN_OUTCOMES,
+    duration_text,
     notice_text,
     notice_title,
 )
@@ -94,7 +95,6 @@ DAILY_KINDS = ("records", "refused")
 WEEKLY_KINDS = ("calendar",)
 DAILY = timedelta(days=1)
 WEEKLY = timedelta(days=7)
-MINUTE = timedelta(minutes=1)  # a duration shorter than this reads "under a minute", never "0 minutes"
 RETRY_AFTER = timedelta(minutes=10)  # a notice no channel delivered is tried again after this
 RESOLVED_NOTICE_WITHIN = timedelta(days=7)  # an undelivered resolved notice is given up after this
 DIGEST_WINDOW = timedelta(days=7)
@@ -819,15 +819,15 @@ class Escalation:
                     if row.kind in RUN_KINDS and facts.failed_in_a_row > 1 else "")
         open_for = now - _open_since(row, facts)
         # Raised the moment it opened (no earlier run to date it from): "0 minutes, not yet solved" would be unfair.
-        template = "escalated" if open_for >= MINUTE else "escalated.now"
+        template = "escalated" if open_for >= timedelta(minutes=1) else "escalated.now"
         return (notice_title("escalated", row.kind, self._unit, self._what(row)),
                 self._with_contacts(notice_text(template, unit=self._unit, in_a_row=in_a_row, text=row.text,
-                                                open_for=_duration(open_for))))
+                                                open_for=duration_text(open_for))))
 
     def _reminder_text(self, row: ProblemRow, level: int, number: int, now: datetime,
                        facts: Facts) -> tuple[str, str]:
         # Never the open text again: the platform delivers the same content to a person once a day.
-        open_for = _duration(now - _open_since(row, facts))
+        open_for = duration_text(now - _open_since(row, facts))
         if level == 2:  # level 2 cannot run syncd on the unit's server: whom to call there instead
             return (notice_title("reminder", row.kind, self._unit, self._what(row)),
                     self._with_contacts(notice_text("reminder.higher", unit=self._unit, number=number,
@@ -850,7 +850,7 @@ class Escalation:
         return (notice_title("resolved", row.kind, self._unit, self._what(row)),
                 notice_text("resolved", unit=self._unit, what=self._what(row), key=row.key,
                             opened=self._local(opened), resolved=self._local(resolved),
-                            duration=_duration(resolved - opened)))
+                            duration=duration_text(resolved - opened)))
 
     def _local(self, moment: datetime) -> str:
         return moment.astimezone(self._zone).strftime("%Y-%m-%d %H:%M")
@@ -886,18 +886,3 @@ def _maybe(moment: datetime | None) -> datetime | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="seconds")
-
-
-def _duration(delta: timedelta) -> str:
-    """`1天4小时`, `3小时20分钟`, `45分钟`, `不到1分钟`."""
-    if delta < MINUTE:
-        return notice_text("duration.under_a_minute")
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return notice_text("duration.days", days=days) + (notice_text("duration.hours", hours=hours) if hours else "")
-    if hours:
-        return notice_text("duration.hours", hours=hours) + (
-            notice_text("duration.minutes", minutes=minutes) if minutes else "")
-    return notice_text("duration.minutes", minutes=minutes)

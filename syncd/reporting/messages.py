@@ -15,6 +15,7 @@ text anywhere else in `syncd/` or `connectors/` that its allowlist does not name
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 
 from syncd.config import DEFAULT_DEPARTMENT_COLUMNS, DEFAULT_PEOPLE_COLUMNS
 from syncd.domain.model import FieldIssue, Rejection
@@ -492,6 +493,21 @@ NOTICES: dict[str, str] = {
 def notice_text(key: str, /, **params: object) -> str:
     """One of the escalation notices' templates, filled in."""
     return NOTICES[key].format(**params)
+
+
+def duration_text(delta: timedelta) -> str:
+    """`1天4小时`, `3小时20分钟`, `45分钟`; under a minute reads `不到1分钟`, never `0分钟`."""
+    if delta < timedelta(minutes=1):
+        return notice_text("duration.under_a_minute")
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return notice_text("duration.days", days=days) + (notice_text("duration.hours", hours=hours) if hours else "")
+    if hours:
+        return notice_text("duration.hours", hours=hours) + (
+            notice_text("duration.minutes", minutes=minutes) if minutes else "")
+    return notice_text("duration.minutes", minutes=minutes)
 
 
 def notice_title(state: str, kind: str, unit: str, what: str | None = None) -> str:

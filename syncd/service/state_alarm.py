@@ -20,8 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from syncd.config import Config
-from syncd.domain.escalation import _duration
-from syncd.reporting.messages import PROBLEM_TITLES, notice_text, notice_title
+from syncd.reporting.messages import PROBLEM_TITLES, duration_text, notice_text, notice_title
 from syncd.reporting.notice import Notice, Notifier, State, recipients_of, send_first
 from syncd.state import StateUnavailable
 
@@ -95,7 +94,7 @@ class StateAlarm:
                 self._send(config, notifiers, "resolved", notice_text(
                     "resolved", unit=config.unit.name, what=PROBLEM_TITLES[KEY], key=KEY,
                     opened=since.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-                    resolved=now.astimezone(zone).strftime("%Y-%m-%d %H:%M"), duration=_duration(now - since)))
+                    resolved=now.astimezone(zone).strftime("%Y-%m-%d %H:%M"), duration=duration_text(now - since)))
             self._reason, self._since, self._told, self._tried = None, None, False, -RETRY_S
 
     def _send(self, config: Config, notifiers: Sequence[Notifier], state: State, text: str) -> bool:
