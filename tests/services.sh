@@ -67,7 +67,10 @@ if command -v psql >/dev/null 2>&1 && pg_lsclusters --no-header 2>/dev/null | gr
   if ! as_postgres "psql -qAtc \"select 1 from pg_roles where rolname='syncd_test'\"" | grep -q 1; then
     as_postgres "psql -qc \"create role syncd_test login password 'syncd_test'\""
   fi
-  if ! as_postgres "psql -qAtc \"select 1 from pg_database where datname='syncd_test'\"" | grep -q 1; then
-    as_postgres "psql -qc 'create database syncd_test owner syncd_test'"
-  fi
+  # syncd_test_other: another unit's state on the same server (the leader's takeover must leave it alone).
+  for database in syncd_test syncd_test_other; do
+    if ! as_postgres "psql -qAtc \"select 1 from pg_database where datname='$database'\"" | grep -q 1; then
+      as_postgres "psql -qc 'create database $database owner syncd_test'"
+    fi
+  done
 fi

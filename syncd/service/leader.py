@@ -210,10 +210,12 @@ def _evict_previous_leader(connection: Connection, previous: Holder | None) -> i
     which may end its own sessions.
     """
     name = session_name(previous.pid, previous.host) if previous is not None else None
+    # Only in this database: another unit's state on the same server holds the same keys in its own.
     ended = connection.execute(text(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ("
-        "application_name = :name OR pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND classid = :high AND objid = :low AND objsubid = 1))"),
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+        "AND datname = current_database() AND (application_name = :name OR pid IN ("
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :high AND objid = :low "
+        "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))"),
         {"name": name, "high": _CYCLE_KEY >> 32, "low": _CYCLE_KEY & 0xFFFFFFFF}).scalar()
     connection.commit()
     return int(ended or 0)

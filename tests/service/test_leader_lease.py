@@ -6,10 +6,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from syncd.service.leader import FENCE_FRESH_S, LEASE_S, FencedTarget, InstanceLock, LeadershipLost
 from syncd.state.store import StateStore
+from tests.test_sql_source import PG_URL
+
+CYCLE_KEY = 0x73796E6364  # syncd.state.store's cycle lock: the same key in every unit's database
 
 
 class RecordingTarget:
@@ -79,3 +84,21 @@ def test_a_leader_silent_for_the_lease_loses_the_lock_to_the_server(store: State
     finally:
         leader.release()
         standby.release()
+
+
+def test_taking_the_lead_leaves_another_units_database_alone(store: StateStore) -> None:
+    # Another unit's state on the same server, mid-cycle: its session holds the cycle lock's key in
+    # its own database, where advisory locks are its own.
+    other = create_engine(make_url(PG_URL).set(database="syncd_test_other"), poolclass=NullPool)
+    try:
+        with other.connect() as cycle:
+            assert cycle.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CYCLE_KEY}).scalar()
+            cycle.commit()
+            lock = InstanceLock(store)
+            try:
+                assert lock.acquire()
+                assert cycle.execute(text("SELECT 1")).scalar() == 1  # not ended by this unit's new leader
+            finally:
+                lock.release()
+    finally:
+        other.dispose()
