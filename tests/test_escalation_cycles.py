@@ -24,7 +24,7 @@ from syncd.engine.cycle import CycleOptions, run_cycle
 from syncd.state.models import JournalEntry
 from syncd.state.store import StateStore
 from syncd.wiring import build_source, build_target
-from tests.conftest import PEOPLE, config_toml, person
+from tests.conftest import DEPARTMENTS, PEOPLE, config_toml, person
 from tests.test_escalation import UNIT, Recorder
 
 CST = ZoneInfo("Asia/Shanghai")
@@ -202,5 +202,44 @@ def test_a_scoped_resync_that_holds_while_a_hold_waits_takes_in_the_rest_one_run
         directory = server.simulator.directory.employees
         assert {i for i in people if directory[people[i].employee_code].status == "F"} == everyone
         assert store.held_runs() == []
+    finally:
+        store.close()
+
+
+def test_a_scoped_resync_takes_in_a_waiting_structure_hold_with_the_join_that_waits_on_it(
+        bureau: tuple[Config, SimulatorServer], export: Callable[..., tuple[Path, Path]]) -> None:
+    config, server = bureau
+    assert sync(config) == "success"  # the tree built (structure changes applied), then held from here on
+    config = config.model_copy(update={"safety": config.safety.model_copy(update={"structure_changes": "hold"})})
+    new_department = {"部门编号": "D0006", "部门名称": "法规科", "简称": "", "上级部门编号": "D0002", "排序": "3"}
+    newcomer = person("A000007", "新同事", "13800000007", "D0006")
+    export(people=[*PEOPLE, newcomer], departments=[*DEPARTMENTS, new_department])
+    assert sync(config) == "held"  # the new department is held; the newcomer waits on it
+    [(first, _, held)] = store_held(config)
+    assert held == 1
+    export(people=[*leavers("A000003", "A000004"), newcomer], departments=[*DEPARTMENTS, new_department])
+    assert sync(config, CycleOptions(trigger="resync", scope=Scope("department", "D0003"))) == "held"
+    store = StateStore(config.state.url)
+    try:
+        [(second, _, held)] = store.held_runs()
+        assert second != first and held == 3  # the department and the two leavers; the join follows them
+        with store.engine.connect() as connection:
+            waiting = connection.execute(select(JournalEntry.run_id).where(
+                JournalEntry.subject == "A000007", JournalEntry.state == "held")).scalars().all()
+        assert waiting == [second]
+        assert store.decide(second, approve=True) == 3
+    finally:
+        store.close()
+    assert sync(config) == "success"
+    directory = server.simulator.directory
+    assert any(o.name == "法规科" for o in directory.organizations.values())
+    assert any(e.mobile == "13800000007" and e.status == "A" for e in directory.employees.values())
+
+
+def store_held(config: Config) -> list[tuple[str, datetime, int]]:
+    """The runs waiting for a decision, from a store opened and closed for the question."""
+    store = StateStore(config.state.url)
+    try:
+        return store.held_runs()
     finally:
         store.close()

@@ -135,14 +135,15 @@ class InstanceLock:
             got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _DAEMON_KEY}).scalar()
             connection.commit()  # a session lock outlives the transaction; never sit idle in one
             if got:
-                previous = _holder(self._store.value(LEADER))
-                if previous is not None and (previous.pid, previous.host) == (me.pid, me.host):
+                recorded = self._store.value(LEADER)
+                previous = recorded.get("session") if isinstance(recorded, dict) else None
+                if previous == session_name():
                     previous = None  # this process led before: its own sessions stay
-                evicted = _evict_previous_leader(connection, previous)
+                evicted = _evict_previous_leader(connection, previous if isinstance(previous, str) else None)
                 if evicted:
                     log.warning("daemon.evicted", sessions=evicted,
                                 reason="sessions of the previous leader were still open")
-                self._store.set_value(LEADER, me.as_json())
+                self._store.set_value(LEADER, {**me.as_json(), "session": session_name()})
         except SQLAlchemyError:
             connection.close()
             raise
@@ -200,23 +201,26 @@ class InstanceLock:
             self._engine.dispose()
 
 
-def _evict_previous_leader(connection: Connection, previous: Holder | None) -> int:
-    """End every other session holding the cycle lock, and every session of the previous leader.
+def _evict_previous_leader(connection: Connection, previous: str | None) -> int:
+    """End every session of the previous leader (its `session_name`), and any session of a syncd too
+    old to name its sessions that still holds the cycle lock; in this database only.
 
     Only the leader runs cycles and writes, so such a session belongs to a leader that lost its
     lease and may thaw at any moment: its cycle lock, and any transaction it was frozen inside of
     (with its row locks), would stall this leader until the server noticed. Ending them releases
-    them now; a thawed leader finds its sessions gone and stands by. Nodes share one database role,
-    which may end its own sessions.
+    them now; a thawed leader finds its sessions gone and stands by. A named session holding the
+    cycle lock that is not the previous leader's is a command's (`syncd sync`, an inline resync): it
+    holds the lock rightly, and this leader's cycles wait for it. Another unit's state on the same
+    server holds the same keys in its own database. Nodes share one database role, which may end its
+    own sessions.
     """
-    name = session_name(previous.pid, previous.host) if previous is not None else None
-    # Only in this database: another unit's state on the same server holds the same keys in its own.
     ended = connection.execute(text(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-        "AND datname = current_database() AND (application_name = :name OR pid IN ("
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :high AND objid = :low "
-        "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))"),
-        {"name": name, "high": _CYCLE_KEY >> 32, "low": _CYCLE_KEY & 0xFFFFFFFF}).scalar()
+        "AND datname = current_database() AND (application_name = :name OR (application_name NOT LIKE 'syncd %' "
+        "AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :high "
+        "AND objid = :low AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))))"),
+        {"name": previous, "high": _CYCLE_KEY >> 32, "low": _CYCLE_KEY & 0xFFFFFFFF}).scalar()
     connection.commit()
     return int(ended or 0)
 

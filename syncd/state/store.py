@@ -153,20 +153,29 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def session_name(pid: int, host: str) -> str:
-    """The `application_name` of every PostgreSQL session of the process `pid` on `host`.
+_SESSION_TAG: tuple[int, str] = (0, "")  # (pid, a random tag): a fork gets its own
 
-    A node that takes the lead ends every session of the leader before it by this name: a leader
-    frozen inside a transaction would otherwise hold its row locks until the server notices.
+
+def session_name() -> str:
+    """The `application_name` of every PostgreSQL session of this process: `syncd <tag> <pid> <host>`.
+
+    A node that takes the lead ends every session of the leader before it by this name (recorded
+    with the leader): a leader frozen inside a transaction would otherwise hold its row locks until
+    the server noticed. The random tag keeps a restarted process with the same pid and host (pid 1
+    in a container) from being taken for the one before it.
     """
-    return f"syncd {pid} {host}".encode()[:63].decode(errors="ignore")  # the server keeps 63 bytes
+    global _SESSION_TAG
+    if _SESSION_TAG[0] != os.getpid():
+        _SESSION_TAG = (os.getpid(), uuid.uuid4().hex[:12])
+    pid, tag = _SESSION_TAG
+    return f"syncd {tag} {pid} {socket.gethostname()}".encode()[:63].decode(errors="ignore")  # the server keeps 63
 
 
 def name_sessions(engine: Engine) -> None:
-    """Give each new session of `engine` this process's `session_name` (looked up at connect: a fork has its own)."""
+    """Give each new session of `engine` this process's `session_name` (looked up at connect)."""
 
     def named(dialect: Any, record: Any, args: Any, params: dict[str, Any]) -> None:
-        params["application_name"] = session_name(os.getpid(), socket.gethostname())
+        params["application_name"] = session_name()
 
     event.listen(engine, "do_connect", named)
 
@@ -542,15 +551,19 @@ class StateStore:
         """Earlier runs' undecided holds of these changes are superseded by `run_id`, which holds them all.
 
         `take_in` (a scoped run, whose plan holds only its part): every other undecided hold of the
-        earlier runs is journaled into `run_id` too, as it was detected and due, so one run is decided
-        and not two. Returns how many were taken in.
+        earlier runs, and what waits on them, is journaled into `run_id` too, as it was detected and
+        due, so one run is decided and not two. Returns how many holds were taken in.
         """
         now = _now()
-        with self._session.begin() as session:
+        # One read-then-write transaction (SQLite: BEGIN IMMEDIATE), the rows locked (PostgreSQL): an
+        # approval made meanwhile waits for it, then finds nothing left to approve in the earlier run,
+        # rather than being overwritten here or leaving a copy still held.
+        with self._updating.begin() as session:
             earlier = list(session.scalars(select(JournalEntry).where(
-                JournalEntry.state == "held", JournalEntry.run_id != run_id).order_by(JournalEntry.id)))
-            held_again = [e.id for e in earlier if _fingerprint(e) in fingerprints]
-            taken = [e for e in earlier if take_in and e.error_category != "waiting" and e.id not in set(held_again)]
+                JournalEntry.state == "held", JournalEntry.run_id != run_id).order_by(JournalEntry.id)
+                .with_for_update()))
+            held_again = {e.id for e in earlier if _fingerprint(e) in fingerprints}
+            taken = [e for e in earlier if take_in and e.id not in held_again]
             seq = session.scalar(select(func.max(JournalEntry.seq)).where(JournalEntry.run_id == run_id)) or 0
             for n, entry in enumerate(taken, start=seq + 1):
                 session.add(JournalEntry(run_id=run_id, seq=n, kind=entry.kind, subject=entry.subject,
@@ -559,9 +572,10 @@ class StateStore:
                                          detected_at=entry.detected_at, due_at=entry.due_at, updated_at=now))
             superseded = [*held_again, *(e.id for e in taken)]
             if superseded:
-                session.execute(update(JournalEntry).where(JournalEntry.id.in_(superseded)).values(
+                session.execute(update(JournalEntry).where(
+                    JournalEntry.id.in_(superseded), JournalEntry.state == "held").values(
                     state="superseded", error_message=f"held again with more by run {run_id}", updated_at=now))
-        return len(taken)
+        return sum(1 for e in taken if e.error_category != "waiting")
 
     def overdue(self, today: date) -> list[JournalEntry]:
         """Changes not in the directory past their due date: what the latest whole-unit run could not

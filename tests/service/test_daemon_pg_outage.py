@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -19,7 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from syncd.state.store import session_name
+from syncd.service.leader import LEADER
+from syncd.state.store import StateStore
 from tests.conftest import DEPARTMENTS, PEOPLE, person
 from tests.projection import hr_projection
 from tests.service.daemon_harness import Bureau, DaemonProcess, people_with, poll, post_in
@@ -133,13 +133,22 @@ def test_a_frozen_leader_is_replaced_within_60_s_and_thawed_writes_nothing_more(
     assert (code, body.get("role")) == (200, "standby"), body
 
 
+def leader_session(bureau: Bureau) -> str:
+    """The session name the leader recorded with its leadership (`syncd <tag> <pid> <host>`)."""
+    store = StateStore(bureau.state_url)
+    try:
+        return str(store.value(LEADER)["session"])
+    finally:
+        store.close()
+
+
 def test_a_frozen_leaders_open_transaction_does_not_stall_the_new_leader(pg_bureau: Bureau) -> None:
     leader, standby = two_nodes(pg_bureau)
     # What a leader frozen between a write and its commit holds: locks on the state's tables, in a
     # session of its own (not the one holding the cycle lock). Opened here under the leader's session
     # name, because a SIGSTOP cannot be timed to land inside a transaction.
     engine = create_engine(pg_bureau.state_url, poolclass=NullPool,
-                           connect_args={"application_name": session_name(leader.pid, socket.gethostname())})
+                           connect_args={"application_name": leader_session(pg_bureau)})
     frozen_transaction = engine.connect()
     frozen_transaction.execute(text("LOCK TABLE runs, journal, service_state, problems, notices IN EXCLUSIVE MODE"))
     os.kill(leader.pid, signal.SIGSTOP)

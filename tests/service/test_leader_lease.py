@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from syncd.service.leader import FENCE_FRESH_S, LEASE_S, FencedTarget, InstanceLock, LeadershipLost
+from syncd.service.leader import FENCE_FRESH_S, LEADER, LEASE_S, FencedTarget, InstanceLock, LeadershipLost
 from syncd.state.store import StateStore
 from tests.test_sql_source import PG_URL
 
@@ -102,3 +104,45 @@ def test_taking_the_lead_leaves_another_units_database_alone(store: StateStore) 
                 lock.release()
     finally:
         other.dispose()
+
+
+def named_session(url: str, name: str) -> tuple[Engine, Connection]:
+    """A connection to `url` whose `application_name` is `name`, as another syncd process would open it."""
+    engine = create_engine(url, poolclass=NullPool, connect_args={"application_name": name})
+    return engine, engine.connect()
+
+
+def is_alive(connection: Connection) -> bool:
+    try:
+        return connection.execute(text("SELECT 1")).scalar() == 1
+    except OperationalError:
+        return False
+
+
+def test_taking_the_lead_ends_the_previous_leaders_sessions_and_no_other_processes(store: StateStore) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    store.set_value(LEADER, {"pid": 1, "host": "node-a", "since": "2026-12-04T00:00:00+00:00",
+                             "session": "syncd 0a1b2c3d4e5f 1 node-a"})
+    # The frozen leader, inside a transaction; a new process that has its pid and host (a restarted
+    # container); and a command's cycle (`syncd sync`), which holds the cycle lock rightly.
+    sessions = {name: named_session(url, name) for name in (
+        "syncd 0a1b2c3d4e5f 1 node-a", "syncd 99aa88bb77cc 1 node-a", "syncd 123456abcdef 4242 node-b")}
+    try:
+        frozen = sessions["syncd 0a1b2c3d4e5f 1 node-a"][1]
+        frozen.execute(text("SELECT count(*) FROM service_state"))  # a transaction left open
+        command = sessions["syncd 123456abcdef 4242 node-b"][1]
+        assert command.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CYCLE_KEY}).scalar()
+        command.commit()
+        lock = InstanceLock(store)
+        try:
+            assert lock.acquire()
+        finally:
+            lock.release()
+        alive = {name: is_alive(connection) for name, (_, connection) in sessions.items()}
+        assert alive == {"syncd 0a1b2c3d4e5f 1 node-a": False, "syncd 99aa88bb77cc 1 node-a": True,
+                         "syncd 123456abcdef 4242 node-b": True}
+    finally:
+        for engine, connection in sessions.values():
+            with contextlib.suppress(OperationalError):
+                connection.close()
+            engine.dispose()
